@@ -1,0 +1,78 @@
+//! `ai-router check`: loads and validates the config and prompts exactly as `serve`
+//! would, and reports the effective settings (secrets masked) or the first problem.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use crate::config::{self, Config};
+use crate::prompts::{PromptSet, PromptSource};
+use crate::upstream;
+
+/// The report for a valid setup, or the problem that would stop `serve`.
+pub fn report(path: &Path) -> Result<String, String> {
+    let config = config::load(path).map_err(|e| e.to_string())?;
+    let prompts = PromptSet::load(&config.server.prompts_dir).map_err(|e| e.to_string())?;
+    let settings = toml::to_string_pretty(&config).map_err(|e| e.to_string())?;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "# ai-router {}: configuration is valid",
+        env!("CARGO_PKG_VERSION")
+    );
+    let _ = writeln!(
+        out,
+        "# effective settings: built-in defaults < {} < environment\n",
+        path.display()
+    );
+    out.push_str(&settings);
+    out.push_str("\n# backend keys\n");
+    keys(&config, &mut out);
+    out.push_str("\n# prompts\n");
+    for prompt in prompts.all() {
+        let source = match &prompt.source {
+            PromptSource::File(file) => format!("file {}", file.display()),
+            PromptSource::Fallback => "BUILT-IN FALLBACK (file missing)".to_string(),
+        };
+        let _ = writeln!(
+            out,
+            "{:<24} {} ({} chars)",
+            prompt.name,
+            source,
+            prompt.text.chars().count()
+        );
+    }
+    out.push_str("\n# session logs\n");
+    let _ = writeln!(out, "{}", sessions_status(&config));
+    Ok(out)
+}
+
+fn keys(config: &Config, out: &mut String) {
+    for (name, backend) in config.backends.iter() {
+        let variable = backend.api_key_env.trim();
+        let state = if variable.is_empty() {
+            "no key needed (api_key_env is empty)".to_string()
+        } else if upstream::read_key(backend).is_some() {
+            format!("{variable} is set (***)")
+        } else {
+            format!("{variable} is NOT set: calls to this backend will be refused")
+        };
+        let _ = writeln!(out, "{name:<11} {state}");
+    }
+}
+
+fn sessions_status(config: &Config) -> String {
+    let sessions = &config.sessions;
+    if !sessions.enabled {
+        return "disabled (sessions.enabled = false)".into();
+    }
+    let dir = sessions.dir.display();
+    if sessions.dir.is_dir() {
+        let count = std::fs::read_dir(&sessions.dir).map_or(0, |d| d.count());
+        format!(
+            "{dir} exists ({count} entries); keeps {} days, {} files",
+            sessions.max_age_days, sessions.max_files
+        )
+    } else {
+        format!("{dir} does not exist yet; it is created at start-up")
+    }
+}

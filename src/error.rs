@@ -1,0 +1,185 @@
+//! The request path's one error type and its OpenAI-shaped response
+//! (`{"error":{"message","type","param","code"}}`), so SDKs raise the right exception.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+use crate::upstream_error::UpstreamError;
+
+/// Everything that can go wrong while answering a request, in user terms.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The body is not JSON at all.
+    #[error("request body is not valid JSON: {0}")]
+    InvalidJson(String),
+    /// The body is JSON but breaks the chat-completions contract.
+    #[error("{message}")]
+    InvalidRequest {
+        message: String,
+        param: Option<String>,
+    },
+    /// The body is larger than `server.max_body_bytes`.
+    #[error("request body is larger than the limit of {limit} bytes")]
+    BodyTooLarge { limit: usize },
+    /// The body could not be read from the client.
+    #[error("could not read the request body: {0}")]
+    BodyUnreadable(String),
+    /// No such path.
+    #[error("unknown route: {method} {path}")]
+    NotFound { method: String, path: String },
+    /// The path exists but not with this method.
+    #[error("method {method} is not allowed on {path}")]
+    MethodNotAllowed { method: String, path: String },
+    /// The backend could not be reached (refused, DNS, connect timeout).
+    #[error("the {backend} backend is unreachable ({reason})")]
+    UpstreamUnreachable {
+        backend: &'static str,
+        reason: String,
+    },
+    /// The backend accepted the request but went silent for too long.
+    #[error("the {backend} backend did not answer within {secs} s")]
+    UpstreamTimeout { backend: &'static str, secs: u64 },
+    /// The backend answered with an error of its own; relayed with its status.
+    #[error("{}", .error.message)]
+    UpstreamStatus {
+        backend: &'static str,
+        error: Box<UpstreamError>,
+    },
+    /// The backend answered something that is not the protocol we speak.
+    #[error("the {backend} backend sent an invalid response ({reason})")]
+    UpstreamProtocol {
+        backend: &'static str,
+        reason: String,
+    },
+}
+
+impl Error {
+    /// A 400 for a field that is missing or has the wrong type.
+    pub fn invalid(message: impl Into<String>, param: impl Into<String>) -> Self {
+        Error::InvalidRequest {
+            message: message.into(),
+            param: Some(param.into()),
+        }
+    }
+
+    /// The HTTP status this error answers with.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Error::InvalidJson(_) | Error::InvalidRequest { .. } | Error::BodyUnreadable(_) => {
+                StatusCode::BAD_REQUEST
+            }
+            Error::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Error::NotFound { .. } => StatusCode::NOT_FOUND,
+            Error::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            Error::UpstreamUnreachable { .. } | Error::UpstreamProtocol { .. } => {
+                StatusCode::BAD_GATEWAY
+            }
+            Error::UpstreamTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
+            Error::UpstreamStatus { error, .. } => error.status,
+        }
+    }
+
+    /// The envelope's `type`, in OpenAI's vocabulary.
+    pub fn kind(&self) -> &str {
+        match self {
+            Error::InvalidJson(_)
+            | Error::InvalidRequest { .. }
+            | Error::BodyTooLarge { .. }
+            | Error::BodyUnreadable(_)
+            | Error::NotFound { .. }
+            | Error::MethodNotAllowed { .. } => "invalid_request_error",
+            Error::UpstreamUnreachable { .. }
+            | Error::UpstreamTimeout { .. }
+            | Error::UpstreamProtocol { .. } => "upstream_error",
+            Error::UpstreamStatus { error, .. } => &error.kind,
+        }
+    }
+
+    /// The envelope's `code`: a short machine-readable name, or what the backend sent.
+    pub fn code(&self) -> Value {
+        let name = match self {
+            Error::InvalidJson(_) => "invalid_json",
+            Error::InvalidRequest { .. } => "invalid_request",
+            Error::BodyTooLarge { .. } => "request_too_large",
+            Error::BodyUnreadable(_) => "body_unreadable",
+            Error::NotFound { .. } => "unknown_route",
+            Error::MethodNotAllowed { .. } => "method_not_allowed",
+            Error::UpstreamUnreachable { .. } => "upstream_unreachable",
+            Error::UpstreamTimeout { .. } => "upstream_timeout",
+            Error::UpstreamProtocol { .. } => "upstream_invalid_response",
+            Error::UpstreamStatus { error, .. } => return error.code.clone(),
+        };
+        Value::from(name)
+    }
+
+    fn param(&self) -> Value {
+        match self {
+            Error::InvalidRequest { param, .. } => param.clone().map_or(Value::Null, Value::from),
+            Error::UpstreamStatus { error, .. } => error.param.clone(),
+            _ => Value::Null,
+        }
+    }
+
+    /// The OpenAI error envelope for this error, as JSON.
+    pub fn envelope(&self) -> Value {
+        json!({
+            "error": {
+                "message": self.to_string(),
+                "type": self.kind(),
+                "param": self.param(),
+                "code": self.code(),
+            }
+        })
+    }
+}
+
+/// What the request-log layer needs to log an error once, kept as a response extension.
+#[derive(Clone, Debug)]
+pub struct LoggedError(pub String);
+
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let mut response = (status, axum::Json(self.envelope())).into_response();
+        // No logging here: the request layer logs it once, with the request's span.
+        response
+            .extensions_mut()
+            .insert(LoggedError(self.to_string()));
+        response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn envelope_has_all_four_fields() {
+        let err = Error::invalid("`messages` is required", "messages");
+        let body = err.envelope();
+        assert_eq!(body["error"]["message"], "`messages` is required");
+        assert_eq!(body["error"]["type"], "invalid_request_error");
+        assert_eq!(body["error"]["param"], "messages");
+        assert_eq!(body["error"]["code"], "invalid_request");
+        assert_eq!(err.status(), StatusCode::BAD_REQUEST);
+    }
+
+    #[test]
+    fn router_failures_name_the_backend_not_internals() {
+        let err = Error::UpstreamUnreachable {
+            backend: "primary",
+            reason: "connection refused".into(),
+        };
+        assert_eq!(err.status(), StatusCode::BAD_GATEWAY);
+        assert_eq!(
+            err.to_string(),
+            "the primary backend is unreachable (connection refused)"
+        );
+        let timeout = Error::UpstreamTimeout {
+            backend: "primary",
+            secs: 30,
+        };
+        assert_eq!(timeout.status(), StatusCode::GATEWAY_TIMEOUT);
+    }
+}

@@ -1,0 +1,107 @@
+//! ai-router: an OpenAI-compatible reverse proxy that decides, for every chat request,
+//! which backend answers it, relays the answer, and writes one session log per request.
+//!
+//! # Layout
+//! - `config`: settings structs and `load()` (defaults < TOML < environment), `validate()`
+//! - `secret`: `Secret`, a string that prints as `***`
+//! - `state`: `AppState`, built once and shared by every request
+//! - `http`: the route table and thin handlers
+//! - `request_context`: request id, client IP, span and final log line for every request
+//! - `client_ip`: the real client address behind trusted proxies
+//! - `openai`: the typed parts of the chat wire format the router reads
+//! - `route`: the routing decision (`Route`, `Decision`, `decide`)
+//! - `pipeline`: runs a decision: shape, call the backend, relay, finish the session
+//! - `shape`: per-backend request shaping (model, length rules, one system message)
+//! - `upstream`: one backend's client, URL, model, key and timeouts
+//! - `upstream_error`: backends' error bodies normalised to OpenAI's envelope
+//! - `relay`: the SSE relay, event by event, with in-band errors
+//! - `capture`: what the session log keeps from an answer
+//! - `session`: the session record and its drop guard
+//! - `session_writer`: the off-path, atomic, redacting session-log writer
+//! - `rotation`: keeps the session folder within its age and count limits
+//! - `prompts`: the prompt files, with built-in fallbacks
+//! - `health`: liveness and readiness
+//! - `error`: the request path's `Error` and its OpenAI-shaped response
+//! - `check`: the `ai-router check` report
+//! - `telemetry`: tracing set-up
+//! - `shutdown`: SIGTERM/SIGINT as a future
+
+#![forbid(unsafe_code)]
+
+pub mod capture;
+pub mod check;
+pub mod client_ip;
+pub mod config;
+pub mod error;
+pub mod health;
+pub mod http;
+pub mod openai;
+pub mod pipeline;
+pub mod prompts;
+pub mod relay;
+pub mod request_context;
+pub mod rotation;
+pub mod route;
+pub mod secret;
+pub mod session;
+pub mod session_writer;
+pub mod shape;
+pub mod shutdown;
+pub mod state;
+pub mod telemetry;
+pub mod upstream;
+pub mod upstream_error;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::serve::ListenerExt;
+use tokio::net::TcpListener;
+
+pub use state::AppState;
+
+/// The HTTP application for `state`; tests drive it with `oneshot` or a listener.
+pub fn app(state: Arc<AppState>) -> axum::Router {
+    http::routes(state)
+}
+
+/// Serves `state` on `listener` until `shutdown` resolves, then lets in-flight requests
+/// (streams included) finish for up to `grace` before returning.
+pub async fn serve(
+    listener: TcpListener,
+    state: Arc<AppState>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    grace: Duration,
+) -> std::io::Result<()> {
+    // Small SSE chunks must leave at once, not wait for Nagle's algorithm.
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
+    let (fired, on_fire) = tokio::sync::oneshot::channel::<()>();
+    let server = axum::serve(
+        listener,
+        app(state).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move {
+        shutdown.await;
+        tracing::info!(
+            grace_secs = grace.as_secs(),
+            "shutting down: no new connections, finishing in-flight requests"
+        );
+        let _ = fired.send(());
+    });
+    let mut server = std::pin::pin!(server.into_future());
+    tokio::select! {
+        result = &mut server => return result,
+        _ = on_fire => {}
+    }
+    match tokio::time::timeout(grace, server).await {
+        Ok(result) => result,
+        Err(_) => {
+            tracing::warn!("grace period over: requests still running are cut off");
+            Ok(())
+        }
+    }
+}

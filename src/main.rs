@@ -1,0 +1,92 @@
+//! The `ai-router` binary: command line, then wiring (config → tracing → state →
+//! session writer → serve → flush). Everything else lives in the library.
+
+#![forbid(unsafe_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ai_router::session::SessionSink;
+use ai_router::{AppState, check, config, prompts, session_writer, shutdown, telemetry, upstream};
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+/// An OpenAI-compatible router: each chat request goes to the backend that should answer it.
+#[derive(Parser)]
+#[command(name = "ai-router", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the proxy on `server.listen` until SIGTERM or Ctrl-C.
+    Serve {
+        /// Config file (TOML); the environment overrides it (AI_ROUTER_<SECTION>__<KEY>).
+        #[arg(long, value_name = "FILE", default_value = "config/router.toml")]
+        config: PathBuf,
+    },
+    /// Validate the config and prompts and print the effective settings (secrets masked);
+    /// exits non-zero with the reason when something is wrong.
+    Check {
+        /// Config file (TOML); the environment overrides it (AI_ROUTER_<SECTION>__<KEY>).
+        #[arg(long, value_name = "FILE", default_value = "config/router.toml")]
+        config: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let result = match Cli::parse().command {
+        Command::Check { config } => check::report(&config).map(|report| print!("{report}")),
+        Command::Serve { config } => serve(&config).map_err(|e| format!("{e:#}")),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("ai-router: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn serve(path: &Path) -> anyhow::Result<()> {
+    let config = config::load(path)?;
+    telemetry::init(config.server.log_format);
+    tokio::runtime::Runtime::new()?.block_on(run(config))
+}
+
+async fn run(config: config::Config) -> anyhow::Result<()> {
+    let prompts = prompts::PromptSet::load(&config.server.prompts_dir)?;
+    let secrets = config
+        .backends
+        .iter()
+        .into_iter()
+        .filter_map(|(_, b)| upstream::read_key(b))
+        .collect();
+    let (sink, writer) = if config.sessions.enabled {
+        let (sink, writer) = session_writer::start(&config.sessions, secrets)
+            .with_context(|| format!("session logs in {}", config.sessions.dir.display()))?;
+        (sink, Some(writer))
+    } else {
+        (SessionSink::disabled(), None)
+    };
+    let listen = config.server.listen;
+    let grace = Duration::from_secs(config.server.shutdown_grace_secs);
+    for (name, backend) in config.backends.iter() {
+        tracing::info!(backend = name, url = %backend.base_url, model = %backend.model, "backend");
+    }
+    let state = Arc::new(AppState::new(config, prompts, sink)?);
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    tracing::info!(address = %listener.local_addr()?, "ai-router listening");
+    ai_router::serve(listener, state, shutdown::signal(), grace).await?;
+    if let Some(writer) = writer {
+        writer.shutdown().await;
+    }
+    tracing::info!("stopped");
+    Ok(())
+}

@@ -1,0 +1,196 @@
+//! The few typed parts of OpenAI's chat wire format the router reads; everything else
+//! stays a `serde_json` value and passes through untouched.
+
+use serde_json::{Map, Value};
+
+use crate::error::Error;
+
+/// A validated `POST /v1/chat/completions` body.
+#[derive(Clone, Debug)]
+pub struct ChatRequest {
+    /// The whole body as the client sent it.
+    pub body: Map<String, Value>,
+    /// Whether the client asked for an SSE stream.
+    pub stream: bool,
+    /// Whether the client asked for the final usage chunk (`stream_options.include_usage`).
+    pub include_usage: bool,
+}
+
+impl ChatRequest {
+    /// Parses and validates a request body: a JSON object with a non-empty `messages`
+    /// array of objects that each have a string `role`.
+    pub fn parse(bytes: &[u8]) -> Result<Self, Error> {
+        let value: Value =
+            serde_json::from_slice(bytes).map_err(|e| Error::InvalidJson(e.to_string()))?;
+        let Value::Object(body) = value else {
+            return Err(Error::InvalidRequest {
+                message: "the request body must be a JSON object".into(),
+                param: None,
+            });
+        };
+        validate_messages(body.get("messages"))?;
+        let stream = match body.get("stream") {
+            None | Some(Value::Null) => false,
+            Some(Value::Bool(b)) => *b,
+            Some(_) => return Err(Error::invalid("`stream` must be a boolean", "stream")),
+        };
+        let include_usage = match body.get("stream_options") {
+            None | Some(Value::Null) => false,
+            Some(Value::Object(options)) => options
+                .get("include_usage")
+                .and_then(Value::as_bool)
+                .unwrap_or(false),
+            Some(_) => {
+                return Err(Error::invalid(
+                    "`stream_options` must be an object",
+                    "stream_options",
+                ));
+            }
+        };
+        Ok(ChatRequest {
+            body,
+            stream,
+            include_usage,
+        })
+    }
+
+    /// The conversation (validated to be a non-empty array of objects).
+    pub fn messages(&self) -> &[Value] {
+        self.body
+            .get("messages")
+            .and_then(Value::as_array)
+            .map_or(&[], Vec::as_slice)
+    }
+
+    /// The text of the last user message, or an empty string when there is none.
+    pub fn last_user_text(&self) -> String {
+        self.messages()
+            .iter()
+            .rev()
+            .find(|m| m.get("role").and_then(Value::as_str) == Some("user"))
+            .map(|m| content_text(m.get("content")))
+            .unwrap_or_default()
+    }
+}
+
+fn validate_messages(messages: Option<&Value>) -> Result<(), Error> {
+    let messages = match messages {
+        None | Some(Value::Null) => {
+            return Err(Error::invalid("`messages` is required", "messages"));
+        }
+        Some(Value::Array(list)) => list,
+        Some(_) => return Err(Error::invalid("`messages` must be an array", "messages")),
+    };
+    if messages.is_empty() {
+        return Err(Error::invalid(
+            "`messages` must contain at least one message",
+            "messages",
+        ));
+    }
+    for (i, message) in messages.iter().enumerate() {
+        let Some(fields) = message.as_object() else {
+            return Err(Error::invalid(
+                format!("`messages[{i}]` must be an object"),
+                format!("messages[{i}]"),
+            ));
+        };
+        if !fields.get("role").is_some_and(Value::is_string) {
+            return Err(Error::invalid(
+                format!("`messages[{i}].role` must be a string"),
+                format!("messages[{i}].role"),
+            ));
+        }
+        match fields.get("content") {
+            None | Some(Value::Null | Value::String(_) | Value::Array(_)) => {}
+            Some(_) => {
+                return Err(Error::invalid(
+                    format!("`messages[{i}].content` must be a string or an array of parts"),
+                    format!("messages[{i}].content"),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The text of a message's `content`: the string itself, or the `text` parts of a list
+/// joined by newlines (images and other parts are skipped).
+pub fn content_text(content: Option<&Value>) -> String {
+    match content {
+        Some(Value::String(text)) => text.clone(),
+        Some(Value::Array(parts)) => parts
+            .iter()
+            .filter_map(|p| p.get("text").and_then(Value::as_str))
+            .collect::<Vec<_>>()
+            .join("\n"),
+        _ => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::StatusCode;
+
+    fn parse(body: &str) -> Result<ChatRequest, Error> {
+        ChatRequest::parse(body.as_bytes())
+    }
+
+    fn param_of(body: &str) -> String {
+        let err = parse(body).unwrap_err();
+        assert_eq!(err.status(), StatusCode::BAD_REQUEST, "{err}");
+        err.envelope()["error"]["param"]
+            .as_str()
+            .unwrap_or("")
+            .to_string()
+    }
+
+    #[test]
+    fn accepts_a_minimal_request_and_reads_flags() {
+        let req = parse(r#"{"messages":[{"role":"user","content":"hi"}],"stream":true,"stream_options":{"include_usage":true}}"#).unwrap();
+        assert!(req.stream);
+        assert!(req.include_usage);
+        assert_eq!(req.last_user_text(), "hi");
+        let plain = parse(r#"{"model":"x","messages":[{"role":"user","content":"hi"}]}"#).unwrap();
+        assert!(!plain.stream);
+    }
+
+    #[test]
+    fn rejects_bad_shapes_naming_the_field() {
+        assert!(matches!(parse("{not json"), Err(Error::InvalidJson(_))));
+        assert!(matches!(
+            parse("[1,2]"),
+            Err(Error::InvalidRequest { param: None, .. })
+        ));
+        assert_eq!(param_of(r#"{"model":"x"}"#), "messages");
+        assert_eq!(param_of(r#"{"messages":"hi"}"#), "messages");
+        assert_eq!(param_of(r#"{"messages":[]}"#), "messages");
+        assert_eq!(param_of(r#"{"messages":[42]}"#), "messages[0]");
+        assert_eq!(
+            param_of(r#"{"messages":[{"role":"user","content":"a"},{"content":"b"}]}"#),
+            "messages[1].role"
+        );
+        assert_eq!(
+            param_of(r#"{"messages":[{"role":"user","content":7}]}"#),
+            "messages[0].content"
+        );
+        assert_eq!(
+            param_of(r#"{"messages":[{"role":"user","content":"a"}],"stream":"yes"}"#),
+            "stream"
+        );
+    }
+
+    #[test]
+    fn last_user_text_reads_list_content_and_skips_images() {
+        let req = parse(
+            r#"{"messages":[
+                {"role":"user","content":"first"},
+                {"role":"assistant","content":"ok"},
+                {"role":"user","content":[{"type":"text","text":"what is"},{"type":"image_url","image_url":{"url":"data:x"}},{"type":"text","text":"this?"}]},
+                {"role":"assistant","content":null,"tool_calls":[]}
+            ]}"#,
+        )
+        .unwrap();
+        assert_eq!(req.last_user_text(), "what is\nthis?");
+    }
+}

@@ -1,0 +1,296 @@
+//! Relays a backend's SSE stream to the client event by event, as each arrives. It peeks
+//! the first event before the 200 is committed (so early failures are real HTTP errors),
+//! rewrites `model`, captures the answer into the session record, and after the headers
+//! reports failures in-band: one `data: {"error":…}` event, then `[DONE]`.
+
+use std::convert::Infallible;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::response::sse::Event;
+use bytes::Bytes;
+use eventsource_stream::{EventStreamError, Eventsource};
+use futures_util::{Stream, StreamExt};
+use serde_json::Value;
+
+use crate::capture;
+use crate::error::Error;
+use crate::session::{Outcome, Session, millis};
+use crate::upstream::Upstream;
+use crate::upstream_error::UpstreamError;
+
+/// Why reading the backend's stream stopped early.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    /// No byte arrived within the idle timeout.
+    #[error("sent nothing for {0} s")]
+    Idle(u64),
+    /// The connection failed.
+    #[error("connection failed mid-stream")]
+    Transport(#[from] reqwest::Error),
+}
+
+type Events = Pin<
+    Box<dyn Stream<Item = Result<eventsource_stream::Event, EventStreamError<ReadError>>> + Send>,
+>;
+
+/// A backend stream whose first event has arrived and is not an error.
+pub struct OpenStream {
+    first: eventsource_stream::Event,
+    rest: Events,
+    backend: &'static str,
+    idle_secs: u64,
+}
+
+/// What the relay needs to know about the client.
+#[derive(Clone, Debug)]
+pub struct RelayOptions {
+    /// Name written into every chunk's `model`.
+    pub virtual_model: Arc<str>,
+    /// Whether the client asked for the usage-only chunk.
+    pub include_usage: bool,
+}
+
+/// Checks the stream's content type and waits (within the idle timeout) for its first
+/// event. Anything wrong so far is an ordinary error: nothing has reached the client.
+pub async fn open(upstream: &Upstream, response: reqwest::Response) -> Result<OpenStream, Error> {
+    let content_type = response
+        .headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !content_type.starts_with("text/event-stream") {
+        return Err(Error::UpstreamProtocol {
+            backend: upstream.name,
+            reason: format!("expected an event stream, got {content_type:?}"),
+        });
+    }
+    let idle = upstream.timeout;
+    let mut rest: Events = Box::pin(idle_timeout(response.bytes_stream(), idle).eventsource());
+    let first = match rest.next().await {
+        Some(Ok(event)) => event,
+        Some(Err(e)) => return Err(read_error(upstream, idle, e)),
+        None => {
+            return Err(Error::UpstreamProtocol {
+                backend: upstream.name,
+                reason: "the stream ended before any event".into(),
+            });
+        }
+    };
+    if let Ok(value) = serde_json::from_str::<Value>(&first.data)
+        && value.get("error").is_some()
+    {
+        return Err(Error::UpstreamStatus {
+            backend: upstream.name,
+            error: Box::new(UpstreamError::from_event(upstream.name, &value)),
+        });
+    }
+    Ok(OpenStream {
+        first,
+        rest,
+        backend: upstream.name,
+        idle_secs: idle.as_secs(),
+    })
+}
+
+fn read_error(upstream: &Upstream, idle: Duration, error: EventStreamError<ReadError>) -> Error {
+    match error {
+        EventStreamError::Transport(ReadError::Idle(_)) => upstream.timed_out(idle),
+        other => Error::UpstreamProtocol {
+            backend: upstream.name,
+            reason: other.to_string(),
+        },
+    }
+}
+
+/// Ends the byte stream with `ReadError::Idle` when the backend goes silent for `idle`.
+/// This is per chunk, not a total: a long answer that keeps flowing is never cut.
+fn idle_timeout(
+    bytes: impl Stream<Item = reqwest::Result<Bytes>> + Send + 'static,
+    idle: Duration,
+) -> impl Stream<Item = Result<Bytes, ReadError>> + Send + 'static {
+    futures_util::stream::unfold(Some(Box::pin(bytes)), move |state| async move {
+        let mut bytes = state?;
+        match tokio::time::timeout(idle, bytes.next()).await {
+            Ok(Some(Ok(chunk))) => Some((Ok(chunk), Some(bytes))),
+            Ok(Some(Err(e))) => Some((Err(ReadError::Transport(e)), None)),
+            Ok(None) => None,
+            Err(_) => Some((Err(ReadError::Idle(idle.as_secs())), None)),
+        }
+    })
+}
+
+enum Phase {
+    Relaying,
+    /// An error was sent in-band; `[DONE]` follows.
+    Ending,
+    Done,
+}
+
+struct Relay {
+    pending: Option<eventsource_stream::Event>,
+    events: Events,
+    session: Option<Session>,
+    step: usize,
+    called_at: Instant,
+    options: RelayOptions,
+    backend: &'static str,
+    idle_secs: u64,
+    saw_finish: bool,
+    error: Option<String>,
+    phase: Phase,
+}
+
+/// Turns an opened backend stream into the client's event stream. The session moves in:
+/// it is finished when the stream ends, or records `client_disconnected` if the client
+/// drops the stream first (which also drops, and so cancels, the backend request).
+pub fn relay(
+    stream: OpenStream,
+    session: Session,
+    step: usize,
+    called_at: Instant,
+    options: RelayOptions,
+) -> impl Stream<Item = Result<Event, Infallible>> + Send + 'static {
+    let relay = Relay {
+        pending: Some(stream.first),
+        events: stream.rest,
+        session: Some(session),
+        step,
+        called_at,
+        options,
+        backend: stream.backend,
+        idle_secs: stream.idle_secs,
+        saw_finish: false,
+        error: None,
+        phase: Phase::Relaying,
+    };
+    futures_util::stream::unfold(relay, |mut relay| async move {
+        let event = relay.next_event().await?;
+        Some((Ok(event), relay))
+    })
+}
+
+impl Relay {
+    async fn next_event(&mut self) -> Option<Event> {
+        loop {
+            match self.phase {
+                Phase::Done => return None,
+                Phase::Ending => return Some(self.done()),
+                Phase::Relaying => {}
+            }
+            let next = match self.pending.take() {
+                Some(event) => Some(Ok(event)),
+                None => self.events.next().await,
+            };
+            match next {
+                Some(Ok(event)) if event.data.trim() == "[DONE]" => return Some(self.done()),
+                Some(Ok(event)) => {
+                    if let Some(out) = self.on_data(&event.data) {
+                        return Some(out);
+                    }
+                }
+                Some(Err(EventStreamError::Transport(ReadError::Idle(_)))) => {
+                    let message = format!(
+                        "the {} backend sent nothing for {} s",
+                        self.backend, self.idle_secs
+                    );
+                    return Some(self.fail(message, "upstream_timeout"));
+                }
+                Some(Err(e)) => {
+                    let message = format!("the {} backend stream failed: {e}", self.backend);
+                    return Some(self.fail(message, "upstream_stream_error"));
+                }
+                None if self.saw_finish => return Some(self.done()),
+                None => {
+                    let message = format!(
+                        "the {} backend closed the stream before the answer was complete",
+                        self.backend
+                    );
+                    return Some(self.fail(message, "upstream_stream_incomplete"));
+                }
+            }
+        }
+    }
+
+    /// Handles one data event; `None` means it is not for the client (a usage chunk
+    /// nobody asked for) and the next event should be read.
+    fn on_data(&mut self, data: &str) -> Option<Event> {
+        let Ok(mut chunk) = serde_json::from_str::<Value>(data) else {
+            let message = format!(
+                "the {} backend sent an event that is not JSON",
+                self.backend
+            );
+            return Some(self.fail(message, "upstream_invalid_response"));
+        };
+        if chunk.get("error").is_some() {
+            let error = UpstreamError::from_event(self.backend, &chunk);
+            self.error = Some(error.message.clone());
+            self.phase = Phase::Ending;
+            return Some(json_event(&error.envelope()));
+        }
+        let elapsed = millis(self.called_at.elapsed());
+        if let Some(step) = self.session.as_mut().and_then(|s| s.step(self.step)) {
+            if capture::chunk(step, &chunk) && step.ttft_ms.is_none() {
+                step.ttft_ms = Some(elapsed);
+            }
+            self.saw_finish |= step.finish_reason.is_some();
+        }
+        if capture::is_usage_only(&chunk) && !self.options.include_usage {
+            return None;
+        }
+        if !self.options.include_usage
+            && let Some(fields) = chunk.as_object_mut()
+        {
+            // We asked the backend for usage on the client's behalf; keep it off the wire.
+            fields.remove("usage");
+        }
+        if let Some(fields) = chunk.as_object_mut() {
+            fields.insert("model".into(), Value::from(&*self.options.virtual_model));
+        }
+        Some(json_event(&chunk))
+    }
+
+    /// Sends an in-band error; `[DONE]` follows on the next poll.
+    fn fail(&mut self, message: String, code: &str) -> Event {
+        let envelope = serde_json::json!({
+            "error": {"message": message, "type": "upstream_error", "param": null, "code": code}
+        });
+        self.error = Some(message);
+        self.phase = Phase::Ending;
+        json_event(&envelope)
+    }
+
+    /// Sends `[DONE]` and finishes the session; the body closes after it.
+    fn done(&mut self) -> Event {
+        self.phase = Phase::Done;
+        let duration = millis(self.called_at.elapsed());
+        if let Some(mut session) = self.session.take() {
+            if let Some(step) = session.step(self.step) {
+                step.duration_ms = duration;
+                step.error.clone_from(&self.error);
+            }
+            let outcome = match self.error {
+                None => Outcome::Ok,
+                Some(_) => Outcome::Error,
+            };
+            session.finish(outcome, 200, self.error.clone());
+        }
+        Event::default().data("[DONE]")
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        // The client left mid-stream: the session's own guard records the disconnect;
+        // note how long the backend call ran and what it had sent by then.
+        let duration = millis(self.called_at.elapsed());
+        if let Some(step) = self.session.as_mut().and_then(|s| s.step(self.step)) {
+            step.duration_ms = duration;
+        }
+    }
+}
+
+fn json_event(value: &Value) -> Event {
+    Event::default().data(value.to_string())
+}

@@ -1,0 +1,72 @@
+//! `AppState`: everything a request needs, built once at start-up and shared by `Arc`.
+
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use bytes::Bytes;
+
+use crate::config::Config;
+use crate::prompts::PromptSet;
+use crate::session::SessionSink;
+use crate::upstream::Upstream;
+
+/// Shared, read-mostly state of the running router.
+#[derive(Debug)]
+pub struct AppState {
+    /// The validated configuration.
+    pub config: Config,
+    /// The current prompt set; read once per request (hot reload swaps it).
+    pub prompts: ArcSwap<PromptSet>,
+    /// The local model that answers.
+    pub primary: Upstream,
+    /// The small model that labels requests.
+    pub classifier: Upstream,
+    /// xAI's Grok.
+    pub xai: Upstream,
+    /// Where finished session records go.
+    pub sessions: SessionSink,
+    /// The virtual model name clients see.
+    pub virtual_model: Arc<str>,
+    /// `GET /v1/models`, serialised once: Open WebUI calls it constantly.
+    pub models_body: Bytes,
+}
+
+impl AppState {
+    /// Builds the backends' clients and the cached model list.
+    pub fn new(
+        config: Config,
+        prompts: PromptSet,
+        sessions: SessionSink,
+    ) -> Result<Self, reqwest::Error> {
+        let backends = &config.backends;
+        let primary = Upstream::new("primary", &backends.primary)?;
+        let classifier = Upstream::new("classifier", &backends.classifier)?;
+        let xai = Upstream::new("xai", &backends.xai)?;
+        let models_body = models_body(&config);
+        Ok(AppState {
+            virtual_model: Arc::from(config.server.virtual_model.as_str()),
+            config,
+            prompts: ArcSwap::from_pointee(prompts),
+            primary,
+            classifier,
+            xai,
+            sessions,
+            models_body,
+        })
+    }
+}
+
+fn models_body(config: &Config) -> Bytes {
+    let created = chrono::Utc::now().timestamp();
+    let mut ids = vec![config.server.virtual_model.clone()];
+    let task_model = config.server.task_model.trim();
+    if !task_model.is_empty() && task_model != config.server.virtual_model {
+        ids.push(task_model.to_string());
+    }
+    let data: Vec<_> = ids
+        .iter()
+        .map(|id| serde_json::json!({"id": id, "object": "model", "created": created, "owned_by": "ai-router"}))
+        .collect();
+    let body = serde_json::json!({"object": "list", "data": data});
+    Bytes::from(body.to_string())
+}

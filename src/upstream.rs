@@ -1,0 +1,226 @@
+//! One backend: its HTTP client, base URL, model and key, built once at start-up, and
+//! the call that turns connect failures, silence and error statuses into `Error`s.
+
+use std::time::Duration;
+
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderValue};
+use serde_json::{Map, Value};
+
+use crate::config::BackendConfig;
+use crate::error::Error;
+use crate::secret::Secret;
+use crate::upstream_error::UpstreamError;
+
+/// Largest error body read from a backend; the rest is not worth waiting for.
+const MAX_ERROR_BODY: usize = 64 * 1024;
+
+/// A configured OpenAI-compatible backend.
+#[derive(Clone, Debug)]
+pub struct Upstream {
+    /// Config name: `classifier`, `primary` or `xai`.
+    pub name: &'static str,
+    /// Base URL without a trailing slash, e.g. `http://vllm-primary:8000/v1`.
+    pub base_url: String,
+    /// Model name the backend serves.
+    pub model: String,
+    /// Longest wait for a stream's first byte, and between two chunks.
+    pub timeout: Duration,
+    /// Longest wait for a whole non-streamed answer.
+    pub response_timeout: Duration,
+    api_key_env: String,
+    api_key: Option<Secret>,
+    client: reqwest::Client,
+}
+
+/// How a call's answer is awaited.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Expect {
+    /// A JSON body that arrives only when the backend is done.
+    Json,
+    /// An SSE stream whose headers come first.
+    Stream,
+}
+
+impl Upstream {
+    /// Builds the backend from its config; the key is read from `api_key_env` now.
+    pub fn new(name: &'static str, config: &BackendConfig) -> Result<Self, reqwest::Error> {
+        let client = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(config.connect_timeout_secs))
+            // Without it, Nagle's algorithm meets delayed ACKs and small chunks wait ~40 ms.
+            .tcp_nodelay(true)
+            .pool_idle_timeout(Duration::from_secs(60))
+            .user_agent(concat!("ai-router/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        let api_key = read_key(config);
+        Ok(Upstream {
+            name,
+            base_url: config.base_url.trim_end_matches('/').to_string(),
+            model: config.model.clone(),
+            timeout: Duration::from_secs(config.timeout_secs),
+            response_timeout: Duration::from_secs(config.response_timeout_secs),
+            api_key_env: config.api_key_env.trim().to_string(),
+            api_key,
+            client,
+        })
+    }
+
+    /// The variable that should hold this backend's key when it is not set;
+    /// `None` when the key is there or none is needed.
+    pub fn missing_key(&self) -> Option<&str> {
+        match (&self.api_key, self.api_key_env.as_str()) {
+            (None, name) if !name.is_empty() => Some(name),
+            _ => None,
+        }
+    }
+
+    /// The full URL of an API path such as `/chat/completions`.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base_url)
+    }
+
+    /// POSTs `body` to `path` and waits for a successful answer's headers: within
+    /// `timeout` for a stream, `response_timeout` for JSON. Error statuses become
+    /// `Error::UpstreamStatus` with the backend's message.
+    pub async fn post(
+        &self,
+        path: &str,
+        body: &Map<String, Value>,
+        request_id: &str,
+        expect: Expect,
+    ) -> Result<reqwest::Response, Error> {
+        let bytes = serde_json::to_vec(body).map_err(|e| Error::UpstreamProtocol {
+            backend: self.name,
+            reason: format!("request could not be encoded: {e}"),
+        })?;
+        let wait = match expect {
+            Expect::Json => self.response_timeout,
+            Expect::Stream => self.timeout,
+        };
+        let send = self
+            .client
+            .post(self.url(path))
+            .headers(self.headers(request_id))
+            .body(bytes)
+            .send();
+        let response = match tokio::time::timeout(wait, send).await {
+            Err(_) => return Err(self.timed_out(wait)),
+            Ok(Err(e)) => return Err(self.send_error(&e, wait)),
+            Ok(Ok(response)) => response,
+        };
+        if !response.status().is_success() {
+            return Err(self.status_error(response).await);
+        }
+        Ok(response)
+    }
+
+    /// GETs `path` with one overall deadline (used by readiness checks).
+    pub async fn get(&self, path: &str, wait: Duration) -> Result<reqwest::Response, Error> {
+        let send = self
+            .client
+            .get(self.url(path))
+            .headers(self.headers(""))
+            .send();
+        match tokio::time::timeout(wait, send).await {
+            Err(_) => Err(self.timed_out(wait)),
+            Ok(Err(e)) => Err(self.send_error(&e, wait)),
+            Ok(Ok(response)) if response.status().is_success() => Ok(response),
+            Ok(Ok(response)) => Err(self.status_error(response).await),
+        }
+    }
+
+    /// The one place that decides what a backend sees besides the body: our own
+    /// content type, the backend's key and our request id. No client header is
+    /// forwarded, so the client's `Authorization` and hop-by-hop headers never leak.
+    fn headers(&self, request_id: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        if let Some(key) = &self.api_key
+            && let Ok(mut value) = HeaderValue::from_str(&format!("Bearer {}", key.expose()))
+        {
+            value.set_sensitive(true);
+            headers.insert(AUTHORIZATION, value);
+        }
+        if let Ok(id) = HeaderValue::from_str(request_id)
+            && !request_id.is_empty()
+        {
+            headers.insert("x-request-id", id);
+        }
+        headers
+    }
+
+    /// An `UpstreamTimeout` for this backend.
+    pub fn timed_out(&self, wait: Duration) -> Error {
+        Error::UpstreamTimeout {
+            backend: self.name,
+            secs: wait.as_secs(),
+        }
+    }
+
+    fn send_error(&self, error: &reqwest::Error, wait: Duration) -> Error {
+        if error.is_timeout() && !error.is_connect() {
+            return self.timed_out(wait);
+        }
+        Error::UpstreamUnreachable {
+            backend: self.name,
+            reason: connect_reason(error),
+        }
+    }
+
+    async fn status_error(&self, response: reqwest::Response) -> Error {
+        let status = response.status();
+        // A backend that sends headers and then stalls must not hang the error path.
+        let body = tokio::time::timeout(self.timeout, read_capped(response, MAX_ERROR_BODY))
+            .await
+            .unwrap_or_default();
+        Error::UpstreamStatus {
+            backend: self.name,
+            error: Box::new(UpstreamError::parse(self.name, status, &body)),
+        }
+    }
+}
+
+/// The backend's bearer key, read from the variable named by `api_key_env`.
+pub fn read_key(config: &BackendConfig) -> Option<Secret> {
+    Some(config.api_key_env.trim())
+        .filter(|name| !name.is_empty())
+        .and_then(|name| std::env::var(name).ok())
+        .filter(|key| !key.trim().is_empty())
+        .map(|key| Secret::new(key.trim()))
+}
+
+async fn read_capped(mut response: reqwest::Response, cap: usize) -> Vec<u8> {
+    let mut body = Vec::new();
+    while let Ok(Some(chunk)) = response.chunk().await {
+        body.extend_from_slice(&chunk);
+        if body.len() >= cap {
+            body.truncate(cap);
+            break;
+        }
+    }
+    body
+}
+
+/// A short, user-facing reason for a failed connection, without URLs or internals.
+fn connect_reason(error: &reqwest::Error) -> String {
+    let mut source: Option<&dyn std::error::Error> = Some(error);
+    while let Some(current) = source {
+        if let Some(io) = current.downcast_ref::<std::io::Error>() {
+            return match io.kind() {
+                std::io::ErrorKind::ConnectionRefused => "connection refused".into(),
+                std::io::ErrorKind::TimedOut => "connection timed out".into(),
+                std::io::ErrorKind::ConnectionReset => "connection reset".into(),
+                _ => io.to_string(),
+            };
+        }
+        let text = current.to_string();
+        if text.contains("dns error") {
+            return "host name not found".into();
+        }
+        source = current.source();
+    }
+    if error.is_timeout() {
+        "connection timed out".into()
+    } else {
+        "connection failed".into()
+    }
+}
