@@ -1,0 +1,325 @@
+//! An in-process fake of a vLLM-style backend: real HTTP on 127.0.0.1:0, scripted
+//! replies (JSON, SSE with gaps, error shapes, hangs), a record of what it received,
+//! and a count of streams the router abandoned (the GPU slot vLLM would free).
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use futures_util::StreamExt;
+use serde_json::{Value, json};
+use tokio::sync::Notify;
+
+/// What the fake does with one request.
+pub enum Reply {
+    /// 200 with this JSON body.
+    Json(Value),
+    /// This status with this raw body (sent as application/json).
+    Status(u16, String),
+    /// 200 with this content type and raw body.
+    Raw(&'static str, String),
+    /// An SSE stream: each string is one `data:` payload, sent `gap` apart.
+    Sse(Vec<String>, Duration),
+    /// Sends `first`, waits for `gate`, then sends `rest`.
+    Gated(Vec<String>, Arc<Notify>, Vec<String>),
+    /// Sends these events, then stays silent forever with the connection open.
+    Stall(Vec<String>),
+    /// A chunk every `gap`, forever, until the router goes away.
+    Forever(Duration),
+    /// Sends `events` and then closes the connection abruptly (no `[DONE]`).
+    Cut(Vec<String>),
+    /// Never answers at all.
+    Hang,
+}
+
+type Script = dyn Fn(&Value) -> Reply + Send + Sync;
+
+/// One request the fake received.
+#[derive(Clone, Debug)]
+pub struct Received {
+    pub headers: HeaderMap,
+    pub body: Value,
+}
+
+#[derive(Clone)]
+struct Shared {
+    script: Arc<Mutex<Arc<Script>>>,
+    received: Arc<Mutex<Vec<Received>>>,
+    abandoned: Arc<AtomicUsize>,
+    abandoned_note: Arc<Notify>,
+}
+
+/// A running fake backend.
+pub struct Fake {
+    /// Base URL including `/v1`, as the router's config wants it.
+    pub url: String,
+    shared: Shared,
+}
+
+impl Fake {
+    /// Starts a fake that answers like vLLM with reasoning (see `vllm_reply`).
+    pub async fn start() -> Fake {
+        Self::with(vllm_reply).await
+    }
+
+    /// Starts a fake that answers with `script`.
+    pub async fn with(script: impl Fn(&Value) -> Reply + Send + Sync + 'static) -> Fake {
+        let shared = Shared {
+            script: Arc::new(Mutex::new(Arc::new(script))),
+            received: Arc::default(),
+            abandoned: Arc::default(),
+            abandoned_note: Arc::default(),
+        };
+        let app = Router::new()
+            .route("/v1/chat/completions", post(chat))
+            .route("/v1/models", get(models))
+            .with_state(shared.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/v1", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        Fake { url, shared }
+    }
+
+    /// Replaces the script for the next requests.
+    pub fn set(&self, script: impl Fn(&Value) -> Reply + Send + Sync + 'static) {
+        *self.shared.script.lock().unwrap() = Arc::new(script);
+    }
+
+    /// Every request received so far.
+    pub fn received(&self) -> Vec<Received> {
+        self.shared.received.lock().unwrap().clone()
+    }
+
+    /// The last request body received.
+    pub fn last_body(&self) -> Value {
+        self.received().last().expect("the fake received no request").body.clone()
+    }
+
+    /// How many streams were dropped before they ended (the router hung up).
+    pub fn abandoned(&self) -> usize {
+        self.shared.abandoned.load(Ordering::SeqCst)
+    }
+
+    /// Waits until at least `n` streams were abandoned, or panics after `limit`.
+    pub async fn wait_abandoned(&self, n: usize, limit: Duration) {
+        tokio::time::timeout(limit, async {
+            while self.abandoned() < n {
+                let _ = tokio::time::timeout(
+                    Duration::from_millis(20),
+                    self.shared.abandoned_note.notified(),
+                )
+                .await;
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("the upstream stream was not closed within {limit:?}"));
+    }
+}
+
+async fn models() -> impl IntoResponse {
+    axum::Json(json!({"object":"list","data":[{"id":"fake-model","object":"model"}]}))
+}
+
+async fn chat(State(shared): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
+    let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    shared.received.lock().unwrap().push(Received {
+        headers,
+        body: body.clone(),
+    });
+    let script = shared.script.lock().unwrap().clone();
+    match script(&body) {
+        Reply::Json(value) => axum::Json(value).into_response(),
+        Reply::Status(code, text) => (
+            StatusCode::from_u16(code).unwrap(),
+            [(header::CONTENT_TYPE, "application/json")],
+            text,
+        )
+            .into_response(),
+        Reply::Raw(content_type, text) => {
+            ([(header::CONTENT_TYPE, content_type)], text).into_response()
+        }
+        Reply::Hang => {
+            std::future::pending::<()>().await;
+            unreachable!()
+        }
+        reply => sse(reply, shared),
+    }
+}
+
+/// Counts a stream as abandoned if it is dropped before its last event.
+struct Watch {
+    shared: Shared,
+    finished: bool,
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.shared.abandoned.fetch_add(1, Ordering::SeqCst);
+            self.shared.abandoned_note.notify_waiters();
+        }
+    }
+}
+
+fn frame(data: &str) -> Bytes {
+    Bytes::from(format!("data: {data}\n\n"))
+}
+
+fn sse(reply: Reply, shared: Shared) -> Response {
+    let watch = Watch {
+        shared,
+        finished: false,
+    };
+    let stream = async_stream(reply, watch);
+    Response::builder()
+        .header(header::CONTENT_TYPE, "text/event-stream")
+        .body(Body::from_stream(stream))
+        .unwrap()
+}
+
+fn async_stream(
+    reply: Reply,
+    watch: Watch,
+) -> impl futures_util::Stream<Item = Result<Bytes, std::io::Error>> + Send {
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(1);
+    tokio::spawn(async move {
+        let mut watch = watch;
+        let send = |b: Bytes| {
+            let tx = tx.clone();
+            async move { tx.send(Ok(b)).await.is_ok() }
+        };
+        match reply {
+            Reply::Sse(events, gap) => {
+                for (i, e) in events.iter().enumerate() {
+                    if i > 0 {
+                        tokio::time::sleep(gap).await;
+                    }
+                    if !send(frame(e)).await {
+                        return;
+                    }
+                }
+                watch.finished = true;
+            }
+            Reply::Gated(first, gate, rest) => {
+                for e in &first {
+                    if !send(frame(e)).await {
+                        return;
+                    }
+                }
+                gate.notified().await;
+                for e in &rest {
+                    if !send(frame(e)).await {
+                        return;
+                    }
+                }
+                watch.finished = true;
+            }
+            Reply::Stall(events) => {
+                for e in &events {
+                    if !send(frame(e)).await {
+                        return;
+                    }
+                }
+                // Silent, but notice when the router hangs up.
+                tx.closed().await;
+            }
+            Reply::Forever(gap) => loop {
+                if !send(frame(&chunk_json("tick ", None))).await {
+                    return;
+                }
+                tokio::time::sleep(gap).await;
+            },
+            Reply::Cut(events) => {
+                for e in &events {
+                    if !send(frame(e)).await {
+                        return;
+                    }
+                }
+                watch.finished = true;
+                let _ = tx
+                    .send(Err(std::io::Error::other("connection cut by the fake")))
+                    .await;
+            }
+            _ => unreachable!("not a stream reply"),
+        }
+    });
+    tokio_stream_from(rx)
+}
+
+fn tokio_stream_from(
+    mut rx: tokio::sync::mpsc::Receiver<Result<Bytes, std::io::Error>>,
+) -> impl futures_util::Stream<Item = Result<Bytes, std::io::Error>> + Send {
+    futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx)).boxed()
+}
+
+/// A `chat.completion.chunk` with optional content and finish reason.
+pub fn chunk_json(content: &str, finish: Option<&str>) -> String {
+    json!({
+        "id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 1,
+        "model": "fake-model",
+        "choices": [{"index": 0, "delta": {"content": content}, "finish_reason": finish}]
+    })
+    .to_string()
+}
+
+/// A reasoning delta chunk, in vLLM 0.12's style (both field names).
+pub fn reasoning_json(text: &str) -> String {
+    json!({
+        "id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 1,
+        "model": "fake-model",
+        "choices": [{"index": 0, "delta": {"reasoning": text, "reasoning_content": text}, "finish_reason": null}]
+    })
+    .to_string()
+}
+
+/// The usage-only chunk vLLM sends last when asked.
+pub fn usage_json() -> String {
+    json!({
+        "id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 1,
+        "model": "fake-model", "choices": [],
+        "usage": {"prompt_tokens": 12, "completion_tokens": 5, "total_tokens": 17}
+    })
+    .to_string()
+}
+
+/// A typical stream: role, reasoning, content in two parts, finish, usage if asked, DONE.
+pub fn stream_events(body: &Value) -> Vec<String> {
+    let mut events = vec![
+        json!({"id":"chatcmpl-fake","object":"chat.completion.chunk","created":1,"model":"fake-model",
+               "choices":[{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}]})
+        .to_string(),
+        reasoning_json("The user greets. "),
+        chunk_json("Hello", None),
+        chunk_json(" there!", Some("stop")),
+    ];
+    if body.pointer("/stream_options/include_usage") == Some(&Value::Bool(true)) {
+        events.push(usage_json());
+    }
+    events.push("[DONE]".into());
+    events
+}
+
+/// Answers like vLLM: JSON with reasoning for `stream: false`, a stream otherwise.
+pub fn vllm_reply(body: &Value) -> Reply {
+    if body["stream"] == true {
+        Reply::Sse(stream_events(body), Duration::from_millis(5))
+    } else {
+        Reply::Json(completion_json("Hello there!"))
+    }
+}
+
+/// A non-streamed `chat.completion` with reasoning and usage.
+pub fn completion_json(content: &str) -> Value {
+    json!({
+        "id": "chatcmpl-fake", "object": "chat.completion", "created": 1, "model": "fake-model",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": content,
+                     "reasoning_content": "The user greets."}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 12, "completion_tokens": 5, "total_tokens": 17}
+    })
+}

@@ -1,0 +1,207 @@
+//! Test harness: a router on 127.0.0.1:0 with its own session folder and prompts,
+//! pointed at fake backends, plus small client helpers.
+#![allow(dead_code, reason = "each test file uses a different part of the harness")]
+
+pub mod fake;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use ai_router::config::Config;
+use ai_router::prompts::PromptSet;
+use ai_router::session_writer::{self, SessionWriter};
+use ai_router::{AppState, serve};
+use futures_util::StreamExt;
+use serde_json::Value;
+use tokio::sync::oneshot;
+
+/// The system prompt the test router injects, easy to find in what a fake received.
+pub const SYSTEM_PROMPT: &str = "TEST SYSTEM PROMPT.";
+
+/// A running router.
+pub struct TestRouter {
+    /// `http://127.0.0.1:PORT`
+    pub url: String,
+    pub sessions_dir: PathBuf,
+    shutdown: Option<oneshot::Sender<()>>,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+    writer: Option<SessionWriter>,
+    _dirs: tempfile::TempDir,
+}
+
+/// A config whose backends all point at `upstream` and whose prompts and sessions
+/// live in `dir`.
+pub fn config_for(upstream: &str, dir: &Path) -> Config {
+    let mut config = Config::default();
+    for backend in [
+        &mut config.backends.primary,
+        &mut config.backends.classifier,
+        &mut config.backends.xai,
+    ] {
+        backend.base_url = upstream.to_string();
+        backend.api_key_env = String::new();
+        backend.timeout_secs = 5;
+        backend.response_timeout_secs = 5;
+    }
+    config.backends.primary.model = "served-model".into();
+    config.server.prompts_dir = dir.join("prompts");
+    config.sessions.dir = dir.join("sessions");
+    config.server.shutdown_grace_secs = 5;
+    config
+}
+
+impl TestRouter {
+    /// Starts a router whose backends point at `upstream`, after `adjust` edits the config.
+    pub async fn start(upstream: &str, adjust: impl FnOnce(&mut Config)) -> TestRouter {
+        let dirs = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dirs.path().join("prompts/primary")).unwrap();
+        std::fs::write(dirs.path().join("prompts/primary/system.md"), SYSTEM_PROMPT).unwrap();
+        let mut config = config_for(upstream, dirs.path());
+        adjust(&mut config);
+        ai_router::config::validate(&config).unwrap();
+        let prompts = PromptSet::load(&config.server.prompts_dir).unwrap();
+        let secrets = config
+            .backends
+            .iter()
+            .into_iter()
+            .filter_map(|(_, b)| ai_router::upstream::read_key(b))
+            .collect();
+        let (sink, writer) = session_writer::start(&config.sessions, secrets).unwrap();
+        let sessions_dir = config.sessions.dir.clone();
+        let grace = Duration::from_secs(config.server.shutdown_grace_secs);
+        let state = Arc::new(AppState::new(config, prompts, sink).unwrap());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let (shutdown, on_shutdown) = oneshot::channel::<()>();
+        let server = tokio::spawn(serve(
+            listener,
+            state,
+            async move {
+                let _ = on_shutdown.await;
+            },
+            grace,
+        ));
+        TestRouter {
+            url,
+            sessions_dir,
+            shutdown: Some(shutdown),
+            server,
+            writer: Some(writer),
+            _dirs: dirs,
+        }
+    }
+
+    /// `POST /v1/chat/completions` with `body`.
+    pub async fn chat(&self, body: &Value) -> reqwest::Response {
+        client()
+            .post(format!("{}/v1/chat/completions", self.url))
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Waits until `n` session files exist (records are written off the request path),
+    /// then returns them parsed, oldest first.
+    pub async fn sessions(&self, n: usize) -> Vec<Value> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            if let Some(writer) = &self.writer {
+                writer.flush().await;
+            }
+            let files = session_files(&self.sessions_dir);
+            if files.len() >= n || tokio::time::Instant::now() > deadline {
+                assert_eq!(files.len(), n, "session files: {files:?}");
+                return files
+                    .iter()
+                    .map(|f| serde_json::from_str(&std::fs::read_to_string(f).unwrap()).unwrap())
+                    .collect();
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Triggers graceful shutdown and waits for the server to return.
+    pub async fn stop(mut self) -> std::io::Result<()> {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        let result = (&mut self.server).await.unwrap();
+        if let Some(writer) = self.writer.take() {
+            writer.shutdown().await;
+        }
+        result
+    }
+
+    /// Sends the shutdown signal without waiting.
+    pub fn signal_shutdown(&mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+    }
+
+    /// Waits for the server task to end (after `signal_shutdown`).
+    pub async fn join(&mut self) -> std::io::Result<()> {
+        (&mut self.server).await.unwrap()
+    }
+}
+
+/// All finished session files (temp files excluded), sorted by name (= time).
+pub fn session_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|d| d.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    files.retain(|p| p.extension().is_some_and(|e| e == "json"));
+    files.sort();
+    files
+}
+
+/// A client with a bound on every test request.
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap()
+}
+
+/// A chat body with one user message.
+pub fn user(text: &str) -> Value {
+    serde_json::json!({"model": "ai-router", "messages": [{"role": "user", "content": text}]})
+}
+
+/// Reads an SSE response to the end: the `data:` payloads in order. Panics on any
+/// line that is not `data:`, a comment or blank (e.g. an `event:` line).
+pub async fn read_sse(response: reqwest::Response) -> Vec<String> {
+    let text = tokio::time::timeout(Duration::from_secs(20), response.text())
+        .await
+        .expect("the stream did not end: the body was not closed after [DONE]")
+        .unwrap();
+    parse_sse(&text)
+}
+
+/// The `data:` payloads of an SSE body.
+pub fn parse_sse(text: &str) -> Vec<String> {
+    let mut data = Vec::new();
+    for line in text.lines() {
+        if let Some(payload) = line.strip_prefix("data:") {
+            data.push(payload.trim_start().to_string());
+        } else {
+            assert!(line.is_empty() || line.starts_with(':'), "unexpected SSE line {line:?}");
+        }
+    }
+    data
+}
+
+/// Reads SSE events one at a time as they arrive.
+pub fn sse_events(
+    response: reqwest::Response,
+) -> impl futures_util::Stream<Item = String> + Unpin {
+    use eventsource_stream::Eventsource;
+    Box::pin(
+        response
+            .bytes_stream()
+            .eventsource()
+            .map(|e| e.expect("a valid SSE event").data),
+    )
+}

@@ -1,0 +1,243 @@
+//! Every error the router can answer: OpenAI's envelope, the right status, bounded
+//! time, and the router still serving afterwards.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::fake::{Fake, Reply, chunk_json};
+use common::{TestRouter, client, read_sse, user};
+use serde_json::{Value, json};
+
+async fn error_of(response: reqwest::Response) -> (u16, Value) {
+    let status = response.status().as_u16();
+    let body: Value = response.json().await.expect("error body is JSON");
+    let error = body["error"].clone();
+    for field in ["message", "type", "param", "code"] {
+        assert!(error.get(field).is_some(), "envelope lacks {field}: {body}");
+    }
+    assert!(error["message"].as_str().is_some_and(|m| !m.is_empty()));
+    (status, error)
+}
+
+async fn post_raw(router: &TestRouter, body: &'static str) -> reqwest::Response {
+    client()
+        .post(format!("{}/v1/chat/completions", router.url))
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn still_serves(router: &TestRouter, fake: &Fake) {
+    fake.set(common::fake::vllm_reply);
+    let response = router.chat(&user("still there?")).await;
+    assert_eq!(response.status(), 200, "the router stopped serving");
+}
+
+#[tokio::test]
+async fn bad_input_is_a_400_naming_the_problem() {
+    let fake = Fake::start().await;
+    let router = TestRouter::start(&fake.url, |_| {}).await;
+    let cases: [(&str, Value); 6] = [
+        ("{\"messages\": [", Value::Null),
+        ("[]", Value::Null),
+        ("{\"model\":\"x\"}", json!("messages")),
+        ("{\"messages\":\"hello\"}", json!("messages")),
+        ("{\"messages\":[{\"content\":\"no role\"}]}", json!("messages[0].role")),
+        ("{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"stream\":1}", json!("stream")),
+    ];
+    for (body, param) in cases {
+        let (status, error) = error_of(post_raw(&router, body).await).await;
+        assert_eq!(status, 400, "{body}");
+        assert_eq!(error["type"], "invalid_request_error");
+        assert_eq!(error["param"], param, "{body}");
+    }
+    assert!(fake.received().is_empty(), "bad input reached the backend");
+    // Every rejected request still leaves a session log.
+    let sessions = router.sessions(6).await;
+    assert!(sessions.iter().all(|s| s["outcome"] == "error" && s["http_status"] == 400));
+    still_serves(&router, &fake).await;
+}
+
+#[tokio::test]
+async fn body_over_the_limit_is_a_413() {
+    let fake = Fake::start().await;
+    let router = TestRouter::start(&fake.url, |c| c.server.max_body_bytes = 1024).await;
+    let big = user(&"x".repeat(4096));
+    let (status, error) = error_of(router.chat(&big).await).await;
+    assert_eq!(status, 413);
+    assert_eq!(error["code"], "request_too_large");
+    still_serves(&router, &fake).await;
+}
+
+#[tokio::test]
+async fn unknown_route_is_a_404_and_wrong_method_a_405() {
+    let fake = Fake::start().await;
+    let router = TestRouter::start(&fake.url, |_| {}).await;
+    let response = client().get(format!("{}/v1/embeddings", router.url)).send().await.unwrap();
+    assert!(response.headers().contains_key("x-request-id"));
+    let (status, error) = error_of(response).await;
+    assert_eq!(status, 404);
+    assert!(error["message"].as_str().unwrap().contains("/v1/embeddings"));
+    let response = client().get(format!("{}/v1/chat/completions", router.url)).send().await.unwrap();
+    let (status, _) = error_of(response).await;
+    assert_eq!(status, 405);
+}
+
+#[tokio::test]
+async fn a_refused_backend_is_a_502_naming_it() {
+    // Bind then drop a listener: its port now refuses connections.
+    let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/v1", closed.local_addr().unwrap());
+    drop(closed);
+    let router = TestRouter::start(&url, |_| {}).await;
+    for stream in [false, true] {
+        let mut body = user("hi");
+        body["stream"] = json!(stream);
+        let response = router.chat(&body).await;
+        assert_eq!(response.headers()["x-ai-router-route"], "primary");
+        let (status, error) = error_of(response).await;
+        assert_eq!(status, 502);
+        assert_eq!(error["code"], "upstream_unreachable");
+        let message = error["message"].as_str().unwrap();
+        assert!(message.contains("primary") && message.contains("refused"), "{message}");
+        assert!(!message.contains("127.0.0.1"), "internals leaked: {message}");
+    }
+    let sessions = router.sessions(2).await;
+    assert_eq!(sessions[0]["outcome"], "error");
+    assert_eq!(sessions[0]["http_status"], 502);
+    assert!(sessions[0]["steps"][0]["error"].as_str().unwrap().contains("refused"));
+}
+
+#[tokio::test]
+async fn a_hanging_backend_is_a_504_within_the_timeout() {
+    let fake = Fake::with(|_| Reply::Hang).await;
+    let router = TestRouter::start(&fake.url, |c| {
+        c.backends.primary.timeout_secs = 1;
+        c.backends.primary.response_timeout_secs = 1;
+    })
+    .await;
+    for stream in [false, true] {
+        let mut body = user("hi");
+        body["stream"] = json!(stream);
+        let started = Instant::now();
+        let (status, error) = error_of(router.chat(&body).await).await;
+        assert_eq!(status, 504);
+        assert_eq!(error["code"], "upstream_timeout");
+        assert!(started.elapsed() < Duration::from_secs(4), "took {:?}", started.elapsed());
+    }
+    still_serves(&router, &fake).await;
+}
+
+#[tokio::test]
+async fn a_stream_that_goes_silent_ends_with_an_in_band_error() {
+    let fake = Fake::with(|_| Reply::Stall(vec![chunk_json("partial", None)])).await;
+    let router = TestRouter::start(&fake.url, |c| c.backends.primary.timeout_secs = 1).await;
+    let mut body = user("hi");
+    body["stream"] = json!(true);
+    let response = router.chat(&body).await;
+    assert_eq!(response.status(), 200);
+    let data = read_sse(response).await;
+    assert!(data[0].contains("partial"));
+    let error: Value = serde_json::from_str(&data[1]).unwrap();
+    assert_eq!(error["error"]["code"], "upstream_timeout");
+    assert_eq!(data[2], "[DONE]");
+    assert_eq!(data.len(), 3);
+    let session = &router.sessions(1).await[0];
+    assert_eq!(session["outcome"], "error");
+    assert_eq!(session["steps"][0]["response_content"], "partial");
+}
+
+#[tokio::test]
+async fn backend_errors_keep_their_status_and_message_in_every_shape() {
+    let fake = Fake::start().await;
+    let router = TestRouter::start(&fake.url, |_| {}).await;
+    let cases = [
+        (400, r#"{"error":{"message":"This model's maximum context length is 32768 tokens","type":"BadRequestError","param":null,"code":400}}"#, "This model's maximum context length is 32768 tokens", "BadRequestError"),
+        (404, r#"{"object":"error","message":"The model `x` does not exist.","type":"NotFoundError","param":null,"code":404}"#, "The model `x` does not exist.", "NotFoundError"),
+        (401, r#"{"error":"Unauthorized"}"#, "Unauthorized", "authentication_error"),
+        (400, r#"{"error":{"code":400,"message":"the request exceeds the available context size","type":"exceed_context_size_error"}}"#, "the request exceeds the available context size", "exceed_context_size_error"),
+        (400, r#"{"code":"Client specified an invalid argument","error":"Incorrect API key provided"}"#, "Incorrect API key provided", "invalid_request_error"),
+        (429, r#"{"code":"rate","error":"Too many requests"}"#, "Too many requests", "rate_limit_error"),
+        (500, "Internal Server Error", "Internal Server Error", "upstream_error"),
+        (503, "", "the primary backend answered 503 Service Unavailable", "upstream_error"),
+    ];
+    for (code, body, message, kind) in cases {
+        fake.set(move |_| Reply::Status(code, body.to_string()));
+        for stream in [false, true] {
+            let mut request = user("hi");
+            request["stream"] = json!(stream);
+            let (status, error) = error_of(router.chat(&request).await).await;
+            assert_eq!(status, code, "{body}");
+            assert_eq!(error["message"], message, "{body}");
+            assert_eq!(error["type"], kind, "{body}");
+        }
+    }
+    still_serves(&router, &fake).await;
+}
+
+#[tokio::test]
+async fn an_error_event_before_any_token_is_an_http_error() {
+    let fake = Fake::with(|_| {
+        Reply::Sse(
+            vec![r#"{"error":{"message":"prompt too long","type":"BadRequestError","code":400}}"#.into(), "[DONE]".into()],
+            Duration::ZERO,
+        )
+    })
+    .await;
+    let router = TestRouter::start(&fake.url, |_| {}).await;
+    let mut body = user("hi");
+    body["stream"] = json!(true);
+    let (status, error) = error_of(router.chat(&body).await).await;
+    assert_eq!(status, 400);
+    assert_eq!(error["message"], "prompt too long");
+}
+
+#[tokio::test]
+async fn failures_after_the_first_event_travel_in_band() {
+    let fake = Fake::start().await;
+    let router = TestRouter::start(&fake.url, |_| {}).await;
+    let mut body = user("hi");
+    body["stream"] = json!(true);
+    let scripts: [(fn(&Value) -> Reply, &str); 3] = [
+        (
+            |_| Reply::Sse(
+                vec![chunk_json("a", None), r#"{"error":{"message":"engine died","type":"InternalServerError","code":500}}"#.into(), "[DONE]".into()],
+                Duration::ZERO,
+            ),
+            "engine died",
+        ),
+        (|_| Reply::Cut(vec![chunk_json("a", None)]), "upstream_stream"),
+        (|_| Reply::Sse(vec![chunk_json("a", None), "{garbage".into()], Duration::ZERO), "upstream_invalid_response"),
+    ];
+    for (script, expected) in scripts {
+        fake.set(script);
+        let response = router.chat(&body).await;
+        assert_eq!(response.status(), 200);
+        let data = read_sse(response).await;
+        assert_eq!(data.last().map(String::as_str), Some("[DONE]"), "{data:?}");
+        let errors: Vec<&String> = data.iter().filter(|d| d.contains("\"error\"")).collect();
+        assert_eq!(errors.len(), 1, "{data:?}");
+        let error: Value = serde_json::from_str(errors[0]).expect("the error event is JSON");
+        assert!(error["error"]["message"].is_string());
+        assert!(errors[0].contains(expected), "{} lacks {expected}", errors[0]);
+    }
+    still_serves(&router, &fake).await;
+}
+
+#[tokio::test]
+async fn a_json_answer_to_a_stream_request_is_a_502() {
+    let fake = Fake::with(|_| Reply::Raw("application/json", "{}".into())).await;
+    let router = TestRouter::start(&fake.url, |_| {}).await;
+    let mut body = user("hi");
+    body["stream"] = json!(true);
+    let (status, error) = error_of(router.chat(&body).await).await;
+    assert_eq!(status, 502);
+    assert_eq!(error["code"], "upstream_invalid_response");
+    let fake2 = Fake::with(|_| Reply::Raw("text/html", "<html>".into())).await;
+    let router2 = TestRouter::start(&fake2.url, |_| {}).await;
+    let (status, _) = error_of(router2.chat(&user("hi")).await).await;
+    assert_eq!(status, 502);
+}
