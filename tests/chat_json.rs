@@ -1,5 +1,11 @@
 //! Non-streamed chats: what the client gets, what the backend receives.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "tests: a failure should panic with its message"
+)]
+
 mod common;
 
 use common::fake::Fake;
@@ -26,7 +32,10 @@ async fn non_stream_answer_names_the_virtual_model_and_shapes_the_upstream_reque
     let response = router.chat(&body).await;
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["x-ai-router-route"], "primary");
-    let id = response.headers()["x-request-id"].to_str().unwrap().to_string();
+    let id = response.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_string();
     assert_eq!(id.len(), 8);
     let answer: Value = response.json().await.unwrap();
     assert_eq!(answer["model"], "ai-router");
@@ -38,7 +47,10 @@ async fn non_stream_answer_names_the_virtual_model_and_shapes_the_upstream_reque
 
     let sent = fake.last_body();
     assert_eq!(sent["model"], "served-model");
-    assert!(sent.get("max_tokens").is_none(), "max_tokens reached the local model");
+    assert!(
+        sent.get("max_tokens").is_none(),
+        "max_tokens reached the local model"
+    );
     assert!(sent.get("max_completion_tokens").is_none());
     assert_eq!(sent["temperature"], 0.3);
     assert_eq!(sent["top_p"], 0.8);

@@ -1,6 +1,12 @@
 //! Streamed chats: relayed event by event, model renamed, reasoning kept, usage only
 //! when asked, `[DONE]` then the body closes.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "tests: a failure should panic with its message"
+)]
+
 mod common;
 
 use std::sync::Arc;
@@ -44,16 +50,30 @@ async fn stream_is_relayed_in_order_with_model_renamed_and_done_last() {
         .iter()
         .map(|d| serde_json::from_str(d).expect("every data line is JSON"))
         .collect();
-    assert_eq!(chunks.len(), 4, "role, reasoning, two content chunks: {data:?}");
+    assert_eq!(
+        chunks.len(),
+        4,
+        "role, reasoning, two content chunks: {data:?}"
+    );
     assert!(chunks.iter().all(|c| c["model"] == "ai-router"));
-    assert_eq!(chunks[1]["choices"][0]["delta"]["reasoning"], "The user greets. ");
-    assert_eq!(chunks[1]["choices"][0]["delta"]["reasoning_content"], "The user greets. ");
+    assert_eq!(
+        chunks[1]["choices"][0]["delta"]["reasoning"],
+        "The user greets. "
+    );
+    assert_eq!(
+        chunks[1]["choices"][0]["delta"]["reasoning_content"],
+        "The user greets. "
+    );
     let text: String = chunks
         .iter()
         .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
         .collect();
     assert_eq!(text, "Hello there!");
-    assert!(chunks.iter().all(|c| c.get("usage").is_none_or(Value::is_null)));
+    assert!(
+        chunks
+            .iter()
+            .all(|c| c.get("usage").is_none_or(Value::is_null))
+    );
 
     // The backend was asked for usage (for the session log) and got no length cap.
     let sent = fake.last_body();
@@ -67,7 +87,10 @@ async fn stream_is_relayed_in_order_with_model_renamed_and_done_last() {
     assert_eq!(step["response_content"], "Hello there!");
     assert_eq!(step["reasoning_content"], "The user greets. ");
     assert_eq!(step["finish_reason"], "stop");
-    assert_eq!(step["usage"]["total_tokens"], 17, "usage captured though the client did not ask");
+    assert_eq!(
+        step["usage"]["total_tokens"], 17,
+        "usage captured though the client did not ask"
+    );
     assert!(step["ttft_ms"].is_u64());
 }
 
@@ -86,7 +109,10 @@ async fn usage_chunk_reaches_the_client_only_when_asked() {
     assert_eq!(usage[0]["model"], "ai-router");
 
     let not_asked = read_sse(router.chat(&stream_body(Some(false))).await).await;
-    assert!(!not_asked.iter().any(|d| d.contains("\"usage\"")), "{not_asked:?}");
+    assert!(
+        !not_asked.iter().any(|d| d.contains("\"usage\"")),
+        "{not_asked:?}"
+    );
 }
 
 #[tokio::test]

@@ -1,6 +1,12 @@
 //! Every error the router can answer: OpenAI's envelope, the right status, bounded
 //! time, and the router still serving afterwards.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "tests: a failure should panic with its message"
+)]
+
 mod common;
 
 use std::time::{Duration, Instant};
@@ -8,6 +14,9 @@ use std::time::{Duration, Instant};
 use common::fake::{Fake, Reply, chunk_json};
 use common::{TestRouter, client, read_sse, user};
 use serde_json::{Value, json};
+
+/// A fake's script, as a plain function.
+type Script = fn(&Value) -> Reply;
 
 async fn error_of(response: reqwest::Response) -> (u16, Value) {
     let status = response.status().as_u16();
@@ -45,8 +54,14 @@ async fn bad_input_is_a_400_naming_the_problem() {
         ("[]", Value::Null),
         ("{\"model\":\"x\"}", json!("messages")),
         ("{\"messages\":\"hello\"}", json!("messages")),
-        ("{\"messages\":[{\"content\":\"no role\"}]}", json!("messages[0].role")),
-        ("{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"stream\":1}", json!("stream")),
+        (
+            "{\"messages\":[{\"content\":\"no role\"}]}",
+            json!("messages[0].role"),
+        ),
+        (
+            "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"stream\":1}",
+            json!("stream"),
+        ),
     ];
     for (body, param) in cases {
         let (status, error) = error_of(post_raw(&router, body).await).await;
@@ -57,7 +72,11 @@ async fn bad_input_is_a_400_naming_the_problem() {
     assert!(fake.received().is_empty(), "bad input reached the backend");
     // Every rejected request still leaves a session log.
     let sessions = router.sessions(6).await;
-    assert!(sessions.iter().all(|s| s["outcome"] == "error" && s["http_status"] == 400));
+    assert!(
+        sessions
+            .iter()
+            .all(|s| s["outcome"] == "error" && s["http_status"] == 400)
+    );
     still_serves(&router, &fake).await;
 }
 
@@ -76,12 +95,25 @@ async fn body_over_the_limit_is_a_413() {
 async fn unknown_route_is_a_404_and_wrong_method_a_405() {
     let fake = Fake::start().await;
     let router = TestRouter::start(&fake.url, |_| {}).await;
-    let response = client().get(format!("{}/v1/embeddings", router.url)).send().await.unwrap();
+    let response = client()
+        .get(format!("{}/v1/embeddings", router.url))
+        .send()
+        .await
+        .unwrap();
     assert!(response.headers().contains_key("x-request-id"));
     let (status, error) = error_of(response).await;
     assert_eq!(status, 404);
-    assert!(error["message"].as_str().unwrap().contains("/v1/embeddings"));
-    let response = client().get(format!("{}/v1/chat/completions", router.url)).send().await.unwrap();
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .contains("/v1/embeddings")
+    );
+    let response = client()
+        .get(format!("{}/v1/chat/completions", router.url))
+        .send()
+        .await
+        .unwrap();
     let (status, _) = error_of(response).await;
     assert_eq!(status, 405);
 }
@@ -102,13 +134,24 @@ async fn a_refused_backend_is_a_502_naming_it() {
         assert_eq!(status, 502);
         assert_eq!(error["code"], "upstream_unreachable");
         let message = error["message"].as_str().unwrap();
-        assert!(message.contains("primary") && message.contains("refused"), "{message}");
-        assert!(!message.contains("127.0.0.1"), "internals leaked: {message}");
+        assert!(
+            message.contains("primary") && message.contains("refused"),
+            "{message}"
+        );
+        assert!(
+            !message.contains("127.0.0.1"),
+            "internals leaked: {message}"
+        );
     }
     let sessions = router.sessions(2).await;
     assert_eq!(sessions[0]["outcome"], "error");
     assert_eq!(sessions[0]["http_status"], 502);
-    assert!(sessions[0]["steps"][0]["error"].as_str().unwrap().contains("refused"));
+    assert!(
+        sessions[0]["steps"][0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("refused")
+    );
 }
 
 #[tokio::test]
@@ -126,7 +169,11 @@ async fn a_hanging_backend_is_a_504_within_the_timeout() {
         let (status, error) = error_of(router.chat(&body).await).await;
         assert_eq!(status, 504);
         assert_eq!(error["code"], "upstream_timeout");
-        assert!(started.elapsed() < Duration::from_secs(4), "took {:?}", started.elapsed());
+        assert!(
+            started.elapsed() < Duration::from_secs(4),
+            "took {:?}",
+            started.elapsed()
+        );
     }
     still_serves(&router, &fake).await;
 }
@@ -155,14 +202,54 @@ async fn backend_errors_keep_their_status_and_message_in_every_shape() {
     let fake = Fake::start().await;
     let router = TestRouter::start(&fake.url, |_| {}).await;
     let cases = [
-        (400, r#"{"error":{"message":"This model's maximum context length is 32768 tokens","type":"BadRequestError","param":null,"code":400}}"#, "This model's maximum context length is 32768 tokens", "BadRequestError"),
-        (404, r#"{"object":"error","message":"The model `x` does not exist.","type":"NotFoundError","param":null,"code":404}"#, "The model `x` does not exist.", "NotFoundError"),
-        (401, r#"{"error":"Unauthorized"}"#, "Unauthorized", "authentication_error"),
-        (400, r#"{"error":{"code":400,"message":"the request exceeds the available context size","type":"exceed_context_size_error"}}"#, "the request exceeds the available context size", "exceed_context_size_error"),
-        (400, r#"{"code":"Client specified an invalid argument","error":"Incorrect API key provided"}"#, "Incorrect API key provided", "invalid_request_error"),
-        (429, r#"{"code":"rate","error":"Too many requests"}"#, "Too many requests", "rate_limit_error"),
-        (500, "Internal Server Error", "Internal Server Error", "upstream_error"),
-        (503, "", "the primary backend answered 503 Service Unavailable", "upstream_error"),
+        (
+            400,
+            r#"{"error":{"message":"This model's maximum context length is 32768 tokens","type":"BadRequestError","param":null,"code":400}}"#,
+            "This model's maximum context length is 32768 tokens",
+            "BadRequestError",
+        ),
+        (
+            404,
+            r#"{"object":"error","message":"The model `x` does not exist.","type":"NotFoundError","param":null,"code":404}"#,
+            "The model `x` does not exist.",
+            "NotFoundError",
+        ),
+        (
+            401,
+            r#"{"error":"Unauthorized"}"#,
+            "Unauthorized",
+            "authentication_error",
+        ),
+        (
+            400,
+            r#"{"error":{"code":400,"message":"the request exceeds the available context size","type":"exceed_context_size_error"}}"#,
+            "the request exceeds the available context size",
+            "exceed_context_size_error",
+        ),
+        (
+            400,
+            r#"{"code":"Client specified an invalid argument","error":"Incorrect API key provided"}"#,
+            "Incorrect API key provided",
+            "invalid_request_error",
+        ),
+        (
+            429,
+            r#"{"code":"rate","error":"Too many requests"}"#,
+            "Too many requests",
+            "rate_limit_error",
+        ),
+        (
+            500,
+            "Internal Server Error",
+            "Internal Server Error",
+            "upstream_error",
+        ),
+        (
+            503,
+            "",
+            "the primary backend answered 503 Service Unavailable",
+            "upstream_error",
+        ),
     ];
     for (code, body, message, kind) in cases {
         fake.set(move |_| Reply::Status(code, body.to_string()));
@@ -182,7 +269,11 @@ async fn backend_errors_keep_their_status_and_message_in_every_shape() {
 async fn an_error_event_before_any_token_is_an_http_error() {
     let fake = Fake::with(|_| {
         Reply::Sse(
-            vec![r#"{"error":{"message":"prompt too long","type":"BadRequestError","code":400}}"#.into(), "[DONE]".into()],
+            vec![
+                r#"{"error":{"message":"prompt too long","type":"BadRequestError","code":400}}"#
+                    .into(),
+                "[DONE]".into(),
+            ],
             Duration::ZERO,
         )
     })
@@ -201,16 +292,29 @@ async fn failures_after_the_first_event_travel_in_band() {
     let router = TestRouter::start(&fake.url, |_| {}).await;
     let mut body = user("hi");
     body["stream"] = json!(true);
-    let scripts: [(fn(&Value) -> Reply, &str); 3] = [
+    let scripts: [(Script, &str); 3] = [
         (
-            |_| Reply::Sse(
+            |_| {
+                Reply::Sse(
                 vec![chunk_json("a", None), r#"{"error":{"message":"engine died","type":"InternalServerError","code":500}}"#.into(), "[DONE]".into()],
                 Duration::ZERO,
-            ),
+            )
+            },
             "engine died",
         ),
-        (|_| Reply::Cut(vec![chunk_json("a", None)]), "upstream_stream"),
-        (|_| Reply::Sse(vec![chunk_json("a", None), "{garbage".into()], Duration::ZERO), "upstream_invalid_response"),
+        (
+            |_| Reply::Cut(vec![chunk_json("a", None)]),
+            "upstream_stream",
+        ),
+        (
+            |_| {
+                Reply::Sse(
+                    vec![chunk_json("a", None), "{garbage".into()],
+                    Duration::ZERO,
+                )
+            },
+            "upstream_invalid_response",
+        ),
     ];
     for (script, expected) in scripts {
         fake.set(script);
@@ -222,7 +326,11 @@ async fn failures_after_the_first_event_travel_in_band() {
         assert_eq!(errors.len(), 1, "{data:?}");
         let error: Value = serde_json::from_str(errors[0]).expect("the error event is JSON");
         assert!(error["error"]["message"].is_string());
-        assert!(errors[0].contains(expected), "{} lacks {expected}", errors[0]);
+        assert!(
+            errors[0].contains(expected),
+            "{} lacks {expected}",
+            errors[0]
+        );
     }
     still_serves(&router, &fake).await;
 }

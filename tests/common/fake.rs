@@ -98,7 +98,11 @@ impl Fake {
 
     /// The last request body received.
     pub fn last_body(&self) -> Value {
-        self.received().last().expect("the fake received no request").body.clone()
+        self.received()
+            .last()
+            .expect("the fake received no request")
+            .body
+            .clone()
     }
 
     /// How many streams were dropped before they ended (the router hung up).

@@ -1,6 +1,9 @@
 //! Test harness: a router on 127.0.0.1:0 with its own session folder and prompts,
 //! pointed at fake backends, plus small client helpers.
-#![allow(dead_code, reason = "each test file uses a different part of the harness")]
+#![allow(
+    dead_code,
+    reason = "each test file uses a different part of the harness"
+)]
 
 pub mod fake;
 
@@ -187,16 +190,17 @@ pub fn parse_sse(text: &str) -> Vec<String> {
         if let Some(payload) = line.strip_prefix("data:") {
             data.push(payload.trim_start().to_string());
         } else {
-            assert!(line.is_empty() || line.starts_with(':'), "unexpected SSE line {line:?}");
+            assert!(
+                line.is_empty() || line.starts_with(':'),
+                "unexpected SSE line {line:?}"
+            );
         }
     }
     data
 }
 
 /// Reads SSE events one at a time as they arrive.
-pub fn sse_events(
-    response: reqwest::Response,
-) -> impl futures_util::Stream<Item = String> + Unpin {
+pub fn sse_events(response: reqwest::Response) -> impl futures_util::Stream<Item = String> + Unpin {
     use eventsource_stream::Eventsource;
     Box::pin(
         response

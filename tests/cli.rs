@@ -1,0 +1,196 @@
+//! The binary as admins use it: `--help`, `check` with files and environment, and
+//! `serve` stopping cleanly on SIGTERM.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "tests: a failure should panic with its message"
+)]
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_ai-router");
+
+fn router(args: &[&str], env: &[(&str, &str)]) -> (bool, String, String) {
+    let mut command = Command::new(BIN);
+    command.args(args).current_dir(env!("CARGO_MANIFEST_DIR"));
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    let output = command.output().unwrap();
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn help_explains_both_commands() {
+    let (ok, out, _) = router(&["--help"], &[]);
+    assert!(ok);
+    assert!(out.contains("serve") && out.contains("check"), "{out}");
+    let (ok, out, _) = router(&["serve", "--help"], &[]);
+    assert!(ok);
+    assert!(
+        out.contains("--config") && out.contains("config/router.toml"),
+        "{out}"
+    );
+}
+
+#[test]
+fn check_prints_the_effective_settings_from_file_and_environment() {
+    let (ok, out, err) = router(
+        &["check", "--config", "config/router.toml"],
+        &[
+            (
+                "AI_ROUTER_BACKENDS__PRIMARY__BASE_URL",
+                "http://gpu-box:9000/v1",
+            ),
+            ("XAI_MODEL", "grok-4.3"),
+            ("XAI_SEARCH_TOOLS", "web_search"),
+            ("XAI_MIN_MAX_TOKENS", "20000"),
+            ("VIRTUAL_MODEL", "home-ai"),
+            ("XAI_API_KEY", "xai-very-secret-key"),
+        ],
+    );
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("base_url = \"http://gpu-box:9000/v1\""),
+        "{out}"
+    );
+    assert!(out.contains("model = \"grok-4.3\""));
+    assert!(out.contains("min_max_tokens = 20000"));
+    assert!(out.contains("virtual_model = \"home-ai\""));
+    assert!(
+        out.contains("search_tools = [\"web_search\"]")
+            || out.contains("search_tools = [\n    \"web_search\",\n]"),
+        "{out}"
+    );
+    assert!(out.contains("XAI_API_KEY is set (***)"));
+    assert!(!out.contains("xai-very-secret-key") && !err.contains("xai-very-secret-key"));
+    assert!(out.contains("primary/system.md") && out.contains("file prompts/primary/system.md"));
+}
+
+#[test]
+fn the_long_environment_names_win_over_the_seed_names() {
+    let (ok, out, _) = router(
+        &["check", "--config", "config/router.toml"],
+        &[
+            ("VIRTUAL_MODEL", "seed"),
+            ("AI_ROUTER_SERVER__VIRTUAL_MODEL", "explicit"),
+        ],
+    );
+    assert!(ok);
+    assert!(out.contains("virtual_model = \"explicit\""), "{out}");
+}
+
+#[test]
+fn check_fails_clearly_naming_the_file_or_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ok, _, err) = router(&["check", "--config", "no/such.toml"], &[]);
+    assert!(!ok);
+    assert!(
+        err.contains("no/such.toml") && err.contains("not found"),
+        "{err}"
+    );
+
+    let unknown = dir.path().join("unknown.toml");
+    std::fs::write(&unknown, "[server]\nlisen = \"0.0.0.0:1\"\n").unwrap();
+    let (ok, _, err) = router(&["check", "--config", unknown.to_str().unwrap()], &[]);
+    assert!(!ok);
+    assert!(err.contains("lisen"), "{err}");
+
+    let wrong_type = dir.path().join("type.toml");
+    std::fs::write(&wrong_type, "[sessions]\nmax_files = \"many\"\n").unwrap();
+    let (ok, _, err) = router(&["check", "--config", wrong_type.to_str().unwrap()], &[]);
+    assert!(!ok);
+    assert!(err.contains("max_files"), "{err}");
+
+    let bad_url = dir.path().join("url.toml");
+    std::fs::write(&bad_url, "[backends.primary]\nbase_url = \"vllm:8000\"\n").unwrap();
+    let (ok, _, err) = router(&["check", "--config", bad_url.to_str().unwrap()], &[]);
+    assert!(!ok);
+    assert!(err.contains("backends.primary.base_url"), "{err}");
+
+    let (ok, _, err) = router(
+        &["check", "--config", "config/router.toml"],
+        &[("XAI_MIN_MAX_TOKENS", "lots")],
+    );
+    assert!(!ok);
+    assert!(err.contains("XAI_MIN_MAX_TOKENS"), "{err}");
+}
+
+#[test]
+fn serve_answers_and_exits_zero_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("router.toml");
+    let sessions = dir.path().join("sessions");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\nprompts_dir = \"{}\"\n[sessions]\ndir = \"{}\"\n",
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("prompts")
+                .display(),
+            sessions.display()
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new(BIN)
+        .args(["serve", "--config", config.to_str().unwrap()])
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    let (found, address) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in stdout.lines().map_while(Result::ok) {
+            if let Some(address) = line
+                .split("address=")
+                .nth(1)
+                .filter(|_| line.contains("listening"))
+            {
+                let _ = found.send(address.trim().to_string());
+            }
+        }
+    });
+    let Ok(address) = address.recv_timeout(Duration::from_secs(10)) else {
+        let _ = child.kill();
+        panic!("the router did not log its address");
+    };
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let health = runtime.block_on(async {
+        reqwest::get(format!("http://{address}/health"))
+            .await?
+            .text()
+            .await
+    });
+    assert_eq!(health.unwrap(), r#"{"status":"ok"}"#);
+    assert!(
+        sessions.is_dir(),
+        "the session folder is created at start-up"
+    );
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let started = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            assert!(status.success(), "exit status {status}");
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "serve did not stop on SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

@@ -1,0 +1,95 @@
+//! The small endpoints: models, health, readiness, and the headers every response has.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "tests: a failure should panic with its message"
+)]
+
+mod common;
+
+use common::fake::Fake;
+use common::{TestRouter, client};
+use serde_json::Value;
+
+async fn get(router: &TestRouter, path: &str) -> (u16, reqwest::header::HeaderMap, Value) {
+    let response = client()
+        .get(format!("{}{path}", router.url))
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    (status, headers, response.json().await.unwrap())
+}
+
+#[tokio::test]
+async fn models_lists_the_virtual_model_and_the_task_model() {
+    let fake = Fake::start().await;
+    let router = TestRouter::start(&fake.url, |c| {
+        c.server.task_model = "ai-router-tasks".into()
+    })
+    .await;
+    let (status, headers, body) = get(&router, "/v1/models").await;
+    assert_eq!(status, 200);
+    assert_eq!(headers["x-request-id"].len(), 8);
+    assert_eq!(body["object"], "list");
+    let ids: Vec<&str> = body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["ai-router", "ai-router-tasks"]);
+    assert_eq!(body["data"][0]["object"], "model");
+    assert!(
+        fake.received().is_empty(),
+        "models must be answered from memory"
+    );
+}
+
+#[tokio::test]
+async fn health_is_up_and_ready_reports_each_backend() {
+    let fake = Fake::start().await;
+    let router = TestRouter::start(&fake.url, |_| {}).await;
+    let (status, _, body) = get(&router, "/health").await;
+    assert_eq!((status, body["status"].as_str()), (200, Some("ok")));
+    let (status, _, body) = get(&router, "/health/ready").await;
+    assert_eq!(status, 200);
+    assert_eq!(body["status"], "ready");
+    for backend in ["primary", "classifier", "xai"] {
+        assert_eq!(body["backends"][backend]["status"], "up", "{body}");
+        assert!(body["backends"][backend]["latency_ms"].is_u64());
+    }
+}
+
+#[tokio::test]
+async fn ready_is_503_when_the_primary_is_down() {
+    let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let dead = format!("http://{}/v1", closed.local_addr().unwrap());
+    drop(closed);
+    let fake = Fake::start().await;
+    let router = TestRouter::start(&fake.url, |c| {
+        c.backends.primary.base_url = dead;
+        c.backends.xai.api_key_env = "AI_ROUTER_TEST_KEY_THAT_IS_NEVER_SET".into();
+    })
+    .await;
+    let (status, _, body) = get(&router, "/health/ready").await;
+    assert_eq!(status, 503);
+    assert_eq!(body["status"], "unavailable");
+    assert_eq!(body["backends"]["primary"]["status"], "down");
+    assert!(
+        body["backends"]["primary"]["error"]
+            .as_str()
+            .unwrap()
+            .contains("refused")
+    );
+    assert_eq!(body["backends"]["classifier"]["status"], "up");
+    assert_eq!(body["backends"]["xai"]["status"], "unconfigured");
+    assert!(
+        body["backends"]["xai"]["error"]
+            .as_str()
+            .unwrap()
+            .contains("AI_ROUTER_TEST_KEY_THAT_IS_NEVER_SET")
+    );
+}
