@@ -224,11 +224,20 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
     let config: Config = Figment::from(Serialized::defaults(Config::default()))
         .merge(Toml::file_exact(path))
         .merge(seed_env()?)
-        .merge(Env::prefixed("AI_ROUTER_").split("__"))
+        .merge(overrides())
         .extract()
         .map_err(|e| ConfigError::Parse(Box::new(e)))?;
     validate(&config)?;
     Ok(config)
+}
+
+/// `AI_ROUTER_<SECTION>__<KEY>` variables. Only names with a `__` are settings: every
+/// key lives in a section, and scripts keep their own `AI_ROUTER_*` names (a cache
+/// folder, a test URL) that must not be mistaken for config.
+fn overrides() -> Env {
+    Env::prefixed("AI_ROUTER_")
+        .filter(|key| key.as_str().contains("__"))
+        .split("__")
 }
 
 /// The seed deployment's variable names, which admins' `.env` files still use.

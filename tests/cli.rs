@@ -76,6 +76,24 @@ fn check_prints_the_effective_settings_from_file_and_environment() {
 }
 
 #[test]
+fn other_ai_router_variables_are_not_mistaken_for_settings() {
+    let (ok, _, err) = router(
+        &["check", "--config", "config/router.toml"],
+        &[
+            ("AI_ROUTER_CACHE", "/tmp/cache"),
+            ("AI_ROUTER_URL", "http://x"),
+        ],
+    );
+    assert!(ok, "{err}");
+    let (ok, _, err) = router(
+        &["check", "--config", "config/router.toml"],
+        &[("AI_ROUTER_SERVER__LISEN", "0.0.0.0:1")],
+    );
+    assert!(!ok, "a misspelt setting must still be an error");
+    assert!(err.to_lowercase().contains("lisen"), "{err}");
+}
+
+#[test]
 fn the_long_environment_names_win_over_the_seed_names() {
     let (ok, out, _) = router(
         &["check", "--config", "config/router.toml"],

@@ -1,0 +1,213 @@
+"""End-to-end smoke test: the router in front of a real llama-server.
+
+Run by `make e2e` (infra/demo/e2e.sh), which starts both servers and sets:
+  AI_ROUTER_URL       the router's base URL, ending in /v1
+  AI_ROUTER_SESSIONS  the router's session-log folder
+  AI_ROUTER_BIN       the router binary (to start a second router with a dead backend)
+  AI_ROUTER_ROOT      the repository root
+Each check is what a user of curl, the OpenAI SDK or Open WebUI would look at.
+Ends with the line "N passed, N failed" and exits non-zero on any failure.
+"""
+
+import glob
+import http.client
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import traceback
+import urllib.parse
+
+import openai
+
+URL = os.environ["AI_ROUTER_URL"]
+SESSIONS = os.environ["AI_ROUTER_SESSIONS"]
+BIN = os.environ["AI_ROUTER_BIN"]
+ROOT = os.environ["AI_ROUTER_ROOT"]
+QUESTION = [{"role": "user", "content": "Name three colours."}]
+
+client = openai.OpenAI(base_url=URL, api_key="unused", max_retries=0, timeout=120)
+
+
+def session(request_id, outcome=None, wait=10.0):
+    """The session log for request_id (written off the request path, so poll)."""
+    deadline = time.time() + wait
+    while time.time() < deadline:
+        for path in glob.glob(os.path.join(SESSIONS, f"*_{request_id}.json")):
+            with open(path) as f:
+                record = json.load(f)
+            if outcome is None or record["outcome"] == outcome:
+                return record
+        time.sleep(0.1)
+    raise AssertionError(f"no session log for {request_id} with outcome {outcome}")
+
+
+def test_models_list():
+    ids = [m.id for m in client.models.list()]
+    assert ids == ["ai-router"], ids
+
+
+def test_chat_non_stream():
+    raw = client.chat.completions.with_raw_response.create(
+        model="ai-router:latest", messages=QUESTION, max_tokens=5
+    )
+    reply = raw.parse()
+    request_id = raw.headers["x-request-id"]
+    assert raw.headers["x-ai-router-route"] == "primary"
+    assert len(request_id) == 8, request_id
+    assert reply.model == "ai-router", reply.model
+    content = reply.choices[0].message.content
+    assert isinstance(content, str) and content.strip(), reply
+    record = session(request_id, "ok")
+    assert record["steps"][0]["response_content"] == content
+    assert record["route"] == "primary"
+    # The router owns the length: max_tokens never reaches the local model.
+    assert "max_tokens" not in record["steps"][0]["params"], record["steps"][0]["params"]
+    print(f"    answer: {content.strip()[:80]!r}")
+
+
+def test_chat_stream():
+    stream = client.chat.completions.create(model="ai-router", messages=QUESTION, stream=True)
+    chunks = list(stream)
+    assert len(chunks) >= 2, chunks
+    assert all(c.model == "ai-router" for c in chunks)
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text.strip(), "the stream carried no text"
+    assert chunks[-1].choices[0].finish_reason in ("stop", "length"), chunks[-1]
+    assert all(c.usage is None for c in chunks), "usage sent though not asked for"
+
+
+def test_stream_usage_when_asked():
+    stream = client.chat.completions.create(
+        model="ai-router", messages=QUESTION, stream=True, stream_options={"include_usage": True}
+    )
+    chunks = list(stream)
+    assert chunks[-1].choices == [] and chunks[-1].usage.total_tokens > 0, chunks[-1]
+
+
+def raw_stream_request():
+    parts = urllib.parse.urlsplit(URL)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=120)
+    body = json.dumps({"model": "ai-router", "stream": True, "messages": QUESTION})
+    conn.request("POST", parts.path + "/chat/completions", body, {"Content-Type": "application/json"})
+    return conn, conn.getresponse()
+
+
+def test_raw_sse_reader():
+    conn, response = raw_stream_request()
+    assert response.status == 200
+    assert response.getheader("content-type").startswith("text/event-stream")
+    request_id = response.getheader("x-request-id")
+    data = []
+    for line in response:  # ends only if the router closes the body after [DONE]
+        line = line.decode().rstrip("\r\n")
+        if line.startswith("data:"):
+            data.append(line[5:].strip())
+        else:
+            assert line == "" or line.startswith(":"), f"unexpected SSE line {line!r}"
+    conn.close()
+    assert data[-1] == "[DONE]", data[-3:]
+    for payload in data[:-1]:
+        assert "error" not in json.loads(payload), payload
+    record = session(request_id, "ok")
+    assert record["stream"] is True and record["steps"][0]["ttft_ms"] is not None
+
+
+def test_curl():
+    body = json.dumps({"model": "ai-router", "stream": True, "messages": QUESTION})
+    out = subprocess.run(
+        ["curl", "-sN", "--max-time", "120", URL + "/chat/completions",
+         "-H", "Content-Type: application/json", "-d", body],
+        capture_output=True, text=True, check=True,
+    ).stdout
+    assert out.rstrip().endswith("data: [DONE]"), out[-200:]
+
+
+def test_bad_request_raises_bad_request_error():
+    try:
+        client.chat.completions.create(model="ai-router", messages=[])
+    except openai.BadRequestError as e:
+        assert e.status_code == 400
+        assert e.body["param"] == "messages", e.body
+        return
+    raise AssertionError("no BadRequestError")
+
+
+def test_unknown_route_raises_not_found_error():
+    try:
+        client.embeddings.create(model="ai-router", input="hi")
+    except openai.NotFoundError as e:
+        assert e.status_code == 404
+        return
+    raise AssertionError("no NotFoundError")
+
+
+def test_dead_backend_raises_internal_server_error():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        dead_port = s.getsockname()[1]
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = dict(os.environ,
+               AI_ROUTER_SERVER__LISTEN=f"127.0.0.1:{port}",
+               AI_ROUTER_BACKENDS__PRIMARY__BASE_URL=f"http://127.0.0.1:{dead_port}/v1",
+               AI_ROUTER_SESSIONS__DIR=SESSIONS)
+    proc = subprocess.Popen([BIN, "serve", "--config", "config/demo.toml"], cwd=ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        dead = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="x", max_retries=0)
+        for _ in range(100):
+            try:
+                dead.models.list()
+                break
+            except openai.APIConnectionError:
+                time.sleep(0.1)
+        else:
+            raise AssertionError(f"the second router did not start (exit code {proc.poll()})")
+        for stream in (False, True):
+            try:
+                dead.chat.completions.create(model="ai-router", messages=QUESTION, stream=stream)
+            except openai.InternalServerError as e:
+                assert e.status_code == 502, e.status_code
+                assert "primary" in e.message and "refused" in e.message, e.message
+                continue
+            raise AssertionError("no InternalServerError")
+    finally:
+        proc.terminate()
+        assert proc.wait(timeout=10) == 0, "the router did not exit cleanly on SIGTERM"
+
+
+def test_client_disconnect_is_logged():
+    conn, response = raw_stream_request()
+    request_id = response.getheader("x-request-id")
+    first = response.readline()
+    assert first.startswith(b"data:"), first
+    conn.sock.shutdown(socket.SHUT_RDWR)
+    conn.close()
+    record = session(request_id, "client_disconnected")
+    assert record["http_status"] == 499
+
+
+def main():
+    tests = [(name, fn) for name, fn in globals().items() if name.startswith("test_")]
+    passed = failed = 0
+    for name, fn in tests:
+        started = time.time()
+        try:
+            fn()
+        except Exception:  # noqa: BLE001 - report every failure and go on
+            failed += 1
+            print(f"FAIL {name} ({time.time() - started:.1f} s)")
+            traceback.print_exc()
+        else:
+            passed += 1
+            print(f"ok   {name} ({time.time() - started:.1f} s)")
+    print(f"{passed} passed, {failed} failed")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
