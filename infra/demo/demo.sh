@@ -42,9 +42,17 @@ cat >&2 <<TXT
   Press Ctrl-C to stop both servers.
 
 TXT
-# Wait on the router; if either server dies, stop the other and report it.
-while kill -0 "${router_pid}" 2>/dev/null && kill -0 "${llama_pid}" 2>/dev/null; do
+# Wait on the router; if either server dies, stop the other and report it. Ctrl-C
+# reaches the servers too (same process group), so tell that apart from a crash.
+interrupted=0
+trap 'interrupted=1' INT TERM
+while ((!interrupted)) && kill -0 "${router_pid}" 2>/dev/null && kill -0 "${llama_pid}" 2>/dev/null; do
     sleep 1
 done
+sleep 0.3 # let a pending Ctrl-C's trap run before deciding which case this is
+if ((interrupted)); then
+    say "stopping…"
+    exit 0
+fi
 say "a server stopped unexpectedly; see logs/router.log and logs/llama-server.log"
 exit 1
