@@ -41,6 +41,9 @@ pub struct ServerConfig {
     pub trusted_proxies: Vec<IpNet>,
     /// How long in-flight requests may run on after SIGTERM/SIGINT.
     pub shutdown_grace_secs: u64,
+    /// A `: keep-alive` SSE comment is sent after this many silent seconds on a stream,
+    /// so proxies and tunnels (cloudflared cuts at 100 s) keep it open.
+    pub sse_keepalive_secs: u64,
     /// `text` for people, `json` for log collectors.
     pub log_format: LogFormat,
 }
@@ -58,6 +61,7 @@ impl Default for ServerConfig {
                 .filter_map(|net| net.parse().ok())
                 .collect(),
             shutdown_grace_secs: 30,
+            sse_keepalive_secs: 15,
             log_format: LogFormat::Text,
         }
     }
@@ -208,9 +212,9 @@ pub enum ConfigError {
     /// The config file does not exist.
     #[error("config file {0} not found (pass --config FILE)")]
     Missing(PathBuf),
-    /// A key is unknown or has the wrong type; figment names the key and source.
+    /// A key is unknown or has the wrong type: the message names the key and its source.
     #[error("config error: {0}")]
-    Parse(Box<figment::Error>),
+    Parse(String),
     /// A value is the right type but unusable.
     #[error("config error: `{key}` {problem}")]
     Invalid { key: String, problem: String },
@@ -226,9 +230,33 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
         .merge(seed_env()?)
         .merge(overrides())
         .extract()
-        .map_err(|e| ConfigError::Parse(Box::new(e)))?;
+        .map_err(|e| ConfigError::Parse(describe(e)))?;
     validate(&config)?;
     Ok(config)
+}
+
+/// Names each bad key as the admin wrote it: the TOML key and its file, or the exact
+/// environment variable (figment's own message says `default.server.listen`).
+fn describe(error: figment::Error) -> String {
+    let problems: Vec<String> = error
+        .into_iter()
+        .map(|e| {
+            let key = e.path.join(".").to_lowercase();
+            let place = match &e.metadata {
+                Some(meta) if meta.name.contains("AI_ROUTER_") => {
+                    let name: Vec<String> = e.path.iter().map(|p| p.to_uppercase()).collect();
+                    format!("environment variable AI_ROUTER_{}", name.join("__"))
+                }
+                Some(meta) => match &meta.source {
+                    Some(figment::Source::File(path)) => path.display().to_string(),
+                    _ => meta.name.to_string(),
+                },
+                None => "the configuration".into(),
+            };
+            format!("`{key}` in {place}: {}", e.kind)
+        })
+        .collect();
+    problems.join("; ")
 }
 
 /// `AI_ROUTER_<SECTION>__<KEY>` variables. Only names with a `__` are settings: every
@@ -280,6 +308,9 @@ pub fn validate(config: &Config) -> Result<(), ConfigError> {
     };
     if config.server.virtual_model.trim().is_empty() {
         return invalid("server.virtual_model", "must not be empty");
+    }
+    if config.server.sse_keepalive_secs == 0 {
+        return invalid("server.sse_keepalive_secs", "must be at least 1");
     }
     if config.server.max_body_bytes == 0 {
         return invalid("server.max_body_bytes", "must be greater than 0");

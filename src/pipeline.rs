@@ -23,9 +23,6 @@ use crate::upstream::{Expect, Upstream};
 /// The response header that names the route taken.
 pub const ROUTE_HEADER: &str = "x-ai-router-route";
 
-/// SSE comment sent while a stream is silent, so proxies and tunnels keep it open.
-const KEEP_ALIVE_EVERY: Duration = Duration::from_secs(15);
-
 /// Answers `request` as `decision` says and returns the client's response.
 pub async fn run(
     state: Arc<AppState>,
@@ -94,7 +91,7 @@ async fn answer(
                 }
                 let events = relay::relay(stream, session, step, called_at, options);
                 return Sse::new(events)
-                    .keep_alive(KeepAlive::new().interval(KEEP_ALIVE_EVERY))
+                    .keep_alive(keep_alive(state))
                     .into_response();
             }
             Err(e) => Err(e),
@@ -117,6 +114,13 @@ async fn answer(
         }
         Err(error) => fail(session, step, error),
     }
+}
+
+/// A `: keep-alive` comment after `server.sse_keepalive_secs` of silence on a stream.
+fn keep_alive(state: &AppState) -> KeepAlive {
+    KeepAlive::new()
+        .interval(Duration::from_secs(state.config.server.sse_keepalive_secs))
+        .text("keep-alive")
 }
 
 /// Reads a non-streamed completion, captures it and renames its model.

@@ -171,3 +171,41 @@ async fn many_streams_at_once_all_complete() {
     let sessions = router.sessions(20).await;
     assert!(sessions.iter().all(|s| s["outcome"] == "ok"));
 }
+
+#[tokio::test]
+async fn a_silent_stream_gets_keep_alive_comments() {
+    let gate = Arc::new(Notify::new());
+    let fake_gate = gate.clone();
+    let fake = Fake::with(move |_| {
+        Reply::Gated(
+            vec![chunk_json("thinking…", None)],
+            fake_gate.clone(),
+            vec![chunk_json("done", Some("stop")), "[DONE]".into()],
+        )
+    })
+    .await;
+    let router = TestRouter::start(&fake.url, |c| {
+        c.server.sse_keepalive_secs = 1;
+        c.backends.primary.timeout_secs = 10;
+    })
+    .await;
+    let response = router.chat(&stream_body(None)).await;
+    let mut bytes = response.bytes_stream();
+    let mut seen = String::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while !seen.contains(": keep-alive\n") {
+        let chunk = tokio::time::timeout_at(deadline, bytes.next())
+            .await
+            .expect("no keep-alive comment within 5 s of silence")
+            .unwrap()
+            .unwrap();
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    gate.notify_one();
+    while let Some(chunk) = bytes.next().await {
+        seen.push_str(&String::from_utf8_lossy(&chunk.unwrap()));
+    }
+    let data = common::parse_sse(&seen);
+    assert_eq!(data.last().map(String::as_str), Some("[DONE]"));
+    assert!(data.iter().any(|d| d.contains("done")));
+}
