@@ -8,41 +8,44 @@ use ipnet::IpNet;
 
 /// The client's IP for the session log.
 ///
-/// From a trusted peer, in order: `CF-Connecting-IP` (Cloudflare sets it to the visitor),
-/// then `X-Forwarded-For` read right to left skipping trusted hops (the left part is
-/// whatever the client claimed), then `X-Real-IP`. Otherwise the peer itself.
+/// The socket peer, unless it is a trusted proxy. Then `X-Forwarded-For` is read right
+/// to left: the nearest hop that is not trusted is the client (anything further left is
+/// whatever the client claimed). Only when every hop is trusted (the request came
+/// through our own tunnel and proxies) is `CF-Connecting-IP` believed, then the farthest
+/// hop, then `X-Real-IP`: a LAN client that reaches Traefik directly cannot pass off a
+/// forged `CF-Connecting-IP`. IPv4 peers seen as IPv6 (`::ffff:a.b.c.d`) are compared
+/// as IPv4.
 pub fn resolve(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr {
     let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
+    let peer = peer.to_canonical();
     if !is_trusted(&peer) {
         return peer;
     }
-    if let Some(ip) = header_ip(headers, "cf-connecting-ip") {
-        return ip;
+    let hops = forwarded_for(headers);
+    if let Some(client) = hops.iter().rev().find(|ip| !is_trusted(ip)) {
+        return *client;
     }
-    if let Some(ip) = forwarded_for(headers, &is_trusted) {
-        return ip;
-    }
-    header_ip(headers, "x-real-ip").unwrap_or(peer)
+    header_ip(headers, "cf-connecting-ip")
+        .or_else(|| hops.first().copied())
+        .or_else(|| header_ip(headers, "x-real-ip"))
+        .unwrap_or(peer)
 }
 
 fn header_ip(headers: &HeaderMap, name: &str) -> Option<IpAddr> {
-    headers.get(name)?.to_str().ok()?.trim().parse().ok()
+    let ip: IpAddr = headers.get(name)?.to_str().ok()?.trim().parse().ok()?;
+    Some(ip.to_canonical())
 }
 
-fn forwarded_for(headers: &HeaderMap, is_trusted: &dyn Fn(&IpAddr) -> bool) -> Option<IpAddr> {
-    let hops: Vec<IpAddr> = headers
+/// Every address in every `X-Forwarded-For` header, nearest last.
+fn forwarded_for(headers: &HeaderMap) -> Vec<IpAddr> {
+    headers
         .get_all("x-forwarded-for")
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .filter_map(|hop| hop.trim().parse().ok())
-        .collect();
-    // The nearest untrusted hop is the client; if every hop is trusted, the farthest.
-    hops.iter()
-        .rev()
-        .find(|ip| !is_trusted(ip))
-        .or(hops.first())
-        .copied()
+        .filter_map(|hop| hop.trim().parse::<IpAddr>().ok())
+        .map(|ip| ip.to_canonical())
+        .collect()
 }
 
 #[cfg(test)]
@@ -76,13 +79,38 @@ mod tests {
     }
 
     #[test]
-    fn cloudflare_header_wins_from_a_trusted_proxy() {
+    fn cloudflare_header_is_believed_only_through_trusted_hops() {
         let trusted = nets(&["172.16.0.0/12"]);
-        let h = headers(&[
-            ("x-forwarded-for", "9.9.9.9, 172.18.0.3"),
+        // cloudflared → Traefik → router: every hop is ours.
+        let tunnel = headers(&[
+            ("x-forwarded-for", "172.18.0.3"),
             ("cf-connecting-ip", "5.6.7.8"),
         ]);
-        assert_eq!(resolve(ip("172.18.0.2"), &h, &trusted), ip("5.6.7.8"));
+        assert_eq!(resolve(ip("172.18.0.2"), &tunnel, &trusted), ip("5.6.7.8"));
+        // A LAN client straight to Traefik, forging the Cloudflare header.
+        let forged = headers(&[
+            ("x-forwarded-for", "192.168.1.50"),
+            ("cf-connecting-ip", "5.6.7.8"),
+        ]);
+        assert_eq!(
+            resolve(ip("172.18.0.2"), &forged, &trusted),
+            ip("192.168.1.50")
+        );
+    }
+
+    #[test]
+    fn ipv4_mapped_peers_match_ipv4_ranges() {
+        let trusted = nets(&["172.16.0.0/12"]);
+        let h = headers(&[("x-forwarded-for", "198.51.100.7")]);
+        assert_eq!(
+            resolve(ip("::ffff:172.18.0.2"), &h, &trusted),
+            ip("198.51.100.7")
+        );
+        let none = HeaderMap::new();
+        assert_eq!(
+            resolve(ip("::ffff:10.1.2.3"), &none, &trusted),
+            ip("10.1.2.3")
+        );
     }
 
     #[test]
