@@ -6,6 +6,7 @@ use std::path::Path;
 
 use crate::config::{self, Config};
 use crate::prompts::{PromptSet, PromptSource};
+use crate::session_writer;
 use crate::upstream;
 
 /// The report for a valid setup, or the problem that would stop `serve`.
@@ -42,7 +43,7 @@ pub fn report(path: &Path) -> Result<String, String> {
         );
     }
     out.push_str("\n# session logs\n");
-    let _ = writeln!(out, "{}", sessions_status(&config));
+    let _ = writeln!(out, "{}", sessions_status(&config)?);
     Ok(out)
 }
 
@@ -60,19 +61,49 @@ fn keys(config: &Config, out: &mut String) {
     }
 }
 
-fn sessions_status(config: &Config) -> String {
+/// The same check `serve` makes at start-up: the folder must accept new files.
+fn sessions_status(config: &Config) -> Result<String, String> {
     let sessions = &config.sessions;
     if !sessions.enabled {
-        return "disabled (sessions.enabled = false)".into();
+        return Ok("disabled (sessions.enabled = false)".into());
     }
-    let dir = sessions.dir.display();
-    if sessions.dir.is_dir() {
-        let count = std::fs::read_dir(&sessions.dir).map_or(0, |d| d.count());
-        format!(
-            "{dir} exists ({count} entries); keeps {} days, {} files",
-            sessions.max_age_days, sessions.max_files
-        )
-    } else {
-        format!("{dir} does not exist yet; it is created at start-up")
+    let dir = &sessions.dir;
+    let limits = format!(
+        "keeps {} days, {} files",
+        sessions.max_age_days, sessions.max_files
+    );
+    if dir.is_dir() {
+        session_writer::check_writable(dir).map_err(|e| format!("session logs: {e}"))?;
+        let count = std::fs::read_dir(dir).map_or(0, |d| d.count());
+        return Ok(format!(
+            "{} is writable ({count} entries); {limits}",
+            dir.display()
+        ));
     }
+    // Not there yet: `serve` creates it, so its nearest existing ancestor must be a
+    // writable folder.
+    let ancestor = dir
+        .ancestors()
+        .find(|p| p.as_os_str().is_empty() || p.exists())
+        .map(|p| {
+            if p.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                p
+            }
+        })
+        .unwrap_or(Path::new("."));
+    if !ancestor.is_dir() {
+        return Err(format!(
+            "session logs: {} cannot be created: {} is not a folder",
+            dir.display(),
+            ancestor.display()
+        ));
+    }
+    session_writer::check_writable(ancestor)
+        .map_err(|e| format!("session logs: {} cannot be created: {e}", dir.display()))?;
+    Ok(format!(
+        "{} will be created at start-up; {limits}",
+        dir.display()
+    ))
 }

@@ -46,6 +46,9 @@ pub enum Error {
         backend: &'static str,
         error: Box<UpstreamError>,
     },
+    /// The router is shutting down and its grace period is over.
+    #[error("the router is shutting down; please retry")]
+    ShuttingDown,
     /// The backend answered something that is not the protocol we speak.
     #[error("the {backend} backend sent an invalid response ({reason})")]
     UpstreamProtocol {
@@ -76,6 +79,7 @@ impl Error {
                 StatusCode::BAD_GATEWAY
             }
             Error::UpstreamTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
+            Error::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
             Error::UpstreamStatus { error, .. } => error.status,
         }
     }
@@ -92,6 +96,7 @@ impl Error {
             Error::UpstreamUnreachable { .. }
             | Error::UpstreamTimeout { .. }
             | Error::UpstreamProtocol { .. } => "upstream_error",
+            Error::ShuttingDown => "server_error",
             Error::UpstreamStatus { error, .. } => &error.kind,
         }
     }
@@ -108,6 +113,7 @@ impl Error {
             Error::UpstreamUnreachable { .. } => "upstream_unreachable",
             Error::UpstreamTimeout { .. } => "upstream_timeout",
             Error::UpstreamProtocol { .. } => "upstream_invalid_response",
+            Error::ShuttingDown => "router_shutdown",
             Error::UpstreamStatus { error, .. } => return error.code.clone(),
         };
         Value::from(name)

@@ -67,8 +67,14 @@ pub fn app(state: Arc<AppState>) -> axum::Router {
     http::routes(state)
 }
 
+/// How long requests get to say goodbye (an in-band error, `[DONE]`) once the grace
+/// period is over.
+const FAREWELL: Duration = Duration::from_secs(2);
+
 /// Serves `state` on `listener` until `shutdown` resolves, then lets in-flight requests
-/// (streams included) finish for up to `grace` before returning.
+/// (streams included) finish for up to `grace`. Requests still running after that are
+/// ended on purpose (see `AppState::drain`), so every client gets a complete answer or
+/// an error, and every session record is finished before this returns.
 pub async fn serve(
     listener: TcpListener,
     state: Arc<AppState>,
@@ -80,6 +86,7 @@ pub async fn serve(
         let _ = tcp.set_nodelay(true);
     });
     let (fired, on_fire) = tokio::sync::oneshot::channel::<()>();
+    let drain = state.clone();
     let server = axum::serve(
         listener,
         app(state).into_make_service_with_connect_info::<SocketAddr>(),
@@ -97,10 +104,15 @@ pub async fn serve(
         result = &mut server => return result,
         _ = on_fire => {}
     }
-    match tokio::time::timeout(grace, server).await {
+    if let Ok(result) = tokio::time::timeout(grace, &mut server).await {
+        return result;
+    }
+    tracing::warn!("grace period over: ending the requests still running");
+    drain.drain();
+    match tokio::time::timeout(FAREWELL, server).await {
         Ok(result) => result,
         Err(_) => {
-            tracing::warn!("grace period over: requests still running are cut off");
+            tracing::error!("requests still running after the farewell period are dropped");
             Ok(())
         }
     }

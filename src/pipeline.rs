@@ -62,6 +62,14 @@ fn note_decision(session: &mut Session, decision: &Decision) {
     }
 }
 
+/// What a backend call produced, before the client's response is built.
+enum Answer {
+    /// A stream whose first event arrived.
+    Stream(relay::OpenStream),
+    /// A whole JSON completion, already renamed to the virtual model.
+    Json(Vec<u8>),
+}
+
 /// Calls `upstream` with the shaped `body` and relays its answer to the client.
 async fn answer(
     state: &AppState,
@@ -73,38 +81,28 @@ async fn answer(
     tracing::Span::current().record("backend", upstream.name);
     let step = session.push_step(step_record("answer", upstream, &body));
     let called_at = Instant::now();
-    let expect = if request.stream {
-        Expect::Stream
-    } else {
-        Expect::Json
+    let drained = state.drained();
+    let result = tokio::select! {
+        biased;
+        () = drained => Err(Error::ShuttingDown),
+        result = call(state, upstream, &body, request, &mut session, step) => result,
     };
-    let id = session.id().to_string();
-    let result = match upstream.post("/chat/completions", &body, &id, expect).await {
-        Ok(response) if request.stream => match relay::open(upstream, response).await {
-            Ok(stream) => {
-                let options = RelayOptions {
-                    virtual_model: state.virtual_model.clone(),
-                    include_usage: request.include_usage,
-                };
-                if let Some(record) = session.step(step) {
-                    record.status = Some(200);
-                }
-                let events = relay::relay(stream, session, step, called_at, options);
-                return Sse::new(events)
-                    .keep_alive(keep_alive(state))
-                    .into_response();
-            }
-            Err(e) => Err(e),
-        },
-        Ok(response) => read_completion(state, upstream, response, &mut session, step).await,
-        Err(e) => Err(e),
-    };
-    let duration = millis(called_at.elapsed());
     if let Some(record) = session.step(step) {
-        record.duration_ms = duration;
+        record.duration_ms = millis(called_at.elapsed());
     }
     match result {
-        Ok(body) => {
+        Ok(Answer::Stream(stream)) => {
+            let options = RelayOptions {
+                virtual_model: state.virtual_model.clone(),
+                include_usage: request.include_usage,
+                drained: Box::pin(state.drained()),
+            };
+            let events = relay::relay(stream, session, step, called_at, options);
+            Sse::new(events)
+                .keep_alive(keep_alive(state))
+                .into_response()
+        }
+        Ok(Answer::Json(body)) => {
             session.finish(Outcome::Ok, 200, None);
             (
                 [(axum::http::header::CONTENT_TYPE, "application/json")],
@@ -114,6 +112,35 @@ async fn answer(
         }
         Err(error) => fail(session, step, error),
     }
+}
+
+/// The backend call up to the point where the client's response can be built.
+async fn call(
+    state: &AppState,
+    upstream: &Upstream,
+    body: &Map<String, Value>,
+    request: &ChatRequest,
+    session: &mut Session,
+    step: usize,
+) -> Result<Answer, Error> {
+    let expect = if request.stream {
+        Expect::Stream
+    } else {
+        Expect::Json
+    };
+    let id = session.id().to_string();
+    let response = upstream
+        .post("/chat/completions", body, &id, expect)
+        .await?;
+    if let Some(record) = session.step(step) {
+        record.status = Some(response.status().as_u16());
+    }
+    if request.stream {
+        return relay::open(upstream, response).await.map(Answer::Stream);
+    }
+    read_completion(state, upstream, response, session, step)
+        .await
+        .map(Answer::Json)
 }
 
 /// A `: keep-alive` comment after `server.sse_keepalive_secs` of silence on a stream.
@@ -131,13 +158,13 @@ async fn read_completion(
     session: &mut Session,
     step: usize,
 ) -> Result<Vec<u8>, Error> {
-    let status = response.status().as_u16();
     let bytes = tokio::time::timeout(upstream.timeout, response.bytes())
         .await
         .map_err(|_| upstream.timed_out(upstream.timeout))?
         .map_err(|e| Error::UpstreamProtocol {
             backend: upstream.name,
-            reason: format!("the answer could not be read: {e}"),
+            // Without the URL: the client must not learn our internal addresses.
+            reason: format!("the answer could not be read: {}", e.without_url()),
         })?;
     let mut completion: Value =
         serde_json::from_slice(&bytes).map_err(|_| Error::UpstreamProtocol {
@@ -145,7 +172,6 @@ async fn read_completion(
             reason: "the answer is not JSON".into(),
         })?;
     if let Some(record) = session.step(step) {
-        record.status = Some(status);
         capture::completion(record, &completion);
     }
     if let Some(fields) = completion.as_object_mut() {

@@ -4,6 +4,7 @@
 //! reports failures in-band: one `data: {"error":…}` event, then `[DONE]`.
 
 use std::convert::Infallible;
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -13,6 +14,7 @@ use bytes::Bytes;
 use eventsource_stream::{EventStreamError, Eventsource};
 use futures_util::{Stream, StreamExt};
 use serde_json::Value;
+use tracing::Instrument;
 
 use crate::capture;
 use crate::error::Error;
@@ -43,13 +45,14 @@ pub struct OpenStream {
     idle_secs: u64,
 }
 
-/// What the relay needs to know about the client.
-#[derive(Clone, Debug)]
+/// What the relay needs to know about the client and the router.
 pub struct RelayOptions {
     /// Name written into every chunk's `model`.
     pub virtual_model: Arc<str>,
     /// Whether the client asked for the usage-only chunk.
     pub include_usage: bool,
+    /// Resolves when shutdown's grace period is over: the stream must end now.
+    pub drained: Pin<Box<dyn Future<Output = ()> + Send>>,
 }
 
 /// Checks the stream's content type and waits (within the idle timeout) for its first
@@ -79,7 +82,7 @@ pub async fn open(upstream: &Upstream, response: reqwest::Response) -> Result<Op
         }
     };
     if let Ok(value) = serde_json::from_str::<Value>(&first.data)
-        && value.get("error").is_some()
+        && is_error(&value)
     {
         return Err(Error::UpstreamStatus {
             backend: upstream.name,
@@ -140,6 +143,7 @@ struct Relay {
     saw_finish: bool,
     error: Option<String>,
     phase: Phase,
+    span: tracing::Span,
 }
 
 /// Turns an opened backend stream into the client's event stream. The session moves in:
@@ -164,9 +168,12 @@ pub fn relay(
         saw_finish: false,
         error: None,
         phase: Phase::Relaying,
+        // The body is polled after the handler returned: keep the request's span.
+        span: tracing::Span::current(),
     };
     futures_util::stream::unfold(relay, |mut relay| async move {
-        let event = relay.next_event().await?;
+        let span = relay.span.clone();
+        let event = relay.next_event().instrument(span).await?;
         Some((Ok(event), relay))
     })
 }
@@ -181,7 +188,14 @@ impl Relay {
             }
             let next = match self.pending.take() {
                 Some(event) => Some(Ok(event)),
-                None => self.events.next().await,
+                None => tokio::select! {
+                    biased;
+                    () = &mut self.options.drained => {
+                        let message = "the router is shutting down; the answer was cut short";
+                        return Some(self.fail(message.into(), "router_shutdown"));
+                    }
+                    next = self.events.next() => next,
+                },
             };
             match next {
                 Some(Ok(event)) if event.data.trim() == "[DONE]" => return Some(self.done()),
@@ -223,7 +237,7 @@ impl Relay {
             );
             return Some(self.fail(message, "upstream_invalid_response"));
         };
-        if chunk.get("error").is_some() {
+        if is_error(&chunk) {
             let error = UpstreamError::from_event(self.backend, &chunk);
             self.error = Some(error.message.clone());
             self.phase = Phase::Ending;
@@ -289,6 +303,11 @@ impl Drop for Relay {
             step.duration_ms = duration;
         }
     }
+}
+
+/// An error event (`{"error": {…}}`); a chunk with `"error": null` is not one.
+fn is_error(event: &Value) -> bool {
+    event.get("error").is_some_and(|e| !e.is_null())
 }
 
 fn json_event(value: &Value) -> Event {

@@ -145,7 +145,8 @@ impl Disk {
     }
 }
 
-fn check_writable(dir: &Path) -> std::io::Result<()> {
+/// Proves `dir` accepts new files by writing and removing one.
+pub fn check_writable(dir: &Path) -> std::io::Result<()> {
     let probe = dir.join(format!(".write-check-{}.json.tmp", std::process::id()));
     std::fs::write(&probe, b"{}")
         .and_then(|()| std::fs::remove_file(&probe))

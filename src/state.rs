@@ -15,7 +15,7 @@ use crate::upstream::Upstream;
 pub struct AppState {
     /// The validated configuration.
     pub config: Config,
-    /// The current prompt set; read once per request (hot reload swaps it).
+    /// The current prompt set, read once per request so a reload can swap it whole.
     pub prompts: ArcSwap<PromptSet>,
     /// The local model that answers.
     pub primary: Upstream,
@@ -29,6 +29,8 @@ pub struct AppState {
     pub virtual_model: Arc<str>,
     /// `GET /v1/models`, serialised once: Open WebUI calls it constantly.
     pub models_body: Bytes,
+    /// Becomes `true` when shutdown's grace period is over.
+    draining: tokio::sync::watch::Sender<bool>,
 }
 
 impl AppState {
@@ -52,7 +54,24 @@ impl AppState {
             xai,
             sessions,
             models_body,
+            draining: tokio::sync::watch::Sender::new(false),
         })
+    }
+
+    /// Tells every request still running to end now: streams send an in-band error and
+    /// `[DONE]`, waiting calls answer 503.
+    pub fn drain(&self) {
+        self.draining.send_replace(true);
+    }
+
+    /// Resolves once `drain` has been called (never, if it is not).
+    pub fn drained(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let mut receiver = self.draining.subscribe();
+        async move {
+            if receiver.wait_for(|draining| *draining).await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
     }
 }
 

@@ -48,7 +48,9 @@ impl Upstream {
             .connect_timeout(Duration::from_secs(config.connect_timeout_secs))
             // Without it, Nagle's algorithm meets delayed ACKs and small chunks wait ~40 ms.
             .tcp_nodelay(true)
-            .pool_idle_timeout(Duration::from_secs(60))
+            // Under the backends' own keep-alive (vLLM's uvicorn and llama-server close
+            // idle connections after 5 s), so a request never races the server's close.
+            .pool_idle_timeout(Duration::from_secs(4))
             .user_agent(concat!("ai-router/", env!("CARGO_PKG_VERSION")))
             .build()?;
         let api_key = read_key(config);

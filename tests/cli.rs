@@ -90,7 +90,10 @@ fn other_ai_router_variables_are_not_mistaken_for_settings() {
         &[("AI_ROUTER_SERVER__LISEN", "0.0.0.0:1")],
     );
     assert!(!ok, "a misspelt setting must still be an error");
-    assert!(err.contains("AI_ROUTER_SERVER__LISEN"), "names the variable: {err}");
+    assert!(
+        err.contains("AI_ROUTER_SERVER__LISEN"),
+        "names the variable: {err}"
+    );
 }
 
 #[test]
@@ -120,7 +123,10 @@ fn check_fails_clearly_naming_the_file_or_key() {
     std::fs::write(&unknown, "[server]\nlisen = \"0.0.0.0:1\"\n").unwrap();
     let (ok, _, err) = router(&["check", "--config", unknown.to_str().unwrap()], &[]);
     assert!(!ok);
-    assert!(err.contains("`server.lisen`") && err.contains("unknown.toml"), "{err}");
+    assert!(
+        err.contains("`server.lisen`") && err.contains("unknown.toml"),
+        "{err}"
+    );
 
     let wrong_type = dir.path().join("type.toml");
     std::fs::write(&wrong_type, "[sessions]\nmax_files = \"many\"\n").unwrap();
@@ -133,6 +139,25 @@ fn check_fails_clearly_naming_the_file_or_key() {
     let (ok, _, err) = router(&["check", "--config", bad_url.to_str().unwrap()], &[]);
     assert!(!ok);
     assert!(err.contains("backends.primary.base_url"), "{err}");
+
+    // serve would fail to create its session folder: check must fail too.
+    let blocker = dir.path().join("a-file");
+    std::fs::write(&blocker, "x").unwrap();
+    let (ok, _, err) = router(
+        &["check", "--config", "config/router.toml"],
+        &[(
+            "AI_ROUTER_SESSIONS__DIR",
+            blocker.join("sessions").to_str().unwrap(),
+        )],
+    );
+    assert!(
+        !ok,
+        "check passed though the session folder cannot be created"
+    );
+    assert!(
+        err.contains("session logs") && err.contains("a-file"),
+        "{err}"
+    );
 
     let (ok, _, err) = router(
         &["check", "--config", "config/router.toml"],

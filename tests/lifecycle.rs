@@ -53,6 +53,7 @@ async fn a_client_that_leaves_before_a_json_answer_is_logged_too() {
         .send()
         .await;
     assert!(request.is_err(), "the fake never answers");
+    fake.wait_abandoned(1, Duration::from_secs(2)).await;
     let session = &router.sessions(1).await[0];
     assert_eq!(session["outcome"], "client_disconnected");
 }
@@ -85,4 +86,52 @@ async fn shutdown_lets_an_in_flight_stream_finish_and_flushes_its_log() {
     let sessions = router.sessions(1).await;
     assert_eq!(sessions[0]["outcome"], "ok");
     assert_eq!(session_files(&router.sessions_dir).len(), 1);
+}
+
+#[tokio::test]
+async fn past_the_grace_period_streams_end_with_an_error_and_waiting_calls_get_503() {
+    let fake = Fake::with(|body| {
+        if body["stream"] == true {
+            Reply::Forever(Duration::from_millis(50))
+        } else {
+            Reply::Hang
+        }
+    })
+    .await;
+    let mut router = TestRouter::start(&fake.url, |c| {
+        c.server.shutdown_grace_secs = 1;
+        c.backends.primary.response_timeout_secs = 30;
+    })
+    .await;
+    let mut body = user("an endless story");
+    body["stream"] = json!(true);
+    let stream = router.chat(&body).await;
+    assert_eq!(stream.status(), 200);
+    let waiting = tokio::spawn({
+        let url = router.url.clone();
+        async move {
+            common::client()
+                .post(format!("{url}/v1/chat/completions"))
+                .json(&user("a slow question"))
+                .send()
+                .await
+                .unwrap()
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    router.signal_shutdown();
+    let data = read_sse(stream).await;
+    assert_eq!(data.last().map(String::as_str), Some("[DONE]"), "{data:?}");
+    let error: serde_json::Value = serde_json::from_str(&data[data.len() - 2]).unwrap();
+    assert_eq!(error["error"]["code"], "router_shutdown");
+    let waiting = waiting.await.unwrap();
+    assert_eq!(waiting.status(), 503);
+    let error: serde_json::Value = waiting.json().await.unwrap();
+    assert_eq!(error["error"]["code"], "router_shutdown");
+    router.join().await.unwrap();
+    let sessions = router.sessions(2).await;
+    assert!(
+        sessions.iter().all(|s| s["outcome"] == "error"),
+        "ended by the router, not by the clients: {sessions:?}"
+    );
 }

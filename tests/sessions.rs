@@ -180,3 +180,48 @@ async fn files_are_complete_json_and_rotation_keeps_max_files() {
         .collect();
     assert!(leftovers.is_empty(), "temp files left: {leftovers:?}");
 }
+
+#[tokio::test]
+async fn session_files_appear_whole_by_rename_never_by_writing_in_place() {
+    // inotify shows how each file came to be: a `.json` name must only ever appear by a
+    // rename (of a complete temp file), never be created and then written, which is the
+    // window in which a reader would see half a file.
+    use notify::event::{CreateKind, EventKind, ModifyKind, RenameMode};
+    use notify::{RecursiveMode, Watcher};
+    let fake = Fake::start().await;
+    let router = TestRouter::start(&fake.url, |_| {}).await;
+    let (tx, rx) = std::sync::mpsc::channel();
+    let mut watcher = notify::recommended_watcher(tx).unwrap();
+    watcher
+        .watch(&router.sessions_dir, RecursiveMode::NonRecursive)
+        .unwrap();
+    for i in 0..5 {
+        assert_eq!(router.chat(&user(&format!("q{i}"))).await.status(), 200);
+    }
+    router.sessions(5).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    drop(watcher);
+    let mut renamed_into_place = 0;
+    for event in rx.try_iter() {
+        let event = event.unwrap();
+        let json_paths = event
+            .paths
+            .iter()
+            .filter(|p| p.extension().is_some_and(|e| e == "json"))
+            .count();
+        match event.kind {
+            EventKind::Modify(ModifyKind::Name(RenameMode::To | RenameMode::Both)) => {
+                renamed_into_place += json_paths;
+            }
+            EventKind::Create(CreateKind::File | CreateKind::Any)
+            | EventKind::Modify(ModifyKind::Data(_) | ModifyKind::Any) => {
+                assert_eq!(
+                    json_paths, 0,
+                    "a session file was written in place: {event:?}"
+                );
+            }
+            _ => {}
+        }
+    }
+    assert!(renamed_into_place >= 5, "saw {renamed_into_place} renames");
+}

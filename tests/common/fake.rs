@@ -105,7 +105,7 @@ impl Fake {
             .clone()
     }
 
-    /// How many streams were dropped before they ended (the router hung up).
+    /// How many calls were dropped before they ended (the router hung up).
     pub fn abandoned(&self) -> usize {
         self.shared.abandoned.load(Ordering::SeqCst)
     }
@@ -149,6 +149,11 @@ async fn chat(State(shared): State<Shared>, headers: HeaderMap, body: Bytes) -> 
             ([(header::CONTENT_TYPE, content_type)], text).into_response()
         }
         Reply::Hang => {
+            // Dropped when the router hangs up: counts as an abandoned call.
+            let _watch = Watch {
+                shared,
+                finished: false,
+            };
             std::future::pending::<()>().await;
             unreachable!()
         }
