@@ -21,6 +21,94 @@ pub struct Config {
     pub xai: XaiConfig,
     /// `[sessions]`: the per-request session logs.
     pub sessions: SessionsConfig,
+    /// `[routing]`: how requests are classified.
+    pub routing: RoutingConfig,
+    /// `[meta]`: how client task prompts are recognised and answered.
+    pub meta: MetaConfig,
+}
+
+/// A classification label, as the classifier writes it.
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Label {
+    /// Greetings, small talk, trivial questions: the primary.
+    Simple,
+    /// Coding, analysis, explanations: the primary.
+    Moderate,
+    /// Research-level, novel problems: xAI.
+    Complex,
+    /// Needs real-time data: xAI gathers, the primary answers.
+    Enrich,
+    /// The client's own task prompts: the primary, without thinking.
+    Meta,
+}
+
+/// `[routing]`.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoutingConfig {
+    /// The label used when the classifier fails, is slow, or answers without a label.
+    pub fallback: Label,
+    /// Keyword rules that refine the fallback: the first rule with a keyword in the last
+    /// user message (case-insensitive) gives the label instead.
+    pub fallback_rules: Vec<KeywordRule>,
+    /// How many earlier messages the classifier sees besides the last user message.
+    pub context_messages: usize,
+    /// At most this many characters of earlier messages (the most recent are kept).
+    pub context_chars: usize,
+    /// A last user message longer than this is cut to head + tail for classification.
+    pub max_input_chars: usize,
+    /// Extra fields for the classification request (e.g. `temperature`).
+    pub classifier_params: serde_json::Map<String, serde_json::Value>,
+}
+
+impl Default for RoutingConfig {
+    fn default() -> Self {
+        let mut classifier_params = serde_json::Map::new();
+        classifier_params.insert("temperature".into(), serde_json::Value::from(0.0));
+        RoutingConfig {
+            fallback: Label::Moderate,
+            fallback_rules: Vec::new(),
+            context_messages: 4,
+            context_chars: 1500,
+            max_input_chars: 4000,
+            classifier_params,
+        }
+    }
+}
+
+/// One `[[routing.fallback_rules]]` entry.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeywordRule {
+    /// The label this rule gives.
+    pub label: Label,
+    /// Words or phrases; any one of them is enough.
+    pub keywords: Vec<String>,
+}
+
+/// `[meta]`.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetaConfig {
+    /// Request headers whose non-empty value marks a task prompt (Open WebUI's
+    /// `X-OpenWebUI-Task`, set up as a connection header).
+    pub headers: Vec<String>,
+    /// The TOML file of text rules that recognise task prompts; empty for none.
+    pub rules_file: PathBuf,
+    /// Send `chat_template_kwargs.enable_thinking = false` with META requests, so a
+    /// reasoning model does not spend a title's budget on thinking.
+    pub disable_thinking: bool,
+}
+
+impl Default for MetaConfig {
+    fn default() -> Self {
+        MetaConfig {
+            headers: vec!["x-openwebui-task".into()],
+            rules_file: "config/meta_rules.toml".into(),
+            disable_thinking: true,
+        }
+    }
 }
 
 /// `[server]`.
@@ -159,6 +247,21 @@ pub struct XaiConfig {
     pub search_tools: Vec<String>,
     /// Parameters Grok's reasoning models reject; removed on the way.
     pub drop_params: Vec<String>,
+    /// Longest wait for the ENRICH search hop (x_search can take 20–45 s).
+    pub enrich_timeout_secs: u64,
+    /// With no xAI key: `fallback` answers COMPLEX on the primary and ENRICH without
+    /// gathered context (the session log says why); `error` refuses them with a 503.
+    pub missing_key: MissingKey,
+}
+
+/// What COMPLEX and ENRICH do when xAI has no key.
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum MissingKey {
+    /// Answer locally and say so in the session log.
+    Fallback,
+    /// Answer 503 naming the missing variable.
+    Error,
 }
 
 impl Default for XaiConfig {
@@ -174,6 +277,8 @@ impl Default for XaiConfig {
             ]
             .map(String::from)
             .to_vec(),
+            enrich_timeout_secs: 90,
+            missing_key: MissingKey::Fallback,
         }
     }
 }
@@ -330,6 +435,20 @@ pub fn validate(config: &Config) -> Result<(), ConfigError> {
         {
             return invalid(&key("*_timeout_secs"), "timeouts must be at least 1 second");
         }
+    }
+    if config.xai.enrich_timeout_secs == 0 {
+        return invalid("xai.enrich_timeout_secs", "must be at least 1");
+    }
+    if config.routing.max_input_chars < 200 {
+        return invalid("routing.max_input_chars", "must be at least 200");
+    }
+    if config
+        .meta
+        .headers
+        .iter()
+        .any(|h| axum::http::HeaderName::try_from(h.as_str()).is_err())
+    {
+        return invalid("meta.headers", "must be valid HTTP header names");
     }
     if config.sessions.max_files == 0 {
         return invalid("sessions.max_files", "must be at least 1");

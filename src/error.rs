@@ -46,6 +46,9 @@ pub enum Error {
         backend: &'static str,
         error: Box<UpstreamError>,
     },
+    /// A route needs xAI, which has no key, and `xai.missing_key = "error"`.
+    #[error("this request needs the xai backend, which has no API key: set {variable}")]
+    XaiNotConfigured { variable: String },
     /// The router is shutting down and its grace period is over.
     #[error("the router is shutting down; please retry")]
     ShuttingDown,
@@ -79,7 +82,7 @@ impl Error {
                 StatusCode::BAD_GATEWAY
             }
             Error::UpstreamTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
-            Error::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+            Error::ShuttingDown | Error::XaiNotConfigured { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Error::UpstreamStatus { error, .. } => error.status,
         }
     }
@@ -96,7 +99,7 @@ impl Error {
             Error::UpstreamUnreachable { .. }
             | Error::UpstreamTimeout { .. }
             | Error::UpstreamProtocol { .. } => "upstream_error",
-            Error::ShuttingDown => "server_error",
+            Error::ShuttingDown | Error::XaiNotConfigured { .. } => "server_error",
             Error::UpstreamStatus { error, .. } => &error.kind,
         }
     }
@@ -114,6 +117,7 @@ impl Error {
             Error::UpstreamTimeout { .. } => "upstream_timeout",
             Error::UpstreamProtocol { .. } => "upstream_invalid_response",
             Error::ShuttingDown => "router_shutdown",
+            Error::XaiNotConfigured { .. } => "xai_not_configured",
             Error::UpstreamStatus { error, .. } => return error.code.clone(),
         };
         Value::from(name)

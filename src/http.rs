@@ -79,7 +79,7 @@ async fn chat_completions(
         &request.last_user_text(),
         request.stream,
     );
-    let decision = route::decide(&state, &request, &headers).await;
+    let decision = route::decide(&state, &request, &headers, &mut session).await;
     pipeline::run(state, decision, request, session).await
 }
 

@@ -10,6 +10,10 @@
 //! - `client_ip`: the real client address behind trusted proxies
 //! - `openai`: the typed parts of the chat wire format the router reads
 //! - `route`: the routing decision (`Route`, `Decision`, `decide`)
+//! - `meta`: recognises client task prompts (header, task model, text rules)
+//! - `meta_rules`: the text rules for task prompts, loaded from a TOML file
+//! - `classify`: the classifier's request, call and lenient label parsing
+//! - `enrich`: ENRICH's search hop through xAI's Responses API
 //! - `pipeline`: runs a decision: shape, call the backend, relay, finish the session
 //! - `shape`: per-backend request shaping (model, length rules, one system message)
 //! - `upstream`: one backend's client, URL, model, key and timeouts
@@ -19,10 +23,12 @@
 //! - `session`: the session record and its drop guard
 //! - `session_writer`: the off-path, atomic, redacting session-log writer
 //! - `rotation`: keeps the session folder within its age and count limits
-//! - `prompts`: the prompt files, with built-in fallbacks
+//! - `prompts`: the prompt files, placeholders and built-in fallbacks
+//! - `prompt_watch`: hot reload of the prompt files
 //! - `health`: liveness and readiness
 //! - `error`: the request path's `Error` and its OpenAI-shaped response
 //! - `check`: the `ai-router check` report
+//! - `classify_command`: the `ai-router classify` report
 //! - `telemetry`: tracing set-up
 //! - `shutdown`: SIGTERM/SIGINT as a future
 
@@ -30,13 +36,19 @@
 
 pub mod capture;
 pub mod check;
+pub mod classify;
+pub mod classify_command;
 pub mod client_ip;
 pub mod config;
+pub mod enrich;
 pub mod error;
 pub mod health;
 pub mod http;
+pub mod meta;
+pub mod meta_rules;
 pub mod openai;
 pub mod pipeline;
+pub mod prompt_watch;
 pub mod prompts;
 pub mod relay;
 pub mod request_context;

@@ -1,5 +1,5 @@
 //! The `ai-router` binary: command line, then wiring (config → tracing → state →
-//! session writer → serve → flush). Everything else lives in the library.
+//! session writer → prompt watcher → serve → flush). Everything else is in the library.
 
 #![forbid(unsafe_code)]
 
@@ -9,7 +9,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ai_router::session::SessionSink;
-use ai_router::{AppState, check, config, prompts, session_writer, shutdown, telemetry, upstream};
+use ai_router::{
+    AppState, check, classify_command, config, meta, prompt_watch, prompts, session_writer,
+    shutdown, telemetry, upstream,
+};
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
@@ -36,12 +39,25 @@ enum Command {
         #[arg(long, value_name = "FILE", default_value = "config/router.toml")]
         config: PathBuf,
     },
+    /// Show how TEXT would be routed (META rules, then the classifier with the prompts
+    /// as they are now): the decision, the classifier's raw reply and the time it took.
+    Classify {
+        /// Config file (TOML); the environment overrides it (AI_ROUTER_<SECTION>__<KEY>).
+        #[arg(long, value_name = "FILE", default_value = "config/router.toml")]
+        config: PathBuf,
+        /// The message to classify, as a user would send it.
+        text: String,
+    },
 }
 
 fn main() -> ExitCode {
     let result = match Cli::parse().command {
         Command::Check { config } => check::report(&config).map(|report| print!("{report}")),
         Command::Serve { config } => serve(&config).map_err(|e| format!("{e:#}")),
+        Command::Classify { config, text } => tokio::runtime::Runtime::new()
+            .map_err(|e| e.to_string())
+            .and_then(|rt| rt.block_on(classify_command::report(&config, &text)))
+            .map(|report| print!("{report}")),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -60,6 +76,7 @@ fn serve(path: &Path) -> anyhow::Result<()> {
 
 async fn run(config: config::Config) -> anyhow::Result<()> {
     let prompts = prompts::PromptSet::load(&config.server.prompts_dir)?;
+    let rules = meta::load_rules(&config.meta)?;
     let secrets = config
         .backends
         .iter()
@@ -78,7 +95,8 @@ async fn run(config: config::Config) -> anyhow::Result<()> {
     for (name, backend) in config.backends.iter() {
         tracing::info!(backend = name, url = %backend.base_url, model = %backend.model, "backend");
     }
-    let state = Arc::new(AppState::new(config, prompts, sink)?);
+    let state = Arc::new(AppState::new(config, prompts, rules, sink)?);
+    let _watcher = prompt_watch::start(state.clone()).context("watching the prompts folder")?;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;

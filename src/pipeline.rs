@@ -10,9 +10,14 @@ use axum::response::sse::{KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value};
 
+use tracing::Instrument;
+
 use crate::capture;
+use crate::config::MissingKey;
+use crate::enrich;
 use crate::error::Error;
 use crate::openai::ChatRequest;
+use crate::prompts::{PromptId, PromptSet};
 use crate::relay::{self, RelayOptions};
 use crate::route::{Decision, Route};
 use crate::session::{Outcome, Session, StepRecord, millis};
@@ -30,27 +35,83 @@ pub async fn run(
     request: ChatRequest,
     mut session: Session,
 ) -> Response {
-    tracing::Span::current().record("route", decision.route.as_str());
     note_decision(&mut session, &decision);
-    let prompts = state.prompts.load();
-    let mut response = match decision.route {
+    let prompts = state.prompts.load_full();
+    let (route, skip_search) = match effective_route(&state, decision.route) {
+        Ok((route, note)) => {
+            if let Some(record) = session.record() {
+                record.route = Some(route.as_str());
+                record.route_fallback = note.clone();
+            }
+            (route, note.is_some())
+        }
+        Err(error) => return with_route(fail(session, None, error), decision.route),
+    };
+    tracing::Span::current().record("route", route.as_str());
+    let response = match route {
         Route::Primary => {
-            let body =
-                shape::for_local(&request, &state.primary.model, &prompts.primary_system.text);
+            let system = prompts.render(PromptId::PrimarySystem, &[("date", &enrich::today())]);
+            let body = shape::for_local(&request, &state.primary.model, &system);
             answer(&state, &state.primary, body, &request, session).await
         }
+        Route::Meta => {
+            let system = prompts.render(PromptId::MetaSystem, &[("date", &enrich::today())]);
+            let mut body = shape::for_local(&request, &state.primary.model, &system);
+            if state.config.meta.disable_thinking {
+                shape::disable_thinking(&mut body);
+            }
+            answer(&state, &state.primary, body, &request, session).await
+        }
+        Route::Xai => {
+            let system = prompts.render(PromptId::XaiSystem, &[("date", &enrich::today())]);
+            let body = shape::for_xai(&request, &state.xai.model, &system, &state.config.xai);
+            answer(&state, &state.xai, body, &request, session).await
+        }
+        Route::Enrich => enrich_route(state.clone(), prompts, request, session, skip_search).await,
     };
-    response.headers_mut().insert(
-        ROUTE_HEADER,
-        HeaderValue::from_static(decision.route.as_str()),
-    );
+    with_route(response, route)
+}
+
+fn with_route(mut response: Response, route: Route) -> Response {
     response
+        .headers_mut()
+        .insert(ROUTE_HEADER, HeaderValue::from_static(route.as_str()));
+    response
+}
+
+/// The route that will answer, given what is configured. Without an xAI key, COMPLEX
+/// is answered by the primary and ENRICH skips its search hop (the note says so), or
+/// both are refused when `xai.missing_key = "error"`.
+fn effective_route(state: &AppState, route: Route) -> Result<(Route, Option<String>), Error> {
+    let Some(variable) = state
+        .xai
+        .missing_key()
+        .filter(|_| matches!(route, Route::Xai | Route::Enrich))
+    else {
+        return Ok((route, None));
+    };
+    let variable = variable.to_string();
+    match (state.config.xai.missing_key, route) {
+        (MissingKey::Error, _) => Err(Error::XaiNotConfigured { variable }),
+        (MissingKey::Fallback, Route::Xai) => Ok((
+            Route::Primary,
+            Some(format!(
+                "xai has no API key ({variable} is not set); answered by primary"
+            )),
+        )),
+        (MissingKey::Fallback, _) => Ok((
+            route,
+            Some(format!(
+                "xai has no API key ({variable} is not set); answered without gathered context"
+            )),
+        )),
+    }
 }
 
 fn note_decision(session: &mut Session, decision: &Decision) {
     if let Some(record) = session.record() {
         record.route = Some(decision.route.as_str());
-        record.classification.clone_from(&decision.classification);
+        record.classification = decision.classification.map(|l| l.as_str().to_string());
         record
             .classification_raw
             .clone_from(&decision.classification_raw);
@@ -59,6 +120,87 @@ fn note_decision(session: &mut Session, decision: &Decision) {
             .classification_fallback
             .clone_from(&decision.classification_fallback);
         record.meta_match.clone_from(&decision.meta_match);
+    }
+}
+
+/// ENRICH: the search hop, then the primary answers with what it found. A streaming
+/// client gets its headers at once and keep-alive comments while the search runs
+/// (tunnels cut a response that stays silent for 100 s).
+async fn enrich_route(
+    state: Arc<AppState>,
+    prompts: Arc<PromptSet>,
+    request: ChatRequest,
+    mut session: Session,
+    skip_search: bool,
+) -> Response {
+    if !request.stream {
+        let system = search_hop(&state, &prompts, &request, &mut session, skip_search).await;
+        let body = shape::for_local(&request, &state.primary.model, &system);
+        return answer(&state, &state.primary, body, &request, session).await;
+    }
+    let keep_alive = keep_alive(&state);
+    let options = relay_options(&state, &request);
+    let prepare = async move {
+        let system = search_hop(&state, &prompts, &request, &mut session, skip_search).await;
+        let body = shape::for_local(&request, &state.primary.model, &system);
+        let step = session.push_step(step_record("answer", &state.primary, &body));
+        let called_at = Instant::now();
+        let result = tokio::select! {
+            biased;
+            () = state.drained() => Err(Error::ShuttingDown),
+            result = call(&state, &state.primary, &body, &request, &mut session, step) => result,
+        };
+        let result = result.and_then(|answer| match answer {
+            Answer::Stream(stream) => Ok(stream),
+            Answer::Json(_) => Err(Error::UpstreamProtocol {
+                backend: state.primary.name,
+                reason: "expected an event stream".into(),
+            }),
+        });
+        relay::Prepared {
+            result,
+            session,
+            step,
+            called_at,
+        }
+    }
+    .instrument(tracing::Span::current());
+    Sse::new(relay::relay_after(prepare, options))
+        .keep_alive(keep_alive)
+        .into_response()
+}
+
+/// Runs the search hop and returns the primary's system prompt: with the gathered
+/// context injected, or plain (and a note in the log) when there is none.
+async fn search_hop(
+    state: &AppState,
+    prompts: &PromptSet,
+    request: &ChatRequest,
+    session: &mut Session,
+    skip: bool,
+) -> String {
+    let plain = prompts.render(PromptId::PrimarySystem, &[("date", &enrich::today())]);
+    if skip {
+        return plain;
+    }
+    let note = match enrich::gather(state, prompts, request.messages(), session).await {
+        Ok(gathered) if !gathered.text.trim().is_empty() => {
+            return enrich::injection(prompts, &gathered);
+        }
+        Ok(_) => "the search hop found nothing; answered without gathered context".to_string(),
+        Err(error) => format!("the search hop failed ({error}); answered without gathered context"),
+    };
+    if let Some(record) = session.record() {
+        record.route_fallback = Some(note);
+    }
+    plain
+}
+
+fn relay_options(state: &AppState, request: &ChatRequest) -> RelayOptions {
+    RelayOptions {
+        virtual_model: state.virtual_model.clone(),
+        include_usage: request.include_usage,
+        drained: Box::pin(state.drained()),
     }
 }
 
@@ -92,11 +234,7 @@ async fn answer(
     }
     match result {
         Ok(Answer::Stream(stream)) => {
-            let options = RelayOptions {
-                virtual_model: state.virtual_model.clone(),
-                include_usage: request.include_usage,
-                drained: Box::pin(state.drained()),
-            };
+            let options = relay_options(state, request);
             let events = relay::relay(stream, session, step, called_at, options);
             Sse::new(events)
                 .keep_alive(keep_alive(state))
@@ -110,7 +248,7 @@ async fn answer(
             )
                 .into_response()
         }
-        Err(error) => fail(session, step, error),
+        Err(error) => fail(session, Some(step), error),
     }
 }
 
@@ -181,9 +319,9 @@ async fn read_completion(
 }
 
 /// Ends the session with `error` and renders it for the client.
-fn fail(mut session: Session, step: usize, error: Error) -> Response {
+fn fail(mut session: Session, step: Option<usize>, error: Error) -> Response {
     let status: StatusCode = error.status();
-    if let Some(record) = session.step(step) {
+    if let Some(record) = step.and_then(|step| session.step(step)) {
         record.error = Some(error.to_string());
         if let Error::UpstreamStatus {
             error: upstream, ..

@@ -178,6 +178,63 @@ pub fn relay(
     })
 }
 
+/// A backend stream opened after the client's headers were sent (ENRICH streams its
+/// headers first and keeps the client alive during the search hop).
+pub struct Prepared {
+    /// The opened stream, or why it could not be opened.
+    pub result: Result<OpenStream, Error>,
+    /// The session, now with every step before this one.
+    pub session: Session,
+    /// The step of the call being relayed.
+    pub step: usize,
+    /// When that call was sent.
+    pub called_at: Instant,
+}
+
+/// Relays the stream `prepare` opens. Headers have gone out before it resolves, so a
+/// failure to open becomes an in-band error followed by `[DONE]`.
+pub fn relay_after(
+    prepare: impl Future<Output = Prepared> + Send + 'static,
+    options: RelayOptions,
+) -> impl Stream<Item = Result<Event, Infallible>> + Send + 'static {
+    let mut options = Some(options);
+    futures_util::stream::once(prepare).flat_map(move |prepared| {
+        let Prepared {
+            result,
+            session,
+            step,
+            called_at,
+        } = prepared;
+        // `once` yields a single item, so the options are always still here.
+        match (result, options.take()) {
+            (Ok(stream), Some(options)) => {
+                relay(stream, session, step, called_at, options).left_stream()
+            }
+            (Ok(_), None) => futures_util::stream::iter(Vec::new()).right_stream(),
+            (Err(error), _) => failed(error, session, step, called_at).right_stream(),
+        }
+    })
+}
+
+/// The two events that end a stream that could not be opened: the error, then `[DONE]`.
+fn failed(
+    error: Error,
+    mut session: Session,
+    step: usize,
+    called_at: Instant,
+) -> futures_util::stream::Iter<std::vec::IntoIter<Result<Event, Infallible>>> {
+    let message = error.to_string();
+    if let Some(record) = session.step(step) {
+        record.error = Some(message.clone());
+        record.duration_ms = millis(called_at.elapsed());
+    }
+    session.finish(Outcome::Error, 200, Some(message));
+    futures_util::stream::iter(vec![
+        Ok(json_event(&error.envelope())),
+        Ok(Event::default().data("[DONE]")),
+    ])
+}
+
 impl Relay {
     async fn next_event(&mut self) -> Option<Event> {
         loop {

@@ -1,18 +1,28 @@
-//! The routing decision: which route answers a request, and why. The classifier and
-//! META detection plug in here; until then every chat is answered by the primary.
+//! The routing decision: META detection first (no classifier call), then the
+//! classifier's label, or the configured fallback when it has none. `pipeline` runs it.
 
 use axum::http::HeaderMap;
 
+use crate::classify;
+pub use crate::config::Label;
+use crate::config::RoutingConfig;
+use crate::meta;
 use crate::openai::ChatRequest;
+use crate::session::Session;
 use crate::state::AppState;
 
-/// Where a request is answered (the `route` of the session log and the
-/// `x-ai-router-route` header). The xAI, ENRICH and META routes join this list with
-/// the classifier.
+/// Where a request is answered: the `route` of the session log and the
+/// `x-ai-router-route` header.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Route {
-    /// The local primary model.
+    /// The local primary model (SIMPLE, MODERATE).
     Primary,
+    /// xAI's Grok (COMPLEX).
+    Xai,
+    /// xAI gathers real-time context, then the primary answers (ENRICH).
+    Enrich,
+    /// A client task prompt: the primary with the META prompt, no thinking.
+    Meta,
 }
 
 impl Route {
@@ -20,6 +30,41 @@ impl Route {
     pub fn as_str(self) -> &'static str {
         match self {
             Route::Primary => "primary",
+            Route::Xai => "xai",
+            Route::Enrich => "enrich",
+            Route::Meta => "meta",
+        }
+    }
+}
+
+impl Label {
+    /// Every label, in the order the classifier prompt lists them.
+    pub const ALL: [Label; 5] = [
+        Label::Simple,
+        Label::Moderate,
+        Label::Complex,
+        Label::Enrich,
+        Label::Meta,
+    ];
+
+    /// The label as the classifier writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Label::Simple => "SIMPLE",
+            Label::Moderate => "MODERATE",
+            Label::Complex => "COMPLEX",
+            Label::Enrich => "ENRICH",
+            Label::Meta => "META",
+        }
+    }
+
+    /// The route that answers this label.
+    pub fn route(self) -> Route {
+        match self {
+            Label::Simple | Label::Moderate => Route::Primary,
+            Label::Complex => Route::Xai,
+            Label::Enrich => Route::Enrich,
+            Label::Meta => Route::Meta,
         }
     }
 }
@@ -29,24 +74,24 @@ impl Route {
 pub struct Decision {
     /// The chosen route.
     pub route: Route,
-    /// The label (SIMPLE … META), when a classifier or rule gave one.
-    pub classification: Option<String>,
+    /// The label (SIMPLE … META) from the classifier, a META rule or the fallback.
+    pub classification: Option<Label>,
     /// The classifier's raw reply.
     pub classification_raw: Option<String>,
     /// Time spent classifying.
     pub classification_ms: u64,
-    /// Why the fallback route was used instead of a label, if it was.
+    /// Why the fallback label was used instead of the classifier's, if it was.
     pub classification_fallback: Option<String>,
     /// Which META rule matched, if any.
     pub meta_match: Option<String>,
 }
 
 impl Decision {
-    /// A decision made without classification.
-    pub fn unclassified(route: Route) -> Self {
+    /// A decision for `label` with no classification evidence.
+    pub fn labelled(label: Label) -> Self {
         Decision {
-            route,
-            classification: None,
+            route: label.route(),
+            classification: Some(label),
             classification_raw: None,
             classification_ms: 0,
             classification_fallback: None,
@@ -55,7 +100,87 @@ impl Decision {
     }
 }
 
-/// Decides how to answer `request`. Async because classification will call a backend.
-pub async fn decide(_state: &AppState, _request: &ChatRequest, _headers: &HeaderMap) -> Decision {
-    Decision::unclassified(Route::Primary)
+/// Decides how to answer `request`. The classifier's call is added to `session` as a
+/// step; META requests never reach it.
+pub async fn decide(
+    state: &AppState,
+    request: &ChatRequest,
+    headers: &HeaderMap,
+    session: &mut Session,
+) -> Decision {
+    if let Some(rule) = meta::detect(state, request, headers) {
+        return Decision {
+            meta_match: Some(rule),
+            ..Decision::labelled(Label::Meta)
+        };
+    }
+    let outcome = classify::classify(state, request.messages(), Some(session)).await;
+    let (label, fallback) = match (outcome.label, outcome.failure) {
+        (Some(label), _) => (label, None),
+        (None, failure) => {
+            let query = request.last_user_text();
+            let (label, rule) = fallback_label(&state.config.routing, &query);
+            let why = failure.unwrap_or_else(|| "the classifier gave no label".into());
+            (label, Some(format!("{why}; used {}{rule}", label.as_str())))
+        }
+    };
+    Decision {
+        route: label.route(),
+        classification: Some(label),
+        classification_raw: Some(outcome.raw),
+        classification_ms: outcome.ms,
+        classification_fallback: fallback,
+        meta_match: None,
+    }
+}
+
+/// The fallback label for `query`: the first keyword rule that matches, else the
+/// configured default. The second value says which rule fired, for the log.
+pub fn fallback_label(config: &RoutingConfig, query: &str) -> (Label, String) {
+    let query = query.to_lowercase();
+    for rule in &config.fallback_rules {
+        if let Some(word) = rule
+            .keywords
+            .iter()
+            .find(|k| !k.trim().is_empty() && query.contains(&k.to_lowercase()))
+        {
+            return (rule.label, format!(" (keyword {word:?})"));
+        }
+    }
+    (config.fallback, " (the default)".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::KeywordRule;
+
+    #[test]
+    fn labels_map_to_routes() {
+        let routes: Vec<&str> = Label::ALL.iter().map(|l| l.route().as_str()).collect();
+        assert_eq!(routes, ["primary", "primary", "xai", "enrich", "meta"]);
+    }
+
+    #[test]
+    fn keyword_rules_refine_the_fallback() {
+        let config = RoutingConfig {
+            fallback: Label::Moderate,
+            fallback_rules: vec![KeywordRule {
+                label: Label::Enrich,
+                keywords: vec!["Weather".into(), "latest news".into()],
+            }],
+            ..RoutingConfig::default()
+        };
+        assert_eq!(
+            fallback_label(&config, "what's the WEATHER in Oslo").0,
+            Label::Enrich
+        );
+        assert_eq!(
+            fallback_label(&config, "the latest news on Mars").0,
+            Label::Enrich
+        );
+        let (label, why) = fallback_label(&config, "explain monads");
+        assert_eq!(label, Label::Moderate);
+        assert_eq!(why, " (the default)");
+    }
 }

@@ -46,6 +46,9 @@ pub struct SessionRecord {
     pub classification_ms: u64,
     pub classification_fallback: Option<String>,
     pub meta_match: Option<String>,
+    /// Why the route that answered is not the one the label asked for (e.g. no xAI
+    /// key), or why ENRICH answered without gathered context.
+    pub route_fallback: Option<String>,
     pub steps: Vec<StepRecord>,
     pub total_ms: u64,
     /// The HTTP status the client received.
@@ -57,7 +60,7 @@ pub struct SessionRecord {
 /// One upstream call within a request.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct StepRecord {
-    /// What the call was for: `answer` (later also `classify`, `enrich`).
+    /// What the call was for: `classify`, `enrich` (the search hop) or `answer`.
     pub step: &'static str,
     /// Which backend: `primary`, `classifier` or `xai`.
     pub provider: &'static str,
@@ -165,6 +168,7 @@ impl Session {
             classification_ms: 0,
             classification_fallback: None,
             meta_match: None,
+            route_fallback: None,
             steps: Vec::new(),
             total_ms: 0,
             http_status: 0,

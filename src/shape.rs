@@ -3,6 +3,7 @@
 
 use serde_json::{Map, Value, json};
 
+use crate::config::XaiConfig;
 use crate::openai::{ChatRequest, content_text};
 
 /// Roles whose text is folded into the one leading system message.
@@ -23,6 +24,50 @@ pub fn for_local(request: &ChatRequest, model: &str, system_prompt: &str) -> Map
         request_usage(&mut body);
     }
     body
+}
+
+/// The body for xAI: `model` rewritten, `max_tokens` raised to at least
+/// `xai.min_max_tokens` (never lowered; `max_completion_tokens` folded into it), the
+/// parameters Grok's reasoning models reject removed, one leading system message.
+pub fn for_xai(
+    request: &ChatRequest,
+    model: &str,
+    system_prompt: &str,
+    xai: &XaiConfig,
+) -> Map<String, Value> {
+    let mut body = request.body.clone();
+    body.insert("model".into(), Value::from(model));
+    let asked = ["max_tokens", "max_completion_tokens"]
+        .iter()
+        .filter_map(|key| body.remove(*key))
+        .filter_map(|v| v.as_u64())
+        .max()
+        .unwrap_or(0);
+    let floor = u64::from(xai.min_max_tokens);
+    body.insert("max_tokens".into(), Value::from(asked.max(floor)));
+    for param in &xai.drop_params {
+        body.remove(param);
+    }
+    let messages = with_one_system_message(request.messages(), system_prompt);
+    body.insert("messages".into(), Value::Array(messages));
+    if request.stream {
+        request_usage(&mut body);
+    }
+    body
+}
+
+/// Turns a reasoning model's thinking off for this request
+/// (`chat_template_kwargs.enable_thinking = false`), keeping other template arguments.
+pub fn disable_thinking(body: &mut Map<String, Value>) {
+    let kwargs = body
+        .entry("chat_template_kwargs")
+        .or_insert_with(|| Value::Object(Map::new()));
+    if !kwargs.is_object() {
+        *kwargs = Value::Object(Map::new());
+    }
+    if let Some(kwargs) = kwargs.as_object_mut() {
+        kwargs.insert("enable_thinking".into(), Value::Bool(false));
+    }
 }
 
 /// Returns the conversation with every system/developer message folded into one
@@ -123,6 +168,52 @@ mod tests {
         assert_eq!(with_one_system_message(&messages, "  "), messages);
         let only_ours = with_one_system_message(&messages, "Ours.");
         assert_eq!(only_ours[0]["content"], "Ours.");
+    }
+
+    #[test]
+    fn xai_body_has_a_max_tokens_floor_and_no_rejected_params() {
+        let xai = XaiConfig::default();
+        let req = request(json!({
+            "messages": [{"role": "user", "content": "prove it"}],
+            "max_completion_tokens": 100,
+            "presence_penalty": 0.5, "frequency_penalty": 0.1, "stop": ["x"],
+            "reasoning_effort": "high", "temperature": 0.7
+        }));
+        let body = for_xai(&req, "grok", "Be rigorous.", &xai);
+        assert_eq!(body["model"], "grok");
+        assert_eq!(body["max_tokens"], 16384, "raised to the floor");
+        assert!(!body.contains_key("max_completion_tokens"));
+        for dropped in [
+            "presence_penalty",
+            "frequency_penalty",
+            "stop",
+            "reasoning_effort",
+        ] {
+            assert!(!body.contains_key(dropped), "{dropped} reached xAI");
+        }
+        assert_eq!(body["temperature"], 0.7);
+        assert_eq!(body["messages"][0]["content"], "Be rigorous.");
+        let big =
+            request(json!({"messages": [{"role": "user", "content": "x"}], "max_tokens": 50000}));
+        assert_eq!(
+            for_xai(&big, "grok", "", &xai)["max_tokens"],
+            50000,
+            "never lowered"
+        );
+    }
+
+    #[test]
+    fn thinking_is_turned_off_keeping_other_kwargs() {
+        let mut body = Map::new();
+        body.insert("chat_template_kwargs".into(), json!({"custom": 1}));
+        disable_thinking(&mut body);
+        assert_eq!(
+            body["chat_template_kwargs"],
+            json!({"custom": 1, "enable_thinking": false})
+        );
+        let mut empty = Map::new();
+        disable_thinking(&mut empty);
+        assert_eq!(empty["chat_template_kwargs"]["enable_thinking"], false);
     }
 
     #[test]

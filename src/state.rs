@@ -6,6 +6,7 @@ use arc_swap::ArcSwap;
 use bytes::Bytes;
 
 use crate::config::Config;
+use crate::meta_rules::MetaRules;
 use crate::prompts::PromptSet;
 use crate::session::SessionSink;
 use crate::upstream::Upstream;
@@ -25,6 +26,8 @@ pub struct AppState {
     pub xai: Upstream,
     /// Where finished session records go.
     pub sessions: SessionSink,
+    /// The text rules that recognise client task prompts.
+    pub meta_rules: MetaRules,
     /// The virtual model name clients see.
     pub virtual_model: Arc<str>,
     /// `GET /v1/models`, serialised once: Open WebUI calls it constantly.
@@ -38,6 +41,7 @@ impl AppState {
     pub fn new(
         config: Config,
         prompts: PromptSet,
+        meta_rules: MetaRules,
         sessions: SessionSink,
     ) -> Result<Self, reqwest::Error> {
         let backends = &config.backends;
@@ -53,6 +57,7 @@ impl AppState {
             classifier,
             xai,
             sessions,
+            meta_rules,
             models_body,
             draining: tokio::sync::watch::Sender::new(false),
         })

@@ -83,7 +83,7 @@ async fn stream_is_relayed_in_order_with_model_renamed_and_done_last() {
     let session = &router.sessions(1).await[0];
     assert_eq!(session["stream"], true);
     assert_eq!(session["outcome"], "ok");
-    let step = &session["steps"][0];
+    let step = common::answer(session);
     assert_eq!(step["response_content"], "Hello there!");
     assert_eq!(step["reasoning_content"], "The user greets. ");
     assert_eq!(step["finish_reason"], "stop");

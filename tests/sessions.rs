@@ -78,7 +78,7 @@ async fn one_file_per_request_with_the_designs_fields() {
     assert_eq!(session["route"], "primary");
     assert_eq!(session["outcome"], "ok");
     assert_eq!(session["error"], Value::Null);
-    let step = &session["steps"][0];
+    let step = common::answer(session);
     assert_eq!(step["step"], "answer");
     assert_eq!(step["provider"], "primary");
     assert_eq!(step["url"], format!("{}/chat/completions", fake.url));

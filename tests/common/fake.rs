@@ -43,6 +43,8 @@ type Script = dyn Fn(&Value) -> Reply + Send + Sync;
 /// One request the fake received.
 #[derive(Clone, Debug)]
 pub struct Received {
+    /// `/v1/chat/completions` or `/v1/responses`.
+    pub path: String,
     pub headers: HeaderMap,
     pub body: Value,
 }
@@ -78,6 +80,7 @@ impl Fake {
         };
         let app = Router::new()
             .route("/v1/chat/completions", post(chat))
+            .route("/v1/responses", post(chat))
             .route("/v1/models", get(models))
             .with_state(shared.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -94,6 +97,15 @@ impl Fake {
     /// Every request received so far.
     pub fn received(&self) -> Vec<Received> {
         self.shared.received.lock().unwrap().clone()
+    }
+
+    /// The bodies received on `path`.
+    pub fn bodies(&self, path: &str) -> Vec<Value> {
+        self.received()
+            .into_iter()
+            .filter(|r| r.path == path)
+            .map(|r| r.body)
+            .collect()
     }
 
     /// The last request body received.
@@ -130,9 +142,15 @@ async fn models() -> impl IntoResponse {
     axum::Json(json!({"object":"list","data":[{"id":"fake-model","object":"model"}]}))
 }
 
-async fn chat(State(shared): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
+async fn chat(
+    State(shared): State<Shared>,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     shared.received.lock().unwrap().push(Received {
+        path: uri.path().to_string(),
         headers,
         body: body.clone(),
     });
@@ -330,5 +348,25 @@ pub fn completion_json(content: &str) -> Value {
         "choices": [{"index": 0, "message": {"role": "assistant", "content": content,
                      "reasoning_content": "The user greets."}, "finish_reason": "stop"}],
         "usage": {"prompt_tokens": 12, "completion_tokens": 5, "total_tokens": 17}
+    })
+}
+
+/// A classifier that answers `label` (as a whole non-streamed completion).
+pub fn label_reply(label: &'static str) -> impl Fn(&Value) -> Reply + Send + Sync + 'static {
+    move |_| Reply::Json(completion_json(label))
+}
+
+/// A Responses API reply with one cited message, as xAI sends after a web search.
+pub fn responses_json(text: &str, url: &str) -> Value {
+    json!({
+        "id": "resp_fake", "object": "response", "model": "grok-fake",
+        "output": [
+            {"type": "web_search_call", "status": "completed"},
+            {"type": "message", "role": "assistant", "content": [
+                {"type": "output_text", "text": text,
+                 "annotations": [{"type": "url_citation", "url": url, "title": "source"}]}
+            ]}
+        ],
+        "usage": {"input_tokens": 50, "output_tokens": 20, "total_tokens": 70}
     })
 }

@@ -22,14 +22,44 @@ use tokio::sync::oneshot;
 /// The system prompt the test router injects, easy to find in what a fake received.
 pub const SYSTEM_PROMPT: &str = "TEST SYSTEM PROMPT.";
 
+/// The other prompt files of a test router, each easy to recognise.
+pub const PROMPTS: [(&str, &str); 7] = [
+    ("routing/system.md", "TEST ROUTING SYSTEM."),
+    (
+        "routing/request.md",
+        "CONTEXT: {{context}}\nCLASSIFY: {{query}}",
+    ),
+    ("routing/truncation_note.md", "[CUT {{omitted}}]"),
+    ("xai/system.md", "TEST XAI SYSTEM {{date}}."),
+    ("enrichment/system.md", "TEST ENRICH INSTRUCTIONS."),
+    (
+        "enrichment/injection.md",
+        "TEST INJECTION: {{context}}\nSOURCES:\n{{sources}}",
+    ),
+    ("meta/system.md", "TEST META SYSTEM."),
+];
+
+/// The `answer` step of a session record (the call whose reply the client got).
+pub fn answer(session: &Value) -> &Value {
+    session["steps"]
+        .as_array()
+        .and_then(|steps| steps.iter().find(|s| s["step"] == "answer"))
+        .expect("the session has an answer step")
+}
+
 /// A running router.
 pub struct TestRouter {
     /// `http://127.0.0.1:PORT`
     pub url: String,
     pub sessions_dir: PathBuf,
+    /// The prompts folder, for hot-reload tests.
+    pub prompts_dir: PathBuf,
+    /// The classifier: answers MODERATE unless a test says otherwise.
+    pub classifier: fake::Fake,
     shutdown: Option<oneshot::Sender<()>>,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
     writer: Option<SessionWriter>,
+    _watcher: ai_router::prompt_watch::PromptWatcher,
     _dirs: tempfile::TempDir,
 }
 
@@ -50,6 +80,7 @@ pub fn config_for(upstream: &str, dir: &Path) -> Config {
     config.backends.primary.model = "served-model".into();
     config.server.prompts_dir = dir.join("prompts");
     config.sessions.dir = dir.join("sessions");
+    config.meta.rules_file = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/meta_rules.toml");
     config.server.shutdown_grace_secs = 5;
     config
 }
@@ -58,9 +89,18 @@ impl TestRouter {
     /// Starts a router whose backends point at `upstream`, after `adjust` edits the config.
     pub async fn start(upstream: &str, adjust: impl FnOnce(&mut Config)) -> TestRouter {
         let dirs = tempfile::tempdir().unwrap();
-        std::fs::create_dir_all(dirs.path().join("prompts/primary")).unwrap();
-        std::fs::write(dirs.path().join("prompts/primary/system.md"), SYSTEM_PROMPT).unwrap();
+        let prompts_dir = dirs.path().join("prompts");
+        for (name, text) in PROMPTS
+            .iter()
+            .chain([("primary/system.md", SYSTEM_PROMPT)].iter())
+        {
+            let path = prompts_dir.join(name);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, text).unwrap();
+        }
+        let classifier = fake::Fake::with(fake::label_reply("MODERATE")).await;
         let mut config = config_for(upstream, dirs.path());
+        config.backends.classifier.base_url = classifier.url.clone();
         adjust(&mut config);
         ai_router::config::validate(&config).unwrap();
         let prompts = PromptSet::load(&config.server.prompts_dir).unwrap();
@@ -73,7 +113,9 @@ impl TestRouter {
         let (sink, writer) = session_writer::start(&config.sessions, secrets).unwrap();
         let sessions_dir = config.sessions.dir.clone();
         let grace = Duration::from_secs(config.server.shutdown_grace_secs);
-        let state = Arc::new(AppState::new(config, prompts, sink).unwrap());
+        let rules = ai_router::meta::load_rules(&config.meta).unwrap();
+        let state = Arc::new(AppState::new(config, prompts, rules, sink).unwrap());
+        let watcher = ai_router::prompt_watch::start(state.clone()).unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let (shutdown, on_shutdown) = oneshot::channel::<()>();
@@ -88,9 +130,12 @@ impl TestRouter {
         TestRouter {
             url,
             sessions_dir,
+            prompts_dir,
+            classifier,
             shutdown: Some(shutdown),
             server,
             writer: Some(writer),
+            _watcher: watcher,
             _dirs: dirs,
         }
     }

@@ -1,0 +1,223 @@
+//! ENRICH's first hop: xAI's Responses API with its server-side search tools gathers
+//! current context for the question; `injection` renders it for the primary, which
+//! writes the answer in the second hop.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Map, Value, json};
+
+use crate::error::Error;
+use crate::openai::content_text;
+use crate::prompts::{PromptId, PromptSet};
+use crate::session::{Session, StepRecord, millis};
+use crate::state::AppState;
+use crate::upstream::Expect;
+
+/// What the search hop found.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Gathered {
+    /// The text Grok wrote from its searches.
+    pub text: String,
+    /// The URLs it cited, in order, without repeats.
+    pub sources: Vec<String>,
+}
+
+/// Runs the search hop for `messages` and records it in `session` as an `enrich` step.
+pub async fn gather(
+    state: &AppState,
+    prompts: &PromptSet,
+    messages: &[Value],
+    session: &mut Session,
+) -> Result<Gathered, Error> {
+    let xai = &state.xai;
+    let body = request_body(state, prompts, messages);
+    let mut step = StepRecord {
+        step: "enrich",
+        provider: xai.name,
+        url: xai.url("/responses"),
+        model: xai.model.clone(),
+        messages_sent: body.get("input").cloned().unwrap_or(Value::Null),
+        params: Value::Object(
+            body.iter()
+                .filter(|(k, _)| *k != "input")
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        ),
+        ..StepRecord::default()
+    };
+    let started = Instant::now();
+    let wait = Duration::from_secs(state.config.xai.enrich_timeout_secs);
+    let id = session.id().to_string();
+    let call = async {
+        let response = xai.post("/responses", &body, &id, Expect::Json).await?;
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| Error::UpstreamProtocol {
+                backend: xai.name,
+                reason: e.without_url().to_string(),
+            })?;
+        serde_json::from_slice::<Value>(&bytes).map_err(|_| Error::UpstreamProtocol {
+            backend: xai.name,
+            reason: "the answer is not JSON".into(),
+        })
+    };
+    let result = match tokio::time::timeout(wait, call).await {
+        Err(_) => Err(xai.timed_out(wait)),
+        Ok(result) => result,
+    };
+    step.duration_ms = millis(started.elapsed());
+    let result = result.map(|reply| {
+        step.status = Some(200);
+        step.usage = reply.get("usage").cloned();
+        extract(&reply)
+    });
+    match &result {
+        Ok(gathered) => {
+            step.response_content.clone_from(&gathered.text);
+            step.finish_reason = Some("completed".into());
+        }
+        Err(error) => {
+            if let Error::UpstreamStatus {
+                error: upstream, ..
+            } = error
+            {
+                step.status = Some(upstream.status.as_u16());
+            }
+            step.error = Some(error.to_string());
+        }
+    }
+    session.push_step(step);
+    result
+}
+
+/// The Responses API request: `enrichment/system.md` as instructions, the recent
+/// conversation as input, and the configured search tools.
+fn request_body(state: &AppState, prompts: &PromptSet, messages: &[Value]) -> Map<String, Value> {
+    let instructions = prompts.render(PromptId::EnrichmentSystem, &[("date", &today())]);
+    let keep = state.config.routing.context_messages + 1;
+    let turns: Vec<Value> = messages
+        .iter()
+        .filter(|m| {
+            matches!(
+                m.get("role").and_then(Value::as_str),
+                Some("user" | "assistant")
+            )
+        })
+        .map(|m| json!({"role": m["role"], "content": content_text(m.get("content"))}))
+        .collect();
+    let input = turns[turns.len().saturating_sub(keep)..].to_vec();
+    let tools: Vec<Value> = state
+        .config
+        .xai
+        .search_tools
+        .iter()
+        .map(|tool| json!({"type": tool}))
+        .collect();
+    let mut body = Map::new();
+    body.insert("model".into(), Value::from(state.xai.model.as_str()));
+    body.insert("instructions".into(), Value::from(instructions));
+    body.insert("input".into(), Value::Array(input));
+    body.insert("tools".into(), Value::Array(tools));
+    body
+}
+
+/// The text of every `output_text` part of every `message` item, and the URLs of their
+/// `url_citation` annotations (plus a top-level `citations` list, if any).
+pub fn extract(reply: &Value) -> Gathered {
+    let mut gathered = Gathered::default();
+    let mut cite = |url: &str| {
+        if !url.is_empty() && !gathered.sources.iter().any(|u| u == url) {
+            gathered.sources.push(url.to_string());
+        }
+    };
+    let mut texts = Vec::new();
+    let items = reply
+        .get("output")
+        .and_then(Value::as_array)
+        .map_or(&[][..], Vec::as_slice);
+    for item in items.iter().filter(|i| i["type"] == "message") {
+        let parts = item
+            .get("content")
+            .and_then(Value::as_array)
+            .map_or(&[][..], Vec::as_slice);
+        for part in parts.iter().filter(|p| p["type"] == "output_text") {
+            if let Some(text) = part.get("text").and_then(Value::as_str) {
+                texts.push(text.trim().to_string());
+            }
+            let notes = part
+                .get("annotations")
+                .and_then(Value::as_array)
+                .map_or(&[][..], Vec::as_slice);
+            for note in notes.iter().filter(|n| n["type"] == "url_citation") {
+                cite(note.get("url").and_then(Value::as_str).unwrap_or(""));
+            }
+        }
+    }
+    for url in reply
+        .get("citations")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        cite(url.as_str().unwrap_or(""));
+    }
+    gathered.text = texts.join("\n\n");
+    gathered
+}
+
+/// The primary's system prompt for the second hop: `primary/system.md`, then
+/// `enrichment/injection.md` filled with what was gathered.
+pub fn injection(prompts: &PromptSet, gathered: &Gathered) -> String {
+    let sources: Vec<String> = gathered.sources.iter().map(|u| format!("- {u}")).collect();
+    let injection = prompts.render(
+        PromptId::EnrichmentInjection,
+        &[
+            ("context", gathered.text.as_str()),
+            ("sources", &sources.join("\n")),
+            ("date", &today()),
+        ],
+    );
+    let primary = prompts.render(PromptId::PrimarySystem, &[("date", &today())]);
+    [primary.as_str(), injection.trim()]
+        .iter()
+        .filter(|t| !t.is_empty())
+        .copied()
+        .collect::<Vec<_>>()
+        .join("\n\n")
+}
+
+/// Today's UTC date, for `{{date}}`.
+pub fn today() -> String {
+    chrono::Utc::now().format("%Y-%m-%d").to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn extracts_text_and_citations_from_a_responses_reply() {
+        let reply = json!({
+            "output": [
+                {"type": "web_search_call", "status": "completed"},
+                {"type": "message", "role": "assistant", "content": [
+                    {"type": "output_text", "text": "Oslo: 4 °C, rain (met.no, 2026-11-21).",
+                     "annotations": [
+                        {"type": "url_citation", "url": "https://met.no/a", "title": "Met"},
+                        {"type": "url_citation", "url": "https://met.no/a"},
+                        {"type": "url_citation", "url": "https://yr.no/b"}
+                     ]}
+                ]}
+            ],
+            "citations": ["https://yr.no/b", "https://x.com/c"]
+        });
+        let gathered = extract(&reply);
+        assert_eq!(gathered.text, "Oslo: 4 °C, rain (met.no, 2026-11-21).");
+        assert_eq!(
+            gathered.sources,
+            ["https://met.no/a", "https://yr.no/b", "https://x.com/c"]
+        );
+        assert_eq!(extract(&json!({"output": []})), Gathered::default());
+    }
+}
