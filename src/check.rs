@@ -13,6 +13,7 @@ use crate::upstream;
 pub fn report(path: &Path) -> Result<String, String> {
     let config = config::load(path).map_err(|e| e.to_string())?;
     let prompts = PromptSet::load(&config.server.prompts_dir).map_err(|e| e.to_string())?;
+    let rules = crate::meta::load_rules(&config.meta).map_err(|e| e.to_string())?;
     let settings = toml::to_string_pretty(&config).map_err(|e| e.to_string())?;
     let mut out = String::new();
     let _ = writeln!(
@@ -36,12 +37,26 @@ pub fn report(path: &Path) -> Result<String, String> {
         };
         let _ = writeln!(
             out,
-            "{:<24} {} ({} chars)",
+            "{:<27} {} ({} chars)",
             prompt.name,
             source,
             prompt.text.chars().count()
         );
     }
+    out.push_str("\n# META text rules\n");
+    let _ = match config.meta.rules_file.as_os_str().is_empty() {
+        true => writeln!(out, "none (meta.rules_file is empty)"),
+        false => {
+            let names: Vec<&str> = rules.names().collect();
+            writeln!(
+                out,
+                "{} rules from {}: {}",
+                names.len(),
+                config.meta.rules_file.display(),
+                names.join(", ")
+            )
+        }
+    };
     out.push_str("\n# session logs\n");
     let _ = writeln!(out, "{}", sessions_status(&config)?);
     Ok(out)

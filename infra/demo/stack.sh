@@ -63,6 +63,8 @@ start_router() {
         export AI_ROUTER_BACKENDS__PRIMARY__BASE_URL="http://127.0.0.1:${llama_port}/v1"
         export AI_ROUTER_BACKENDS__CLASSIFIER__BASE_URL="http://127.0.0.1:${llama_port}/v1"
         export AI_ROUTER_SESSIONS__DIR="${sessions}"
+        # The demo promises no cloud calls: a key in the admin's shell is not used.
+        unset XAI_API_KEY
         exec "${router_bin}" serve --config config/demo.toml
     ) >"${logfile}" 2>&1 &
     router_pid=$!

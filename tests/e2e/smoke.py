@@ -55,16 +55,20 @@ def test_chat_non_stream():
     )
     reply = raw.parse()
     request_id = raw.headers["x-request-id"]
-    assert raw.headers["x-ai-router-route"] == "primary"
+    assert raw.headers["x-ai-router-route"] == "primary", raw.headers["x-ai-router-route"]
     assert len(request_id) == 8, request_id
     assert reply.model == "ai-router", reply.model
     content = reply.choices[0].message.content
     assert isinstance(content, str) and content.strip(), reply
     record = session(request_id, "ok")
-    assert record["steps"][0]["response_content"] == content
+    classify, answer = record["steps"]
+    assert classify["step"] == "classify" and classify["provider"] == "classifier", classify
+    assert record["classification"] in ("SIMPLE", "MODERATE"), record["classification"]
+    assert record["classification_raw"] == classify["response_content"]
+    assert answer["step"] == "answer" and answer["response_content"] == content
     assert record["route"] == "primary"
     # The router owns the length: max_tokens never reaches the local model.
-    assert "max_tokens" not in record["steps"][0]["params"], record["steps"][0]["params"]
+    assert "max_tokens" not in answer["params"], answer["params"]
     print(f"    answer: {content.strip()[:80]!r}")
 
 
@@ -112,7 +116,8 @@ def test_raw_sse_reader():
     for payload in data[:-1]:
         assert "error" not in json.loads(payload), payload
     record = session(request_id, "ok")
-    assert record["stream"] is True and record["steps"][0]["ttft_ms"] is not None
+    answer = next(s for s in record["steps"] if s["step"] == "answer")
+    assert record["stream"] is True and answer["ttft_ms"] is not None, answer
 
 
 def test_curl():
@@ -178,6 +183,39 @@ def test_dead_backend_raises_internal_server_error():
     finally:
         proc.terminate()
         assert proc.wait(timeout=10) == 0, "the router did not exit cleanly on SIGTERM"
+
+
+def test_open_webui_task_header_is_meta_without_classification():
+    raw = client.chat.completions.with_raw_response.create(
+        model="ai-router",
+        messages=[{"role": "user", "content": "### Task:\nGenerate a concise, 3-5 word title."}],
+        extra_headers={"X-OpenWebUI-Task": "title_generation"},
+    )
+    assert raw.headers["x-ai-router-route"] == "meta"
+    record = session(raw.headers["x-request-id"], "ok")
+    assert [s["step"] for s in record["steps"]] == ["answer"], "META called the classifier"
+    assert record["meta_match"] == "header x-openwebui-task: title_generation"
+    assert record["steps"][0]["params"]["chat_template_kwargs"] == {"enable_thinking": False}
+
+
+def test_enrich_without_a_key_is_answered_locally_and_says_so():
+    raw = client.chat.completions.with_raw_response.create(
+        model="ai-router", messages=[{"role": "user", "content": "What's the weather in Oslo today?"}]
+    )
+    assert raw.headers["x-ai-router-route"] == "enrich"
+    assert raw.parse().choices[0].message.content.strip()
+    record = session(raw.headers["x-request-id"], "ok")
+    assert record["classification"] == "ENRICH", record["classification_fallback"]
+    assert "XAI_API_KEY is not set" in record["route_fallback"], record["route_fallback"]
+
+
+def test_classify_command():
+    out = subprocess.run(
+        [BIN, "classify", "--config", "config/demo.toml", "hello there"], cwd=ROOT,
+        env=dict(os.environ, AI_ROUTER_BACKENDS__CLASSIFIER__BASE_URL=URL),
+        capture_output=True, text=True, timeout=60, check=True,
+    ).stdout
+    assert out.startswith("decision:") and "raw reply:" in out and "time:" in out, out
 
 
 def test_client_disconnect_is_logged():
