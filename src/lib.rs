@@ -23,6 +23,13 @@
 //! - `session`: the session record and its drop guard
 //! - `session_writer`: the off-path, atomic, redacting session-log writer
 //! - `rotation`: keeps the session folder within its age and count limits
+//! - `session_store`: reads the session folder back, skipping broken and foreign files
+//! - `summary`: shares, percentiles, reasons, tokens and cost over logged sessions
+//! - `sessions_command`: `ai-router sessions list|show|stats|export`
+//! - `replay`: `ai-router sessions replay`, re-classifying logged traffic
+//! - `live_stats`: counters since start-up
+//! - `stats`: `GET /stats`
+//! - `cli`: the command line
 //! - `prompts`: the prompt files, placeholders and built-in fallbacks
 //! - `prompt_watch`: hot reload of the prompt files
 //! - `health`: liveness and readiness
@@ -38,12 +45,14 @@ pub mod capture;
 pub mod check;
 pub mod classify;
 pub mod classify_command;
+pub mod cli;
 pub mod client_ip;
 pub mod config;
 pub mod enrich;
 pub mod error;
 pub mod health;
 pub mod http;
+pub mod live_stats;
 pub mod meta;
 pub mod meta_rules;
 pub mod openai;
@@ -51,15 +60,20 @@ pub mod pipeline;
 pub mod prompt_watch;
 pub mod prompts;
 pub mod relay;
+pub mod replay;
 pub mod request_context;
 pub mod rotation;
 pub mod route;
 pub mod secret;
 pub mod session;
+pub mod session_store;
 pub mod session_writer;
+pub mod sessions_command;
 pub mod shape;
 pub mod shutdown;
 pub mod state;
+pub mod stats;
+pub mod summary;
 pub mod telemetry;
 pub mod upstream;
 pub mod upstream_error;

@@ -3,61 +3,34 @@
 
 #![forbid(unsafe_code)]
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+use ai_router::cli::{Cli, Command};
 use ai_router::session::SessionSink;
 use ai_router::{
-    AppState, check, classify_command, config, meta, prompt_watch, prompts, session_writer,
+    AppState, check, classify_command, cli, config, meta, prompt_watch, prompts, session_writer,
     shutdown, telemetry, upstream,
 };
 use anyhow::Context;
-use clap::{Parser, Subcommand};
-
-/// An OpenAI-compatible router: each chat request goes to the backend that should answer it.
-#[derive(Parser)]
-#[command(name = "ai-router", version)]
-struct Cli {
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Subcommand)]
-enum Command {
-    /// Run the proxy on `server.listen` until SIGTERM or Ctrl-C.
-    Serve {
-        /// Config file (TOML); the environment overrides it (AI_ROUTER_<SECTION>__<KEY>).
-        #[arg(long, value_name = "FILE", default_value = "config/router.toml")]
-        config: PathBuf,
-    },
-    /// Validate the config and prompts and print the effective settings (secrets masked);
-    /// exits non-zero with the reason when something is wrong.
-    Check {
-        /// Config file (TOML); the environment overrides it (AI_ROUTER_<SECTION>__<KEY>).
-        #[arg(long, value_name = "FILE", default_value = "config/router.toml")]
-        config: PathBuf,
-    },
-    /// Show how TEXT would be routed (META rules, then the classifier with the prompts
-    /// as they are now): the decision, the classifier's raw reply and the time it took.
-    Classify {
-        /// Config file (TOML); the environment overrides it (AI_ROUTER_<SECTION>__<KEY>).
-        #[arg(long, value_name = "FILE", default_value = "config/router.toml")]
-        config: PathBuf,
-        /// The message to classify, as a user would send it.
-        text: String,
-    },
-}
+use clap::Parser;
 
 fn main() -> ExitCode {
     let result = match Cli::parse().command {
-        Command::Check { config } => check::report(&config).map(|report| print!("{report}")),
-        Command::Serve { config } => serve(&config).map_err(|e| format!("{e:#}")),
+        Command::Check(args) => check::report(&args.config).map(|report| print!("{report}")),
+        Command::Serve(args) => serve(&args.config).map_err(|e| format!("{e:#}")),
         Command::Classify { config, text } => tokio::runtime::Runtime::new()
             .map_err(|e| e.to_string())
-            .and_then(|rt| rt.block_on(classify_command::report(&config, &text)))
+            .and_then(|rt| rt.block_on(classify_command::report(&config.config, &text)))
             .map(|report| print!("{report}")),
+        Command::Sessions {
+            config,
+            dir,
+            json,
+            command,
+        } => cli::sessions(&config.config, dir, json, command).map(|out| print!("{out}")),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

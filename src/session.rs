@@ -84,6 +84,7 @@ pub struct StepRecord {
 #[derive(Clone, Debug)]
 pub struct SessionSink {
     queue: Option<mpsc::Sender<WriterMsg>>,
+    live: std::sync::Arc<crate::live_stats::LiveStats>,
 }
 
 /// What the session-log writer is asked to do, in order.
@@ -100,17 +101,29 @@ pub enum WriterMsg {
 impl SessionSink {
     /// A sink that feeds the writer behind `queue`.
     pub fn new(queue: mpsc::Sender<WriterMsg>) -> Self {
-        SessionSink { queue: Some(queue) }
+        SessionSink {
+            queue: Some(queue),
+            live: std::sync::Arc::default(),
+        }
     }
 
     /// A sink that discards records (`sessions.enabled = false`).
     pub fn disabled() -> Self {
-        SessionSink { queue: None }
+        SessionSink {
+            queue: None,
+            live: std::sync::Arc::default(),
+        }
+    }
+
+    /// The counters kept since start-up, for `GET /stats`.
+    pub fn live(&self) -> &crate::live_stats::LiveStats {
+        &self.live
     }
 
     /// Hands a record to the writer without blocking. A full queue never drops it: the
     /// send waits in a task of its own instead, so the writer is slowed, not skipped.
     fn submit(&self, record: SessionRecord) {
+        self.live.finished(&record);
         let Some(queue) = &self.queue else { return };
         match queue.try_send(WriterMsg::Record(Box::new(record))) {
             Ok(()) => {}
@@ -175,6 +188,7 @@ impl Session {
             outcome: Outcome::Ok,
             error: None,
         };
+        sink.live.started();
         Session {
             record: Some(record),
             started: Instant::now(),

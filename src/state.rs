@@ -32,6 +32,8 @@ pub struct AppState {
     pub virtual_model: Arc<str>,
     /// `GET /v1/models`, serialised once: Open WebUI calls it constantly.
     pub models_body: Bytes,
+    /// The last 24 hours' summary for `GET /stats`, cached briefly.
+    pub day_summary: crate::stats::SummaryCache,
     /// Becomes `true` when shutdown's grace period is over.
     draining: tokio::sync::watch::Sender<bool>,
 }
@@ -59,6 +61,7 @@ impl AppState {
             sessions,
             meta_rules,
             models_body,
+            day_summary: crate::stats::SummaryCache::default(),
             draining: tokio::sync::watch::Sender::new(false),
         })
     }

@@ -1,0 +1,208 @@
+//! `[server]`, `[backends.*]`, `[xai]` and `[sessions]`: the listener, the model
+//! servers, the cloud backend's rules, and the session logs.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+
+/// `[server]`.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// The one model clients see on `/v1/models` and in every answer.
+    pub virtual_model: String,
+    /// A second listed model; requests naming it are client task prompts (META).
+    pub task_model: String,
+    /// Folder holding the prompt files.
+    pub prompts_dir: PathBuf,
+    /// Largest request body accepted (images arrive base64-encoded).
+    pub max_body_bytes: usize,
+    /// Peers whose `CF-Connecting-IP` / `X-Forwarded-For` / `X-Real-IP` are believed.
+    pub trusted_proxies: Vec<IpNet>,
+    /// How long in-flight requests may run on after SIGTERM/SIGINT.
+    pub shutdown_grace_secs: u64,
+    /// A `: keep-alive` SSE comment is sent after this many silent seconds on a stream,
+    /// so proxies and tunnels (cloudflared cuts at 100 s) keep it open.
+    pub sse_keepalive_secs: u64,
+    /// `text` for people, `json` for log collectors.
+    pub log_format: LogFormat,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: SocketAddr::from(([0, 0, 0, 0], 8080)),
+            virtual_model: "ai-router".into(),
+            task_model: String::new(),
+            prompts_dir: "prompts".into(),
+            max_body_bytes: 32 * 1024 * 1024,
+            trusted_proxies: ["127.0.0.0/8", "::1/128"]
+                .iter()
+                .filter_map(|net| net.parse().ok())
+                .collect(),
+            shutdown_grace_secs: 30,
+            sse_keepalive_secs: 15,
+            log_format: LogFormat::Text,
+        }
+    }
+}
+
+/// How tracing output is formatted.
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// `[backends]`: the three model servers the router knows.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Backends {
+    /// The small model that labels each request.
+    pub classifier: BackendConfig,
+    /// The local model that answers SIMPLE, MODERATE and META.
+    pub primary: BackendConfig,
+    /// xAI's Grok, for COMPLEX and the first ENRICH hop.
+    pub xai: BackendConfig,
+}
+
+impl Default for Backends {
+    fn default() -> Self {
+        Backends {
+            classifier: BackendConfig {
+                base_url: "http://vllm-router:8000/v1".into(),
+                model: "cyankiwi/Nemotron-Orchestrator-8B-AWQ-4bit".into(),
+                // A label is a few tokens: a slow classifier should fall back quickly.
+                timeout_secs: 10,
+                response_timeout_secs: 20,
+                ..BackendConfig::default()
+            },
+            primary: BackendConfig {
+                base_url: "http://vllm-primary:8000/v1".into(),
+                model: "nvidia/NVIDIA-Nemotron-3-Nano-30B-A3B-NVFP4".into(),
+                ..BackendConfig::default()
+            },
+            xai: BackendConfig {
+                base_url: "https://api.x.ai/v1".into(),
+                model: "grok-4-1-fast-reasoning".into(),
+                api_key_env: "XAI_API_KEY".into(),
+                connect_timeout_secs: 10,
+                // x_search can take 20–45 s before the first byte.
+                timeout_secs: 60,
+                ..BackendConfig::default()
+            },
+        }
+    }
+}
+
+/// `[backends.<name>]`: one OpenAI-compatible server.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackendConfig {
+    /// Base URL up to and including `/v1`.
+    pub base_url: String,
+    /// The model name the server expects (vLLM answers 404 to any other).
+    pub model: String,
+    /// Name of the environment variable holding the bearer key; empty for none.
+    pub api_key_env: String,
+    /// Longest wait to open a TCP (and TLS) connection.
+    pub connect_timeout_secs: u64,
+    /// Longest wait for the first byte of a stream, and between two stream chunks.
+    pub timeout_secs: u64,
+    /// Longest wait for a whole non-streamed answer (the server sends nothing until done).
+    pub response_timeout_secs: u64,
+}
+
+impl Default for BackendConfig {
+    fn default() -> Self {
+        BackendConfig {
+            base_url: String::new(),
+            model: String::new(),
+            api_key_env: String::new(),
+            connect_timeout_secs: 5,
+            timeout_secs: 30,
+            response_timeout_secs: 600,
+        }
+    }
+}
+
+/// `[xai]`: how requests are shaped for Grok.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct XaiConfig {
+    /// `max_tokens` is raised to at least this for xAI (never lowered).
+    pub min_max_tokens: u32,
+    /// Server-side tools used by the ENRICH hop.
+    pub search_tools: Vec<String>,
+    /// Parameters Grok's reasoning models reject; removed on the way.
+    pub drop_params: Vec<String>,
+    /// Longest wait for the ENRICH search hop (x_search can take 20–45 s).
+    pub enrich_timeout_secs: u64,
+    /// With no xAI key: `fallback` answers COMPLEX on the primary and ENRICH without
+    /// gathered context (the session log says why); `error` refuses them with a 503.
+    pub missing_key: MissingKey,
+}
+
+/// What COMPLEX and ENRICH do when xAI has no key.
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum MissingKey {
+    /// Answer locally and say so in the session log.
+    Fallback,
+    /// Answer 503 naming the missing variable.
+    Error,
+}
+
+impl Default for XaiConfig {
+    fn default() -> Self {
+        XaiConfig {
+            min_max_tokens: 16384,
+            search_tools: vec!["web_search".into(), "x_search".into()],
+            drop_params: [
+                "presence_penalty",
+                "frequency_penalty",
+                "stop",
+                "reasoning_effort",
+            ]
+            .map(String::from)
+            .to_vec(),
+            enrich_timeout_secs: 90,
+            missing_key: MissingKey::Fallback,
+        }
+    }
+}
+
+/// `[sessions]`: one JSON file per request.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SessionsConfig {
+    /// Write session logs at all.
+    pub enabled: bool,
+    /// Folder for the files.
+    pub dir: PathBuf,
+    /// Files older than this are deleted.
+    pub max_age_days: u64,
+    /// At most this many files are kept; the oldest go first.
+    pub max_files: usize,
+    /// fsync each file before it is renamed into place (slower, survives power loss).
+    pub fsync: bool,
+}
+
+impl Default for SessionsConfig {
+    fn default() -> Self {
+        SessionsConfig {
+            enabled: true,
+            dir: "logs/sessions".into(),
+            max_age_days: 7,
+            max_files: 5000,
+            fsync: false,
+        }
+    }
+}

@@ -1,0 +1,206 @@
+//! Reads the session-log folder back: every `*.json` file the router wrote, parsed
+//! leniently. Broken and foreign files are reported and skipped, never fatal; a
+//! `--since` bound is applied to file names before anything is parsed.
+
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, NaiveDateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// One session as read back from its file (fields the tools use; unknown ones ignored).
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(default)]
+pub struct LoggedSession {
+    pub schema_version: u32,
+    pub id: String,
+    pub timestamp: String,
+    pub client_ip: String,
+    pub user_query: String,
+    pub client_messages: Value,
+    pub stream: bool,
+    pub route: Option<String>,
+    pub classification: Option<String>,
+    pub classification_raw: Option<String>,
+    pub classification_ms: u64,
+    pub classification_fallback: Option<String>,
+    pub meta_match: Option<String>,
+    pub route_fallback: Option<String>,
+    pub steps: Vec<LoggedStep>,
+    pub total_ms: u64,
+    pub http_status: u16,
+    pub outcome: String,
+    pub error: Option<String>,
+    /// Every other field, kept so an export is the whole record.
+    #[serde(flatten)]
+    pub other: serde_json::Map<String, Value>,
+}
+
+/// One backend call of a logged session.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(default)]
+pub struct LoggedStep {
+    pub step: String,
+    pub provider: String,
+    pub model: String,
+    pub response_content: String,
+    pub reasoning_content: String,
+    pub duration_ms: u64,
+    pub ttft_ms: Option<u64>,
+    pub status: Option<u16>,
+    pub finish_reason: Option<String>,
+    pub usage: Option<Value>,
+    pub error: Option<String>,
+    /// Every other field (`url`, `messages_sent`, `params`…), kept for exports.
+    #[serde(flatten)]
+    pub other: serde_json::Map<String, Value>,
+}
+
+impl LoggedSession {
+    /// The step named `name` (`classify`, `enrich`, `answer`), if the session has one.
+    pub fn step(&self, name: &str) -> Option<&LoggedStep> {
+        self.steps.iter().find(|s| s.step == name)
+    }
+
+    /// Whether the classifier was asked (META and rejected requests never are).
+    pub fn was_classified(&self) -> bool {
+        self.step("classify").is_some()
+    }
+
+    /// Whether a fallback decided anything: the classifier's, or the route's.
+    pub fn used_fallback(&self) -> bool {
+        self.classification_fallback.is_some() || self.route_fallback.is_some()
+    }
+}
+
+/// A file in the folder that is not a readable session, and why.
+#[derive(Clone, Debug, Serialize)]
+pub struct Skipped {
+    pub path: PathBuf,
+    pub reason: String,
+}
+
+/// What a scan of the folder found, oldest first.
+#[derive(Debug, Default)]
+pub struct Scan {
+    pub sessions: Vec<LoggedSession>,
+    pub skipped: Vec<Skipped>,
+}
+
+/// Reads every session in `dir` that started at or after `since` (all when `None`).
+pub fn scan(dir: &Path, since: Option<DateTime<Utc>>) -> std::io::Result<Scan> {
+    let mut scan = Scan::default();
+    let mut files: Vec<(String, PathBuf)> = Vec::new();
+    for entry in std::fs::read_dir(dir)?.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let path = entry.path();
+        if name.starts_with('.') || path.is_dir() {
+            continue; // temp files being written, and sub-folders
+        }
+        match stamp_of(&name) {
+            None => scan.skipped.push(Skipped {
+                path,
+                reason: "not a session file (name)".into(),
+            }),
+            Some(stamp) if since.is_some_and(|s| stamp < s.naive_utc()) => {}
+            Some(_) => files.push((name, path)),
+        }
+    }
+    files.sort();
+    for (_, path) in files {
+        match read(&path) {
+            Ok(session) => scan.sessions.push(session),
+            Err(reason) => scan.skipped.push(Skipped { path, reason }),
+        }
+    }
+    Ok(scan)
+}
+
+/// The session with this id (the 8 hex chars, or a unique prefix of them).
+pub fn find(dir: &Path, id: &str) -> Result<LoggedSession, String> {
+    let id = id.trim().to_lowercase();
+    if id.is_empty() || !id.chars().all(|c| c.is_ascii_hexdigit()) {
+        return Err(format!("{id:?} is not a session id (8 hex characters)"));
+    }
+    let entries = std::fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let matches: Vec<PathBuf> = entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_stem()
+                .and_then(|s| s.to_str())
+                .and_then(|s| s.rsplit('_').next())
+                .is_some_and(|file_id| file_id.starts_with(&id))
+                && p.extension().is_some_and(|e| e == "json")
+        })
+        .collect();
+    match matches.as_slice() {
+        [one] => read(one).map_err(|e| format!("{}: {e}", one.display())),
+        [] => Err(format!("no session {id} in {}", dir.display())),
+        many => Err(format!(
+            "{id} matches {} sessions; give more characters",
+            many.len()
+        )),
+    }
+}
+
+fn read(path: &Path) -> Result<LoggedSession, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
+    let session: LoggedSession =
+        serde_json::from_str(&text).map_err(|e| format!("not valid session JSON: {e}"))?;
+    if session.schema_version == 0 || session.id.is_empty() {
+        return Err("not a session (no schema_version or id)".into());
+    }
+    Ok(session)
+}
+
+/// The UTC start time a session file's name encodes (`20261121T130543.068Z_id.json`).
+fn stamp_of(name: &str) -> Option<NaiveDateTime> {
+    let stem = name.strip_suffix(".json")?;
+    let (stamp, _id) = stem.split_once('_')?;
+    NaiveDateTime::parse_from_str(stamp, "%Y%m%dT%H%M%S%.3fZ").ok()
+}
+
+/// Parses `30m`, `24h`, `7d`, `2w` into the time that long ago.
+pub fn since(ago: &str) -> Result<DateTime<Utc>, String> {
+    let ago = ago.trim();
+    let split = ago.find(|c: char| !c.is_ascii_digit()).unwrap_or(ago.len());
+    let (number, unit) = ago.split_at(split);
+    let number: i64 = number
+        .parse()
+        .map_err(|_| format!("{ago:?}: expected a number and a unit, like 24h or 7d"))?;
+    let span = match unit {
+        "m" => chrono::Duration::minutes(number),
+        "h" => chrono::Duration::hours(number),
+        "d" => chrono::Duration::days(number),
+        "w" => chrono::Duration::weeks(number),
+        _ => return Err(format!("{ago:?}: the unit must be m, h, d or w")),
+    };
+    Ok(Utc::now() - span)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        let now = Utc::now();
+        let day = since("24h").unwrap();
+        assert!(
+            (now - day - chrono::Duration::hours(24))
+                .num_seconds()
+                .abs()
+                < 2
+        );
+        assert!(since("7d").unwrap() < day);
+        assert!(since("24").is_err() && since("h").is_err() && since("3y").is_err());
+    }
+
+    #[test]
+    fn names() {
+        assert!(stamp_of("20261121T130543.068Z_0badf00d.json").is_some());
+        assert!(stamp_of("notes.json").is_none());
+        assert!(stamp_of("20261121T130543.068Z_0badf00d.txt").is_none());
+    }
+}
