@@ -95,18 +95,33 @@ pub async fn gather(
 /// conversation as input, and the configured search tools.
 fn request_body(state: &AppState, prompts: &PromptSet, messages: &[Value]) -> Map<String, Value> {
     let instructions = prompts.render(PromptId::EnrichmentSystem, &[("date", &today())]);
-    let keep = state.config.routing.context_messages + 1;
-    let turns: Vec<Value> = messages
+    // The question plus short context, bounded like the classifier's input: a RAG
+    // attachment of 200 KB is not worth a search model's tokens.
+    let routing = &state.config.routing;
+    let turns: Vec<(String, String)> = messages
         .iter()
-        .filter(|m| {
-            matches!(
-                m.get("role").and_then(Value::as_str),
-                Some("user" | "assistant")
-            )
+        .filter_map(|m| match m.get("role").and_then(Value::as_str) {
+            Some(role @ ("user" | "assistant")) => {
+                Some((role.to_string(), content_text(m.get("content"))))
+            }
+            _ => None,
         })
-        .map(|m| json!({"role": m["role"], "content": content_text(m.get("content"))}))
         .collect();
-    let input = turns[turns.len().saturating_sub(keep)..].to_vec();
+    let recent = &turns[turns.len().saturating_sub(routing.context_messages + 1)..];
+    let mut context_budget = routing.context_chars;
+    let mut input = Vec::with_capacity(recent.len());
+    for (i, (role, text)) in recent.iter().enumerate().rev() {
+        let text = if i + 1 == recent.len() {
+            crate::classify::cut_middle(text, routing.max_input_chars, |_| "…".to_string())
+        } else {
+            let kept =
+                crate::classify::cut_middle(text, context_budget.max(1), |_| "…".to_string());
+            context_budget = context_budget.saturating_sub(kept.chars().count());
+            kept
+        };
+        input.push(json!({"role": role, "content": text}));
+    }
+    input.reverse();
     let tools: Vec<Value> = state
         .config
         .xai
@@ -119,6 +134,8 @@ fn request_body(state: &AppState, prompts: &PromptSet, messages: &[Value]) -> Ma
     body.insert("instructions".into(), Value::from(instructions));
     body.insert("input".into(), Value::Array(input));
     body.insert("tools".into(), Value::Array(tools));
+    // xAI keeps Responses requests for 30 days unless told not to: users' chats stay here.
+    body.insert("store".into(), Value::Bool(false));
     body
 }
 

@@ -134,14 +134,34 @@ async fn enrich_route(
     skip_search: bool,
 ) -> Response {
     if !request.stream {
-        let system = search_hop(&state, &prompts, &request, &mut session, skip_search).await;
+        let drained = state.drained();
+        let system = tokio::select! {
+            biased;
+            () = drained => return fail(session, None, Error::ShuttingDown),
+            system = search_hop(&state, &prompts, &request, &mut session, skip_search) => system,
+        };
         let body = shape::for_local(&request, &state.primary.model, &system);
         return answer(&state, &state.primary, body, &request, session).await;
     }
     let keep_alive = keep_alive(&state);
     let options = relay_options(&state, &request);
     let prepare = async move {
-        let system = search_hop(&state, &prompts, &request, &mut session, skip_search).await;
+        // Shutdown must not wait for a search that can take 90 s.
+        let drained = state.drained();
+        let system = tokio::select! {
+            biased;
+            () = drained => None,
+            system = search_hop(&state, &prompts, &request, &mut session, skip_search) => Some(system),
+        };
+        let Some(system) = system else {
+            let step = session.push_step(step_record("answer", &state.primary, &Map::new()));
+            return relay::Prepared {
+                result: Err(Error::ShuttingDown),
+                session,
+                step,
+                called_at: Instant::now(),
+            };
+        };
         let body = shape::for_local(&request, &state.primary.model, &system);
         let step = session.push_step(step_record("answer", &state.primary, &body));
         let called_at = Instant::now();

@@ -115,12 +115,25 @@ pub async fn decide(
         };
     }
     let outcome = classify::classify(state, request.messages(), Some(session)).await;
-    let (label, fallback) = match (outcome.label, outcome.failure) {
-        (Some(label), _) => (label, None),
-        (None, failure) => {
-            let query = request.last_user_text();
+    let failure = match (outcome.label, outcome.failure) {
+        (Some(Label::Meta), _) => Some(
+            "the classifier said META, which only task headers, the task model or META rules decide"
+                .to_string(),
+        ),
+        (Some(_), _) => None,
+        (None, failure) => Some(failure.unwrap_or_else(|| "the classifier gave no label".into())),
+    };
+    let (label, fallback) = match (outcome.label, failure) {
+        (Some(label), None) => (label, None),
+        (_, why) => {
+            // Keywords are looked for in what the classifier saw, not in attachments.
+            let query = classify::cut_middle(
+                &request.last_user_text(),
+                state.config.routing.max_input_chars,
+                |_| String::new(),
+            );
             let (label, rule) = fallback_label(&state.config.routing, &query);
-            let why = failure.unwrap_or_else(|| "the classifier gave no label".into());
+            let why = why.unwrap_or_default();
             (label, Some(format!("{why}; used {}{rule}", label.as_str())))
         }
     };
@@ -134,7 +147,8 @@ pub async fn decide(
     }
 }
 
-/// The fallback label for `query`: the first keyword rule that matches, else the
+/// The fallback label for `query`: the first keyword rule with a keyword in it as a
+/// whole word or phrase (case-insensitive: "score" is not in "underscore"), else the
 /// configured default. The second value says which rule fired, for the log.
 pub fn fallback_label(config: &RoutingConfig, query: &str) -> (Label, String) {
     let query = query.to_lowercase();
@@ -142,12 +156,24 @@ pub fn fallback_label(config: &RoutingConfig, query: &str) -> (Label, String) {
         if let Some(word) = rule
             .keywords
             .iter()
-            .find(|k| !k.trim().is_empty() && query.contains(&k.to_lowercase()))
+            .find(|k| contains_phrase(&query, &k.trim().to_lowercase()))
         {
             return (rule.label, format!(" (keyword {word:?})"));
         }
     }
     (config.fallback, " (the default)".into())
+}
+
+/// Whether `phrase` occurs in `text` with no letter or digit right before or after it.
+fn contains_phrase(text: &str, phrase: &str) -> bool {
+    if phrase.is_empty() {
+        return false;
+    }
+    text.match_indices(phrase).any(|(at, _)| {
+        let before = text[..at].chars().next_back();
+        let after = text[at + phrase.len()..].chars().next();
+        !before.is_some_and(char::is_alphanumeric) && !after.is_some_and(char::is_alphanumeric)
+    })
 }
 
 #[cfg(test)]

@@ -43,6 +43,17 @@ impl UpstreamError {
                 status.as_u16()
             );
         }
+        if rejects_our_key(status, &error.message) {
+            // The router's key, not the client's request, is wrong: a 4xx would make
+            // SDKs blame the caller and never retry. xAI says so with a 400.
+            error.status = StatusCode::BAD_GATEWAY;
+            error.kind = "upstream_error".into();
+            error.code = Value::from("upstream_auth_failed");
+            error.message = format!(
+                "the {backend} backend rejected the router's API key: {}",
+                error.message
+            );
+        }
         error
     }
 
@@ -104,6 +115,12 @@ impl UpstreamError {
     }
 }
 
+/// Whether a backend refused the key the router sent (401, 403, or xAI's 400 "API key").
+fn rejects_our_key(status: StatusCode, message: &str) -> bool {
+    matches!(status.as_u16(), 401 | 403)
+        || (status == StatusCode::BAD_REQUEST && message.to_lowercase().contains("api key"))
+}
+
 /// OpenAI's `type` for a status, used when the backend gives none.
 fn default_kind(status: StatusCode) -> &'static str {
     match status.as_u16() {
@@ -159,23 +176,37 @@ mod tests {
     }
 
     #[test]
-    fn vllm_api_key_rejection() {
+    fn a_rejected_router_key_is_a_bad_gateway_not_the_clients_fault() {
         let e = parse(401, r#"{"error":"Unauthorized"}"#);
-        assert_eq!(e.message, "Unauthorized");
-        assert_eq!(e.kind, "authentication_error");
-        assert_eq!(e.status, StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            e.message,
+            "the primary backend rejected the router's API key: Unauthorized"
+        );
+        assert_eq!(e.kind, "upstream_error");
+        assert_eq!(e.code, json!("upstream_auth_failed"));
+        assert_eq!(e.status, StatusCode::BAD_GATEWAY);
     }
 
     #[test]
     fn xai_shape_with_text_code() {
         let e = parse(
             400,
-            r#"{"code":"Client specified an invalid argument","error":"Incorrect API key provided: xa***. You can obtain an API key from https://console.x.ai."}"#,
+            r#"{"code":"Client specified an invalid argument","error":"Argument not supported: logprobs"}"#,
         );
-        assert!(e.message.starts_with("Incorrect API key provided"));
+        assert_eq!(e.message, "Argument not supported: logprobs");
         assert_eq!(e.code, json!("Client specified an invalid argument"));
         assert_eq!(e.kind, "invalid_request_error");
         assert_eq!(e.status, StatusCode::BAD_REQUEST);
+        let bad_key = parse(
+            400,
+            r#"{"code":"Client specified an invalid argument","error":"Incorrect API key provided: xa***."}"#,
+        );
+        assert_eq!(bad_key.status, StatusCode::BAD_GATEWAY);
+        assert!(
+            bad_key
+                .message
+                .contains("rejected the router's API key: Incorrect API key")
+        );
     }
 
     #[test]

@@ -216,9 +216,9 @@ async fn backend_errors_keep_their_status_and_message_in_every_shape() {
         ),
         (
             401,
-            r#"{"error":"Unauthorized"}"#,
-            "Unauthorized",
-            "authentication_error",
+            r#"{"error":"Invalid model name"}"#,
+            "the primary backend rejected the router's API key: Invalid model name",
+            "upstream_error",
         ),
         (
             400,
@@ -228,8 +228,8 @@ async fn backend_errors_keep_their_status_and_message_in_every_shape() {
         ),
         (
             400,
-            r#"{"code":"Client specified an invalid argument","error":"Incorrect API key provided"}"#,
-            "Incorrect API key provided",
+            r#"{"code":"Client specified an invalid argument","error":"Argument not supported: n"}"#,
+            "Argument not supported: n",
             "invalid_request_error",
         ),
         (
@@ -257,12 +257,35 @@ async fn backend_errors_keep_their_status_and_message_in_every_shape() {
             let mut request = user("hi");
             request["stream"] = json!(stream);
             let (status, error) = error_of(router.chat(&request).await).await;
-            assert_eq!(status, code, "{body}");
+            // A backend refusing the router's own key is the router's failure: 502.
+            let expected = if code == 401 { 502 } else { code };
+            assert_eq!(status, expected, "{body}");
             assert_eq!(error["message"], message, "{body}");
             assert_eq!(error["type"], kind, "{body}");
         }
     }
     still_serves(&router, &fake).await;
+}
+
+#[tokio::test]
+async fn a_rejected_backend_key_is_a_502_the_sdk_retries_not_a_400() {
+    let fake = Fake::with(|_| {
+        Reply::Status(
+            400,
+            r#"{"code":"Client specified an invalid argument","error":"Incorrect API key provided: xa***."}"#.into(),
+        )
+    })
+    .await;
+    let router = TestRouter::start(&fake.url, |_| {}).await;
+    let (status, error) = error_of(router.chat(&user("hi")).await).await;
+    assert_eq!(status, 502);
+    assert_eq!(error["code"], "upstream_auth_failed");
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .contains("rejected the router's API key")
+    );
 }
 
 #[tokio::test]

@@ -144,6 +144,10 @@ async fn enrich_searches_with_xai_then_the_primary_answers_with_the_context() {
     assert_eq!(search.len(), 2);
     assert_eq!(search[0]["instructions"], "TEST ENRICH INSTRUCTIONS.");
     assert_eq!(
+        search[0]["store"], false,
+        "users' chats must not be kept at xAI"
+    );
+    assert_eq!(
         search[0]["tools"],
         json!([{"type": "web_search"}, {"type": "x_search"}])
     );
@@ -298,6 +302,50 @@ async fn classifier_failures_fall_back_within_its_timeout() {
         );
         assert!(session["classification_ms"].is_u64());
     }
+}
+
+#[tokio::test]
+async fn a_meta_label_from_the_classifier_is_not_trusted() {
+    let (router, primary, _xai) = routed("META").await;
+    let response = router
+        .chat(&user("Generate a catchy title for my sourdough blog post"))
+        .await;
+    assert_eq!(response.headers()["x-ai-router-route"], "primary");
+    assert_ne!(
+        primary.last_body()["messages"][0]["content"],
+        "TEST META SYSTEM."
+    );
+    let session = &router.sessions(1).await[0];
+    assert_eq!(session["classification"], "MODERATE");
+    let why = session["classification_fallback"].as_str().unwrap();
+    assert!(why.contains("the classifier said META"), "{why}");
+}
+
+#[tokio::test]
+async fn shutdown_does_not_wait_for_a_hanging_search() {
+    let primary = Fake::start().await;
+    let xai = Fake::with(|_| Reply::Hang).await;
+    let xai_url = xai.url.clone();
+    let mut router = TestRouter::start(&primary.url, |c| {
+        c.backends.xai.base_url = xai_url;
+        c.server.shutdown_grace_secs = 1;
+    })
+    .await;
+    router.classifier.set(label_reply("ENRICH"));
+    let response = router.chat(&streaming(user("news?"))).await;
+    assert_eq!(response.status(), 200);
+    let started = Instant::now();
+    router.signal_shutdown();
+    let data = read_sse(response).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(data.last().map(String::as_str), Some("[DONE]"));
+    assert!(data[0].contains("router_shutdown"), "{data:?}");
+    router.join().await.unwrap();
+    assert_eq!(router.sessions(1).await[0]["outcome"], "error");
 }
 
 #[tokio::test]
