@@ -52,9 +52,12 @@ pub async fn classify(
         ),
         ..StepRecord::default()
     };
+    let mut session = session;
     let id = session
         .as_ref()
         .map_or(String::new(), |s| s.id().to_string());
+    // Recorded before the call, so a client that leaves mid-call still shows it.
+    let index = session.as_mut().map(|s| s.push_step(step.clone()));
     let started = Instant::now();
     // For the classifier, `timeout_secs` bounds the whole call: a label is a few tokens,
     // and a slow classifier must not hold the request up.
@@ -118,8 +121,8 @@ pub async fn classify(
         }
     };
     step.error.clone_from(&outcome.failure);
-    if let Some(session) = session {
-        session.push_step(step);
+    if let Some(slot) = session.zip(index).and_then(|(s, i)| s.step(i)) {
+        *slot = step;
     }
     outcome
 }

@@ -45,6 +45,8 @@ pub async fn gather(
         ),
         ..StepRecord::default()
     };
+    // Recorded before the call, so a client that leaves mid-search still shows it.
+    let index = session.push_step(step.clone());
     let started = Instant::now();
     let wait = Duration::from_secs(state.config.xai.enrich_timeout_secs);
     let id = session.id().to_string();
@@ -87,7 +89,9 @@ pub async fn gather(
             step.error = Some(error.to_string());
         }
     }
-    session.push_step(step);
+    if let Some(slot) = session.step(index) {
+        *slot = step;
+    }
     result
 }
 

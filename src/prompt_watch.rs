@@ -1,10 +1,11 @@
 //! Hot reload: watches the prompts folder and swaps in a freshly loaded `PromptSet`
 //! shortly after files change, so an edit takes effect on the next request.
 
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use notify::{RecursiveMode, Watcher};
+use notify::{RecommendedWatcher, RecursiveMode, Watcher};
 use tokio::sync::mpsc;
 
 use crate::state::AppState;
@@ -15,7 +16,6 @@ const SETTLE: Duration = Duration::from_millis(150);
 
 /// Keeps the watch alive; dropping it stops hot reload.
 pub struct PromptWatcher {
-    _watcher: notify::RecommendedWatcher,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -25,35 +25,53 @@ impl Drop for PromptWatcher {
     }
 }
 
-/// Starts watching `state.config.server.prompts_dir` (recursively: editors replace
-/// files, which shows up as events on the folder, not on the old file).
+/// Starts watching `state.config.server.prompts_dir`. The folder is watched by path:
+/// recursively (editors replace files, which shows up on the folder, not on the old
+/// file), and its parent too, so a folder that is replaced or deleted and recreated
+/// (a `git checkout`, a deploy) is picked up and watched again.
 pub fn start(state: Arc<AppState>) -> notify::Result<PromptWatcher> {
+    let dir = std::path::absolute(&state.config.server.prompts_dir)?;
     // One slot is enough: a pending signal already means "reload", so extra events are
     // coalesced by dropping them, and the channel can never grow.
     let (changed, mut on_change) = mpsc::channel::<()>(1);
+    let ours = dir.clone();
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-        if event.is_ok_and(|e| !e.kind.is_access()) {
+        let relevant = event
+            .is_ok_and(|e| !e.kind.is_access() && e.paths.iter().any(|p| p.starts_with(&ours)));
+        if relevant {
             let _ = changed.try_send(());
         }
     })?;
-    let dir = state.config.server.prompts_dir.clone();
-    watcher.watch(&dir, RecursiveMode::Recursive)?;
+    if let Some(parent) = dir.parent() {
+        watcher.watch(parent, RecursiveMode::NonRecursive)?;
+    }
+    arm(&mut watcher, &dir);
     let task = tokio::spawn(async move {
         while on_change.recv().await.is_some() {
             tokio::time::sleep(SETTLE).await;
             while on_change.try_recv().is_ok() {}
-            reload(&state);
+            // The folder may be a new one by now: watch it again by path.
+            let _ = watcher.unwatch(&dir);
+            arm(&mut watcher, &dir);
+            reload(&state, &dir);
         }
     });
-    Ok(PromptWatcher {
-        _watcher: watcher,
-        task,
-    })
+    Ok(PromptWatcher { task })
 }
 
-/// Loads the folder again and swaps the set in; broken files keep their last good text.
-fn reload(state: &AppState) {
-    let dir = &state.config.server.prompts_dir;
+fn arm(watcher: &mut RecommendedWatcher, dir: &Path) {
+    if let Err(e) = watcher.watch(dir, RecursiveMode::Recursive) {
+        tracing::warn!(dir = %dir.display(), error = %e, "cannot watch the prompts folder yet; prompts stay as they are");
+    }
+}
+
+/// Loads the folder again and swaps the set in; broken files keep their last good text,
+/// and a folder that is missing for a moment keeps the whole set.
+fn reload(state: &AppState, dir: &Path) {
+    if !dir.is_dir() {
+        tracing::warn!(dir = %dir.display(), "prompts folder missing; keeping the current prompts");
+        return;
+    }
     let current = state.prompts.load();
     let (next, changed) = current.reload(dir);
     if !changed.is_empty() {

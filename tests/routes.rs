@@ -213,13 +213,14 @@ async fn a_failed_search_still_gets_an_answer_without_context() {
         common::SYSTEM_PROMPT,
         "no injection without context"
     );
-    let session = &router.sessions(2).await[0];
-    let why = session["route_fallback"].as_str().unwrap();
-    assert!(
-        why.contains("search hop failed") && why.contains("search is down"),
-        "{why}"
-    );
-    assert_eq!(session["steps"][1]["status"], 500);
+    for session in router.sessions(2).await {
+        let why = session["route_fallback"].as_str().unwrap();
+        assert!(
+            why.contains("search hop failed") && why.contains("search is down"),
+            "{why}"
+        );
+        assert_eq!(session["steps"][1]["status"], 500);
+    }
 }
 
 #[tokio::test]
@@ -346,6 +347,33 @@ async fn shutdown_does_not_wait_for_a_hanging_search() {
     assert!(data[0].contains("router_shutdown"), "{data:?}");
     router.join().await.unwrap();
     assert_eq!(router.sessions(1).await[0]["outcome"], "error");
+}
+
+#[tokio::test]
+async fn a_client_leaving_during_the_search_still_shows_the_search_in_its_log() {
+    let primary = Fake::start().await;
+    let xai = Fake::with(|_| Reply::Hang).await;
+    let xai_url = xai.url.clone();
+    let router = TestRouter::start(&primary.url, |c| c.backends.xai.base_url = xai_url).await;
+    router.classifier.set(label_reply("ENRICH"));
+    let response = router.chat(&streaming(user("news?"))).await;
+    assert_eq!(response.status(), 200);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    drop(response);
+    xai.wait_abandoned(1, Duration::from_secs(2)).await;
+    let session = &router.sessions(1).await[0];
+    assert_eq!(session["outcome"], "client_disconnected");
+    let steps: Vec<&str> = session["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["step"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        steps,
+        ["classify", "enrich"],
+        "the search in flight is recorded"
+    );
 }
 
 #[tokio::test]
@@ -551,6 +579,38 @@ async fn a_prompt_edit_takes_effect_on_the_next_request() {
         classified, "CONTEXT: \nCLASSIFY: three",
         "the last good routing/request.md stays"
     );
+}
+
+#[tokio::test]
+async fn a_replaced_prompts_folder_keeps_hot_reloading() {
+    let primary = Fake::start().await;
+    let router = TestRouter::start(&primary.url, |_| {}).await;
+    let dir = router.prompts_dir.clone();
+    // As a deploy or `git checkout` does: build a new folder, swap it in.
+    let staged = dir.with_file_name("prompts.new");
+    std::fs::create_dir_all(staged.join("primary")).unwrap();
+    for (name, text) in common::PROMPTS {
+        let path = staged.join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+    std::fs::write(staged.join("primary/system.md"), "FROM THE NEW FOLDER.").unwrap();
+    std::fs::rename(&dir, dir.with_file_name("prompts.old")).unwrap();
+    std::fs::rename(&staged, &dir).unwrap();
+    let seen = wait_for(|| async {
+        router.chat(&user("one")).await;
+        primary.last_body()["messages"][0]["content"] == "FROM THE NEW FOLDER."
+    })
+    .await;
+    assert!(seen, "the swapped-in folder was not read");
+    // And edits inside the new folder are still seen.
+    std::fs::write(dir.join("primary/system.md"), "EDITED IN THE NEW FOLDER.").unwrap();
+    let seen = wait_for(|| async {
+        router.chat(&user("two")).await;
+        primary.last_body()["messages"][0]["content"] == "EDITED IN THE NEW FOLDER."
+    })
+    .await;
+    assert!(seen, "hot reload stopped after the folder was replaced");
 }
 
 /// Retries `check` for up to 3 s: the watcher reloads shortly after a file changes.
