@@ -126,6 +126,10 @@ struct RuleSpec {
 struct Matcher {
     #[serde(default)]
     starts_with: Vec<String>,
+    /// The text (trailing whitespace ignored) ends with one of these: a template's
+    /// closing frame, so a template pasted at the start of a real question misses.
+    #[serde(default)]
+    ends_with: Vec<String>,
     #[serde(default)]
     contains_all: Vec<String>,
     #[serde(default)]
@@ -231,6 +235,7 @@ impl Matcher {
     fn validate(&self) -> Result<(), String> {
         let lists = [
             ("starts_with", &self.starts_with),
+            ("ends_with", &self.ends_with),
             ("contains_all", &self.contains_all),
             ("contains_any", &self.contains_any),
             ("not_contains", &self.not_contains),
@@ -265,6 +270,11 @@ impl Matcher {
                 .starts_with
                 .iter()
                 .any(|p| head.starts_with(p.as_str())))
+            && (self.ends_with.is_empty()
+                || self
+                    .ends_with
+                    .iter()
+                    .any(|p| text.trim_end().ends_with(p.as_str())))
             && self.contains_all.iter().all(|n| text.contains(n.as_str()))
             && (self.contains_any.is_empty()
                 || self.contains_any.iter().any(|n| text.contains(n.as_str())))
