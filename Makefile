@@ -2,11 +2,15 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 CONFIG ?= config/router.toml
+# The running router that test-live and benchmark talk to.
+URL ?= http://127.0.0.1:8080
 
 .PHONY: help build demo test e2e lint fmt check clean
+.PHONY: up down restart ps health status logs logs-router logs-primary logs-ai image models
+.PHONY: test-live benchmark review compose-check
 
 help: ## List every target with what it does
-	@awk 'BEGIN {FS = ":.*## "} /^[a-z][a-z0-9-]*:.*## / {printf "  \033[1m%-8s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z][a-z0-9-]*:.*## / {printf "  \033[1m%-13s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 build: ## Build the router binary (release) into target/release/ai-router
 	cargo build --release --locked
@@ -34,3 +38,56 @@ check: ## Validate CONFIG (default config/router.toml) and the prompts; print th
 
 clean: ## Remove build output (the llama-server and model cache in ~/.cache/ai-router stays)
 	cargo clean
+
+# --- The GPU stack (Docker Compose, infra/): each says so when no Docker engine is there.
+
+up: ## Start the GPU stack (router, two vLLM, Traefik; see infra/README.md) and wait until healthy
+	infra/ops/compose.sh up
+
+down: ## Stop and remove the stack's containers (weights, caches and logs stay)
+	infra/ops/compose.sh down
+
+restart: ## Restart the stack in order (or one service: make restart SERVICE=ai-router)
+	infra/ops/compose.sh restart $(SERVICE)
+
+ps: ## List the stack's containers and their state
+	infra/ops/compose.sh ps
+
+health: ## Each service's health and each router backend's status, with the reason when not healthy
+	infra/ops/compose.sh health
+
+status: ## One line: is the stack healthy and the router ready?
+	infra/ops/compose.sh status
+
+logs: ## Follow every service's logs (TAIL=200 lines first)
+	infra/ops/compose.sh logs
+
+logs-router: ## Follow the router's logs
+	infra/ops/compose.sh logs ai-router
+
+logs-primary: ## Follow the primary model's vLLM logs (vllm-primary)
+	infra/ops/compose.sh logs vllm-primary
+
+logs-ai: ## Follow the classifier's vLLM logs (vllm-router)
+	infra/ops/compose.sh logs vllm-router
+
+image: ## Build the router's Docker image ai-router:local from infra/Dockerfile
+	infra/ops/compose.sh image
+
+models: ## Download both models into the Hugging Face cache before the first make up (~26 GB)
+	infra/ops/compose.sh models
+
+# --- Checks against a running router, and of the infra files.
+
+test-live: ## Integration checks against a running router at URL (default http://127.0.0.1:8080)
+	python3 tests/live/test_live.py --url $(URL)
+
+benchmark: ## Latency, throughput, concurrency and streaming figures for the router at URL
+	python3 tests/live/benchmark.py --url $(URL)
+
+review: ## Run the review board on the session logs (agents/run-board, with the improvement loop)
+	@if [[ -x agents/run-board ]]; then agents/run-board; \
+	else echo "The review board (agents/run-board) is not in this checkout yet: it arrives with the improvement-loop work (issue 4)."; exit 1; fi
+
+compose-check: ## Check the infra files: Compose, Dockerfile, make help, test-live on fake backends
+	infra/check/all.sh

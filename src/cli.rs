@@ -203,6 +203,14 @@ fn run_replay(
             .map_err(|e| e.to_string())?;
         let report = replay::replay(Arc::new(state), dir, options).await?;
         let path = replay::write_report(&report, dir, options.out.as_deref())?;
+        if report.replayed > 0 && report.failed.len() == report.replayed {
+            // Nothing was compared: an agreement figure would mislead a script or agent.
+            let first = report.failed.first().map_or("", |f| f.reason.as_str());
+            return Err(format!(
+                "every replay failed (first: {first}); is the classifier up? report: {}",
+                path.display()
+            ));
+        }
         if json {
             return serde_json::to_string_pretty(&report)
                 .map(|t| t + "\n")
