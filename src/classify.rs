@@ -7,6 +7,7 @@ use std::time::Instant;
 use serde_json::{Map, Value, json};
 
 use crate::capture;
+use crate::classify_cache::{Cached, ClassifyCache};
 use crate::config::{Label, RoutingConfig};
 use crate::openai::content_text;
 use crate::prompts::{PromptId, PromptSet};
@@ -25,6 +26,8 @@ pub struct Classification {
     pub ms: u64,
     /// Why there is no label: timeout, error, or a reply without one.
     pub failure: Option<String>,
+    /// Whether the decision came from the cache (no classifier call).
+    pub cached: bool,
 }
 
 /// Asks the classifier for a label for the conversation `messages`. Never fails: a
@@ -38,6 +41,17 @@ pub async fn classify(
     let prompts = state.prompts.load();
     let classifier = &state.classifier;
     let body = request_body(&prompts, &state.config.routing, &classifier.model, messages);
+    let started = Instant::now();
+    let key = ClassifyCache::key(&body);
+    if let Some(hit) = state.classify_cache.get(key) {
+        return Classification {
+            label: Some(hit.label),
+            raw: hit.raw,
+            ms: millis(started.elapsed()),
+            failure: None,
+            cached: true,
+        };
+    }
     let mut step = StepRecord {
         step: "classify",
         provider: classifier.name,
@@ -58,7 +72,6 @@ pub async fn classify(
         .map_or(String::new(), |s| s.id().to_string());
     // Recorded before the call, so a client that leaves mid-call still shows it.
     let index = session.as_mut().map(|s| s.push_step(step.clone()));
-    let started = Instant::now();
     // For the classifier, `timeout_secs` bounds the whole call: a label is a few tokens,
     // and a slow classifier must not hold the request up.
     let call = async {
@@ -105,17 +118,26 @@ pub async fn classify(
             capture::completion(&mut step, &reply);
             let raw = step.response_content.clone();
             match parse_label(&raw) {
-                Some(label) => Classification {
-                    label: Some(label),
-                    raw,
-                    ms,
-                    failure: None,
-                },
+                Some(label) => {
+                    let cached = Cached {
+                        label,
+                        raw: raw.clone(),
+                    };
+                    state.classify_cache.put(key, cached);
+                    Classification {
+                        label: Some(label),
+                        raw,
+                        ms,
+                        failure: None,
+                        cached: false,
+                    }
+                }
                 None => Classification {
                     label: None,
                     raw,
                     ms,
                     failure: Some("the classifier answered without a label".into()),
+                    cached: false,
                 },
             }
         }
@@ -133,6 +155,7 @@ fn failed(ms: u64, why: String) -> Classification {
         raw: String::new(),
         ms,
         failure: Some(why),
+        cached: false,
     }
 }
 

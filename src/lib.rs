@@ -13,6 +13,7 @@
 //! - `meta`: recognises client task prompts (header, task model, text rules)
 //! - `meta_rules`: the text rules for task prompts, loaded from a TOML file
 //! - `classify`: the classifier's request, call and lenient label parsing
+//! - `classify_cache`: recent classifier decisions by exact input
 //! - `enrich`: ENRICH's search hop through xAI's Responses API
 //! - `pipeline`: runs a decision: shape, call the backend, relay, finish the session
 //! - `shape`: per-backend request shaping (model, length rules, one system message)
@@ -44,6 +45,7 @@
 pub mod capture;
 pub mod check;
 pub mod classify;
+pub mod classify_cache;
 pub mod classify_command;
 pub mod cli;
 pub mod client_ip;

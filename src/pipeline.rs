@@ -120,6 +120,7 @@ fn note_decision(session: &mut Session, decision: &Decision) {
             .classification_fallback
             .clone_from(&decision.classification_fallback);
         record.meta_match.clone_from(&decision.meta_match);
+        record.classification_cached = decision.classification_cached;
     }
 }
 

@@ -84,6 +84,8 @@ pub struct Decision {
     pub classification_fallback: Option<String>,
     /// Which META rule matched, if any.
     pub meta_match: Option<String>,
+    /// Whether the label came from the classification cache.
+    pub classification_cached: bool,
 }
 
 impl Decision {
@@ -96,6 +98,7 @@ impl Decision {
             classification_ms: 0,
             classification_fallback: None,
             meta_match: None,
+            classification_cached: false,
         }
     }
 }
@@ -144,6 +147,7 @@ pub async fn decide(
         classification_ms: outcome.ms,
         classification_fallback: fallback,
         meta_match: None,
+        classification_cached: outcome.cached,
     }
 }
 

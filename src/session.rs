@@ -45,6 +45,8 @@ pub struct SessionRecord {
     pub classification_raw: Option<String>,
     pub classification_ms: u64,
     pub classification_fallback: Option<String>,
+    /// Whether the label came from the classification cache (no classifier call).
+    pub classification_cached: bool,
     pub meta_match: Option<String>,
     /// Why the route that answered is not the one the label asked for (e.g. no xAI
     /// key), or why ENRICH answered without gathered context.
@@ -180,6 +182,7 @@ impl Session {
             classification_raw: None,
             classification_ms: 0,
             classification_fallback: None,
+            classification_cached: false,
             meta_match: None,
             route_fallback: None,
             steps: Vec::new(),

@@ -28,6 +28,8 @@ pub struct AppState {
     pub sessions: SessionSink,
     /// The text rules that recognise client task prompts.
     pub meta_rules: MetaRules,
+    /// Recent classifier decisions by input.
+    pub classify_cache: crate::classify_cache::ClassifyCache,
     /// The virtual model name clients see.
     pub virtual_model: Arc<str>,
     /// `GET /v1/models`, serialised once: Open WebUI calls it constantly.
@@ -51,6 +53,10 @@ impl AppState {
         let classifier = Upstream::new("classifier", &backends.classifier)?;
         let xai = Upstream::new("xai", &backends.xai)?;
         let models_body = models_body(&config);
+        let classify_cache = crate::classify_cache::ClassifyCache::new(
+            config.routing.cache_entries,
+            std::time::Duration::from_secs(config.routing.cache_ttl_secs),
+        );
         Ok(AppState {
             virtual_model: Arc::from(config.server.virtual_model.as_str()),
             config,
@@ -59,6 +65,7 @@ impl AppState {
             classifier,
             xai,
             sessions,
+            classify_cache,
             meta_rules,
             models_body,
             day_summary: crate::stats::SummaryCache::default(),

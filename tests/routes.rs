@@ -377,6 +377,35 @@ async fn a_client_leaving_during_the_search_still_shows_the_search_in_its_log() 
 }
 
 #[tokio::test]
+async fn a_repeated_conversation_is_classified_once() {
+    let primary = Fake::start().await;
+    let router = TestRouter::start(&primary.url, |c| c.routing.cache_entries = 16).await;
+    router.classifier.set(label_reply("SIMPLE"));
+    // Open WebUI's "regenerate" sends the same conversation again.
+    router.chat(&user("hello there")).await;
+    router.chat(&streaming(user("hello there"))).await;
+    router.chat(&user("something else")).await;
+    assert_eq!(
+        router.classifier.received().len(),
+        2,
+        "the repeat cost a classifier call"
+    );
+    let sessions = router.sessions(3).await;
+    assert_eq!(sessions[0]["classification_cached"], false);
+    assert_eq!(sessions[1]["classification_cached"], true);
+    assert_eq!(sessions[1]["classification"], "SIMPLE");
+    assert_eq!(sessions[1]["classification_raw"], "SIMPLE");
+    let steps: Vec<&str> = sessions[1]["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["step"].as_str().unwrap())
+        .collect();
+    assert_eq!(steps, ["answer"]);
+    assert_eq!(sessions[2]["classification_cached"], false);
+}
+
+#[tokio::test]
 async fn keyword_rules_refine_the_fallback() {
     let primary = Fake::start().await;
     let router = TestRouter::start(&primary.url, |c| {

@@ -38,6 +38,11 @@ pub struct RoutingConfig {
     pub max_input_chars: usize,
     /// Extra fields for the classification request (e.g. `temperature`).
     pub classifier_params: serde_json::Map<String, serde_json::Value>,
+    /// Decisions remembered for an identical classifier input (regenerate, retries);
+    /// 0 turns the cache off.
+    pub cache_entries: usize,
+    /// How long a remembered decision is used.
+    pub cache_ttl_secs: u64,
 }
 
 impl Default for RoutingConfig {
@@ -51,6 +56,8 @@ impl Default for RoutingConfig {
             context_chars: 1500,
             max_input_chars: 4000,
             classifier_params,
+            cache_entries: 1024,
+            cache_ttl_secs: 600,
         }
     }
 }

@@ -82,6 +82,9 @@ pub fn config_for(upstream: &str, dir: &Path) -> Config {
     config.sessions.dir = dir.join("sessions");
     config.meta.rules_file = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/meta_rules.toml");
     config.server.shutdown_grace_secs = 5;
+    // Tests that repeat a question expect a classifier call each time; the cache has
+    // its own test.
+    config.routing.cache_entries = 0;
     config
 }
 

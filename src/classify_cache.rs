@@ -1,0 +1,135 @@
+//! Remembers recent classifier decisions by their exact input: Open WebUI's
+//! "regenerate" and SDK retries resend the same conversation, and a repeat should cost
+//! no classifier call. Bounded in size, entries expire, and it can be switched off.
+
+use std::collections::{HashMap, VecDeque};
+use std::hash::{Hash, Hasher};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use crate::config::Label;
+
+/// A cached decision: the label and the reply it came from.
+#[derive(Clone, Debug)]
+pub struct Cached {
+    pub label: Label,
+    pub raw: String,
+}
+
+/// The cache; a key is a hash of the classifier's whole request.
+#[derive(Debug)]
+pub struct ClassifyCache {
+    capacity: usize,
+    ttl: Duration,
+    entries: Mutex<Entries>,
+}
+
+#[derive(Debug, Default)]
+struct Entries {
+    map: HashMap<u64, (Instant, Cached)>,
+    /// Insertion order, for evicting the oldest when full.
+    order: VecDeque<u64>,
+}
+
+impl ClassifyCache {
+    /// A cache of at most `capacity` decisions, each kept for `ttl`; 0 turns it off.
+    pub fn new(capacity: usize, ttl: Duration) -> Self {
+        ClassifyCache {
+            capacity,
+            ttl,
+            entries: Mutex::default(),
+        }
+    }
+
+    /// The key for a classifier request body (model, prompts and conversation).
+    pub fn key(body: &serde_json::Map<String, serde_json::Value>) -> u64 {
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        serde_json::Value::Object(body.clone())
+            .to_string()
+            .hash(&mut hasher);
+        hasher.finish()
+    }
+
+    /// The decision for `key`, if it is there and fresh.
+    pub fn get(&self, key: u64) -> Option<Cached> {
+        if self.capacity == 0 {
+            return None;
+        }
+        let entries = self.entries.lock().ok()?;
+        entries
+            .map
+            .get(&key)
+            .filter(|(at, _)| at.elapsed() < self.ttl)
+            .map(|(_, cached)| cached.clone())
+    }
+
+    /// Remembers a decision, evicting the oldest entries beyond the capacity.
+    pub fn put(&self, key: u64, cached: Cached) {
+        if self.capacity == 0 {
+            return;
+        }
+        let Ok(mut entries) = self.entries.lock() else {
+            return;
+        };
+        if entries.map.insert(key, (Instant::now(), cached)).is_none() {
+            entries.order.push_back(key);
+        }
+        while entries.map.len() > self.capacity {
+            match entries.order.pop_front() {
+                Some(oldest) => {
+                    entries.map.remove(&oldest);
+                }
+                None => break,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decision(label: Label) -> Cached {
+        Cached {
+            label,
+            raw: label.as_str().into(),
+        }
+    }
+
+    #[test]
+    fn remembers_expires_and_stays_bounded() {
+        let cache = ClassifyCache::new(2, Duration::from_secs(60));
+        cache.put(1, decision(Label::Simple));
+        cache.put(2, decision(Label::Complex));
+        assert_eq!(cache.get(1).map(|c| c.label), Some(Label::Simple));
+        cache.put(3, decision(Label::Enrich));
+        assert!(cache.get(1).is_none(), "the oldest was evicted");
+        assert_eq!(cache.get(3).map(|c| c.label), Some(Label::Enrich));
+        let expired = ClassifyCache::new(2, Duration::ZERO);
+        expired.put(1, decision(Label::Simple));
+        assert!(expired.get(1).is_none());
+        let off = ClassifyCache::new(0, Duration::from_secs(60));
+        off.put(1, decision(Label::Simple));
+        assert!(off.get(1).is_none());
+    }
+
+    #[test]
+    fn keys_follow_the_whole_input() {
+        let body = |text: &str| {
+            let mut map = serde_json::Map::new();
+            map.insert(
+                "messages".into(),
+                serde_json::json!([{"role": "user", "content": text}]),
+            );
+            map
+        };
+        assert_eq!(
+            ClassifyCache::key(&body("hi")),
+            ClassifyCache::key(&body("hi"))
+        );
+        assert_ne!(
+            ClassifyCache::key(&body("hi")),
+            ClassifyCache::key(&body("hi!"))
+        );
+    }
+}
