@@ -85,8 +85,8 @@ test-live: ## Integration checks against a running router at URL (default http:/
 benchmark: ## Latency, throughput, concurrency and streaming figures for the router at URL
 	python3 tests/live/benchmark.py --url $(URL)
 
-review: ## Run the review board on the session logs (agents/run-board, with the improvement loop)
-	@if [[ -x agents/run-board ]]; then agents/run-board; \
+review: ## Run the review board (agents/run-board) over the session logs; options in ARGS=, e.g. ARGS=--dry-run
+	@if [[ -x agents/run-board ]]; then agents/run-board $(ARGS); \
 	else echo "The review board (agents/run-board) is not in this checkout yet: it arrives with the improvement-loop work (issue 4)."; exit 1; fi
 
 compose-check: ## Check the infra files: Compose, Dockerfile, make help, test-live on fake backends

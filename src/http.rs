@@ -31,6 +31,7 @@ pub fn routes(state: Arc<AppState>) -> Router {
         .route("/health", get(health::live))
         .route("/health/ready", get(health::ready))
         .route("/stats", get(crate::stats::stats))
+        .route("/metrics", get(crate::metrics::handler))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         // Bodies over the limit are refused while reading; the handler turns that into a 413.

@@ -29,6 +29,7 @@
 //! - `sessions_command`: `ai-router sessions list|show|stats|export`
 //! - `replay`: `ai-router sessions replay`, re-classifying logged traffic
 //! - `live_stats`: counters since start-up
+//! - `metrics`: Prometheus metrics and `GET /metrics`
 //! - `stats`: `GET /stats`
 //! - `cli`: the command line
 //! - `prompts`: the prompt files, placeholders and built-in fallbacks
@@ -57,6 +58,7 @@ pub mod http;
 pub mod live_stats;
 pub mod meta;
 pub mod meta_rules;
+pub mod metrics;
 pub mod openai;
 pub mod pipeline;
 pub mod prompt_watch;

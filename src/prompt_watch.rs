@@ -74,6 +74,7 @@ fn reload(state: &AppState, dir: &Path) {
     }
     let current = state.prompts.load();
     let (next, changed) = current.reload(dir);
+    state.sessions.metrics().prompt_reload(!changed.is_empty());
     if !changed.is_empty() {
         tracing::info!(prompts = ?changed, "prompts reloaded");
         state.prompts.store(Arc::new(next));

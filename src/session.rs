@@ -87,6 +87,7 @@ pub struct StepRecord {
 pub struct SessionSink {
     queue: Option<mpsc::Sender<WriterMsg>>,
     live: std::sync::Arc<crate::live_stats::LiveStats>,
+    metrics: std::sync::Arc<crate::metrics::Metrics>,
 }
 
 /// What the session-log writer is asked to do, in order.
@@ -106,6 +107,7 @@ impl SessionSink {
         SessionSink {
             queue: Some(queue),
             live: std::sync::Arc::default(),
+            metrics: std::sync::Arc::default(),
         }
     }
 
@@ -114,7 +116,13 @@ impl SessionSink {
         SessionSink {
             queue: None,
             live: std::sync::Arc::default(),
+            metrics: std::sync::Arc::default(),
         }
+    }
+
+    /// The Prometheus metrics, for `GET /metrics` and the writer.
+    pub fn metrics(&self) -> &std::sync::Arc<crate::metrics::Metrics> {
+        &self.metrics
     }
 
     /// The counters kept since start-up, for `GET /stats`.
@@ -126,6 +134,7 @@ impl SessionSink {
     /// send waits in a task of its own instead, so the writer is slowed, not skipped.
     fn submit(&self, record: SessionRecord) {
         self.live.finished(&record);
+        self.metrics.finished(&record);
         let Some(queue) = &self.queue else { return };
         match queue.try_send(WriterMsg::Record(Box::new(record))) {
             Ok(()) => {}
@@ -192,6 +201,7 @@ impl Session {
             error: None,
         };
         sink.live.started();
+        sink.metrics.started();
         Session {
             record: Some(record),
             started: Instant::now(),

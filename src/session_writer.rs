@@ -48,9 +48,11 @@ pub fn start(
             .filter(|s| s.expose().len() >= 8)
             .collect(),
     };
+    let sink = SessionSink::new(queue.clone());
+    let metrics = sink.metrics().clone();
     let thread = std::thread::Builder::new()
         .name("session-writer".into())
-        .spawn(move || run(receiver, disk, rotation))?;
+        .spawn(move || run(receiver, disk, rotation, &metrics))?;
     let ticker = queue.clone();
     let sweeper = tokio::spawn(async move {
         let mut interval = tokio::time::interval(SWEEP_EVERY);
@@ -67,7 +69,7 @@ pub fn start(
         sweeper,
         thread: Some(thread),
     };
-    Ok((SessionSink::new(queue), writer))
+    Ok((sink, writer))
 }
 
 impl SessionWriter {
@@ -96,12 +98,23 @@ struct Disk {
     secrets: Vec<Secret>,
 }
 
-fn run(mut receiver: mpsc::Receiver<WriterMsg>, disk: Disk, mut rotation: Rotation) {
+fn run(
+    mut receiver: mpsc::Receiver<WriterMsg>,
+    disk: Disk,
+    mut rotation: Rotation,
+    metrics: &crate::metrics::Metrics,
+) {
     while let Some(message) = receiver.blocking_recv() {
         match message {
             WriterMsg::Record(record) => match disk.write(*record) {
-                Ok(name) => rotation.added(name),
-                Err(e) => tracing::error!(error = %e, "could not write session log"),
+                Ok(name) => {
+                    metrics.session_write(true);
+                    rotation.added(name);
+                }
+                Err(e) => {
+                    metrics.session_write(false);
+                    tracing::error!(error = %e, "could not write session log");
+                }
             },
             WriterMsg::Sweep => rotation.sweep(),
             WriterMsg::Flush(done) => {

@@ -93,3 +93,44 @@ async fn ready_is_503_when_the_primary_is_down() {
             .contains("AI_ROUTER_TEST_KEY_THAT_IS_NEVER_SET")
     );
 }
+
+#[tokio::test]
+async fn metrics_count_requests_backends_and_session_writes() {
+    let fake = Fake::start().await;
+    let router = TestRouter::start(&fake.url, |_| {}).await;
+    router.chat(&common::user("hello")).await;
+    let bad = client()
+        .post(format!("{}/v1/chat/completions", router.url))
+        .body("{oops")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 400);
+    router.sessions(2).await;
+    let response = client()
+        .get(format!("{}/metrics", router.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
+    let text = response.text().await.unwrap();
+    for line in [
+        r#"ai_router_requests_total{route="primary",class="MODERATE",status="2xx"} 1"#,
+        r#"ai_router_requests_total{route="rejected",class="none",status="4xx"} 1"#,
+        r#"ai_router_request_duration_seconds_count{route="primary"} 1"#,
+        r#"ai_router_classification_duration_seconds_count{result="label"} 1"#,
+        r#"ai_router_backend_request_duration_seconds_count{backend="classifier"} 1"#,
+        r#"ai_router_backend_request_duration_seconds_count{backend="primary"} 1"#,
+        r#"ai_router_overhead_seconds_count{route="primary"} 1"#,
+        r#"ai_router_session_log_writes_total{result="ok"} 2"#,
+        "ai_router_in_flight_requests 0",
+    ] {
+        assert!(text.contains(line), "missing {line} in:\n{text}");
+    }
+}

@@ -1,0 +1,353 @@
+#!/usr/bin/env python3
+"""`make bench` (after bench.sh has installed nginx and oha and built the router): starts
+the fake upstream, the nginx hop and the router on free 127.0.0.1 ports, measures them
+side by side, prints one table against issue 7's targets and writes the figures as JSON
+to tests/bench/results/<UTC stamp>.json. See tests/bench/README.md for how to read it.
+
+Runs are interleaved (every round runs every path, in a rotated order) so that ratios
+hold on a noisy machine. Every request count and duration is bounded; the processes this
+script starts are stopped by PID on exit, error or Ctrl-C.
+
+Environment (defaults in brackets, BENCH_QUICK=1 for a run under a minute):
+  BENCH_BIN           router binary [target/release/ai-router]
+  BENCH_ROUNDS        latency rounds [5]        BENCH_LAT_N     requests per latency run [4000]
+  BENCH_TP_ROUNDS     throughput rounds [3]     BENCH_TP_SECS   seconds per throughput run [3]
+  BENCH_STREAMS       streams per path [20]     BENCH_CHUNKS    chunks per stream [20]
+  BENCH_GAP_MS        gap between chunks [10]   BENCH_FIRST_MS  wait for the first chunk [50]
+  BENCH_NGINX_WORKERS nginx worker_processes [auto]
+  BENCH_OUT           results folder [tests/bench/results]
+  OHA                 the oha binary [oha on PATH, else ~/.cargo/bin/oha]
+"""
+
+import datetime
+import json
+import os
+import shutil
+import signal
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import procs  # noqa: E402
+import report  # noqa: E402
+import servers  # noqa: E402
+import streamprobe  # noqa: E402
+
+META = {"X-OpenWebUI-Task": "title_generation"}
+REQUEST = {"model": "ai-router", "stream": False, "messages": [
+    {"role": "system", "content": "You are a helpful assistant."},
+    {"role": "user", "content": "What is the capital of France?"},
+    {"role": "assistant", "content": "The capital of France is Paris."},
+    {"role": "user", "content": "Name the three colours of its flag, and say which side each is on."},
+]}
+CHAT = "/v1/chat/completions"
+
+
+def options():
+    quick = os.environ.get("BENCH_QUICK") == "1"
+    defaults = {"rounds": (5, 2), "lat_n": (4000, 1500), "tp_rounds": (3, 1),
+                "tp_secs": (3, 1.5), "streams": (20, 6), "chunks": (20, 20),
+                "gap_ms": (10, 10), "first_ms": (50, 50)}
+    out = {"quick": quick, "nginx_workers": os.environ.get("BENCH_NGINX_WORKERS", "auto")}
+    for key, (full, fast) in defaults.items():
+        value = os.environ.get(f"BENCH_{key.upper()}")
+        out[key] = type(full)(value) if value else (fast if quick else full)
+    return out
+
+
+def oha_binary():
+    found = os.environ.get("OHA") or shutil.which("oha")
+    fallback = os.path.expanduser("~/.cargo/bin/oha")
+    if not found and os.access(fallback, os.X_OK):
+        found = fallback
+    if not found:
+        sys.exit("bench: oha not found (tests/bench/bench.sh installs it)")
+    return found
+
+
+class Bench:
+    def __init__(self, opts, workdir, servers_, oha):
+        self.opts, self.workdir, self.s, self.oha = opts, workdir, servers_, oha
+        self.body_path = os.path.join(workdir, "request.json")
+        with open(self.body_path, "w") as f:
+            json.dump(REQUEST, f)
+        p = servers_.ports
+        self.paths = {
+            "direct": (p["upstream"], {}),
+            "nginx": (p["hop"], {}),
+            "meta": (p["router"], META),
+            "simple": (p["router"], {}),
+            "meta_sessions": (p["router_sessions"], META),
+        }
+        self.cpu_pids = {
+            "nginx": procs.family(servers_.pids["hop"]),
+            "meta": [servers_.pids["router"]],
+            "simple": [servers_.pids["router"]],
+            "meta_sessions": [servers_.pids["router_sessions"]],
+        }
+
+    def oha_run(self, path, concurrency, n=None, secs=None, db=None):
+        port, headers = self.paths[path]
+        argv = [self.oha, "--no-tui", "--output-format", "json", "-m", "POST",
+                "-T", "application/json", "-D", self.body_path, "-c", str(concurrency),
+                "-t", "10s"]
+        for name, value in headers.items():
+            argv += ["-H", f"{name}: {value}"]
+        argv += ["-n", str(n)] if n else ["-z", f"{secs}s", "-w"]
+        if db:
+            argv += ["--db-url", db]
+        argv.append(f"http://127.0.0.1:{port}{CHAT}")
+        pids = self.cpu_pids.get(path, [])
+        cpu_before = procs.cpu_seconds(pids)
+        done = subprocess.run(argv, capture_output=True, timeout=(secs or 60) + 60)
+        cpu = procs.cpu_seconds(pids) - cpu_before
+        if done.returncode != 0:
+            raise RuntimeError(f"oha failed on {path}: {done.stderr.decode()[-2000:]}")
+        result = json.loads(done.stdout)
+        codes = result.get("statusCodeDistribution", {})
+        ok = codes.get("200", 0)
+        errors = sum(v for k, v in codes.items() if k != "200")
+        errors += sum(result.get("errorDistribution", {}).values())
+        wall = result["summary"]["total"]
+        return {"ok": ok, "errors": errors, "rps": ok / wall if wall else 0.0,
+                "cpu_us_per_req": (cpu / ok * 1e6) if ok and pids else None,
+                "p50_ms": result["latencyPercentiles"].get("p50", 0) * 1000,
+                "p99_ms": result["latencyPercentiles"].get("p99", 0) * 1000}
+
+    # --- phases -----------------------------------------------------------------------
+
+    def preflight(self):
+        """One request on each path; checks routes and that SIMPLE really classified."""
+        for path, (port, headers) in self.paths.items():
+            status, route = post(port, headers)
+            expected = {"meta": "meta", "meta_sessions": "meta", "simple": "primary"}
+            if status != 200 or route != expected.get(path, route):
+                raise RuntimeError(f"preflight: {path} answered {status}, route {route!r}")
+        port = self.s.ports["router_sessions"]
+        post(port, {})
+        record = newest_session(self.s.sessions_dir)
+        if record.get("classification") != "SIMPLE" or record.get("classification_fallback"):
+            raise RuntimeError(f"preflight: the fake classifier was not used: {record}")
+        for path in self.paths:
+            self.oha_run(path, 4, n=300)
+
+    def latency(self):
+        opts = self.opts
+        order = list(self.paths)
+        dbs = {path: os.path.join(self.workdir, f"lat-{path}.db") for path in order}
+        rounds = {path: [] for path in order}
+        for r in range(opts["rounds"]):
+            for path in order[r % len(order):] + order[:r % len(order)]:
+                rounds[path].append(self.oha_run(path, 1, n=opts["lat_n"], db=dbs[path]))
+            print(f"  latency round {r + 1}/{opts['rounds']} done", flush=True)
+        out = {}
+        for path in order:
+            durations = read_durations(dbs[path])
+            out[path] = {**percentiles(durations), "requests": len(durations),
+                         "errors": sum(x["errors"] for x in rounds[path]),
+                         "round_p50_ms": [round(x["p50_ms"], 4) for x in rounds[path]],
+                         "cpu_us_per_req": median([x["cpu_us_per_req"] for x in rounds[path]])}
+        return out
+
+    def throughput(self, concurrency, paths):
+        opts = self.opts
+        runs = {path: [] for path in paths}
+        for r in range(opts["tp_rounds"]):
+            for path in paths[r % len(paths):] + paths[:r % len(paths)]:
+                runs[path].append(self.oha_run(path, concurrency, secs=opts["tp_secs"]))
+        out = {}
+        for path in paths:
+            ratios = [x["rps"] / n["rps"] for x, n in zip(runs[path], runs["nginx"])
+                      if n["rps"]]
+            out[path] = {"rps": median([x["rps"] for x in runs[path]]),
+                         "ratio_to_nginx": median(ratios),
+                         "errors": sum(x["errors"] for x in runs[path]),
+                         "requests": sum(x["ok"] for x in runs[path]),
+                         "cpu_us_per_req": median([x["cpu_us_per_req"] for x in runs[path]]),
+                         "p50_ms": median([x["p50_ms"] for x in runs[path]]),
+                         "p99_ms": median([x["p99_ms"] for x in runs[path]])}
+        return out
+
+    def streaming(self):
+        p = self.s.ports
+        paths = {"direct": (p["sse"], {}), "nginx": (p["hop_sse"], {}),
+                 "meta": (p["router_sse"], META), "simple": (p["router_sse"], {})}
+        body = json.dumps({**REQUEST, "stream": True}).encode()
+        conns = {path: streamprobe.Connection(port) for path, (port, _) in paths.items()}
+        results = {path: [] for path in paths}
+        try:
+            for _ in range(self.opts["streams"]):
+                for path, (_, headers) in paths.items():
+                    try:
+                        results[path].append(conns[path].stream(CHAT, headers, body))
+                    except (OSError, streamprobe.ProbeError, ValueError) as e:
+                        results[path].append({"error": str(e)})
+                        conns[path].close()
+                        conns[path] = streamprobe.Connection(paths[path][0])
+        finally:
+            for conn in conns.values():
+                conn.close()
+        return {path: stream_figures(runs, self.opts) for path, runs in results.items()}
+
+    def memory(self, names):
+        return {name: dict(zip(("rss_mb", "hwm_mb"), procs.memory_mb(
+            procs.family(self.s.pids[name]) if name == "hop" else [self.s.pids[name]])))
+            for name in names}
+
+
+# --- helpers ------------------------------------------------------------------------------
+
+def post(port, headers):
+    request = urllib.request.Request(f"http://127.0.0.1:{port}{CHAT}",
+                                     data=json.dumps(REQUEST).encode(), method="POST",
+                                     headers={"Content-Type": "application/json", **headers})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        json.load(response)
+        return response.status, response.headers.get("x-ai-router-route")
+
+
+def newest_session(folder, wait=5.0):
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
+        files = sorted(f for f in os.listdir(folder) if f.endswith(".json"))
+        if files:
+            with open(os.path.join(folder, files[-1])) as f:
+                return json.load(f)
+        time.sleep(0.05)
+    raise RuntimeError(f"preflight: no session file appeared in {folder}")
+
+
+def read_durations(db):
+    with sqlite3.connect(db) as conn:
+        rows = conn.execute("SELECT duration FROM oha WHERE status = 200").fetchall()
+    return sorted(r[0] * 1000 for r in rows)
+
+
+def percentiles(sorted_ms):
+    def at(p):
+        if not sorted_ms:
+            return None
+        return sorted_ms[min(len(sorted_ms) - 1, int(p / 100 * len(sorted_ms)))]
+    return {"p50_ms": at(50), "p99_ms": at(99), "p999_ms": at(99.9)}
+
+
+def median(values):
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else None
+
+
+def stream_figures(runs, opts):
+    good = [r for r in runs if "error" not in r and r["chunks"]]
+    errors = len(runs) - len(good)
+    ttfc, delays, batched, over, missing = [], [], 0, 0, 0
+    for r in good:
+        chunks = sorted(r["chunks"], key=lambda c: c["seq"])
+        missing += opts["chunks"] - len(chunks)
+        first = chunks[0]
+        # Request leg + first chunk's delivery: the fake's own wait is left out.
+        ttfc.append((r["upstream_recv_ns"] - r["sent_ns"]
+                     + first["arrived_ns"] - first["sent_ns"]) / 1e6)
+        for prev, chunk in zip([None] + chunks, chunks):
+            delay = (chunk["arrived_ns"] - chunk["sent_ns"]) / 1e6
+            delays.append(delay)
+            over += delay > 1.0
+            batched += prev is not None and prev["recv"] == chunk["recv"]
+    delays.sort()
+    return {"streams": len(good), "errors": errors, "missing_chunks": missing,
+            "ttfc_ms": median(ttfc),
+            "chunk_delay_ms": {"p50": percentile(delays, 50), "p99": percentile(delays, 99),
+                               "max": delays[-1] if delays else None},
+            "chunks": len(delays), "chunks_over_1ms": over, "chunks_batched": batched}
+
+
+def percentile(sorted_values, p):
+    if not sorted_values:
+        return None
+    return sorted_values[min(len(sorted_values) - 1, int(p / 100 * len(sorted_values)))]
+
+
+def machine(oha, binary):
+    def out(argv):
+        try:
+            done = subprocess.run(argv, capture_output=True, text=True, timeout=20,
+                                  cwd=servers.ROOT)
+            return (done.stdout + done.stderr).strip()
+        except OSError:
+            return ""
+    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
+                if line.startswith("model name")), "?")
+    mem = next(int(line.split()[1]) for line in open("/proc/meminfo")
+               if line.startswith("MemTotal"))
+    commit = out(["git", "rev-parse", "--short", "HEAD"])
+    dirty = bool(out(["git", "status", "--porcelain", "--", "src", "Cargo.toml", "Cargo.lock"]))
+    return {"cpu": cpu, "cores": os.cpu_count(), "memory_gib": round(mem / 2**20, 1),
+            "kernel": os.uname().release, "nginx": out([servers.nginx_binary(), "-v"]),
+            "oha": out([oha, "--version"]), "rustc": out(["rustc", "-V"]),
+            "router_binary": binary, "commit": commit + ("-dirty" if dirty else "")}
+
+
+def main():
+    opts = options()
+    oha = oha_binary()
+    binary = os.environ.get("BENCH_BIN") or os.path.join(servers.ROOT, "target/release/ai-router")
+    if not os.access(binary, os.X_OK):
+        sys.exit(f"bench: no router binary at {binary} (cargo build --release --locked)")
+    workdir = tempfile.mkdtemp(prefix="ai-router-bench-")
+    fleet = procs.Fleet(workdir)
+    started = time.monotonic()
+
+    def on_signal(signum, _frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+    signal.signal(signal.SIGTERM, on_signal)
+    try:
+        print(f"bench: servers in {workdir}", flush=True)
+        s = servers.start(fleet, workdir, binary, opts)
+        bench = Bench(opts, workdir, s, oha)
+        time.sleep(1.0)
+        idle = bench.memory(["router", "router_sessions", "hop"])
+        print("bench: preflight and warm-up", flush=True)
+        bench.preflight()
+        print("bench: latency at c=1", flush=True)
+        latency = bench.latency()
+        print("bench: throughput at c=32", flush=True)
+        tp32 = bench.throughput(32, ["nginx", "direct", "meta", "meta_sessions", "simple"])
+        print("bench: throughput at c=256", flush=True)
+        tp256 = bench.throughput(256, ["nginx", "meta", "meta_sessions"])
+        peak = bench.memory(["router", "router_sessions", "hop"])
+        print("bench: streaming", flush=True)
+        stream = bench.streaming()
+        stream_mem = bench.memory(["router_sse"])
+        figures = {"latency_c1": latency, "throughput_c32": tp32, "throughput_c256": tp256,
+                   "streaming": stream,
+                   "memory": {"idle": idle, "after_c256": peak, "stream_router": stream_mem},
+                   "classification_cache_off": s.cache_off,
+                   "session_files": len(os.listdir(s.sessions_dir))}
+    except KeyboardInterrupt as e:
+        print(f"\nbench: interrupted ({e}); stopping what it started", file=sys.stderr)
+        fleet.stop_all()
+        return 130
+    finally:
+        fleet.stop_all()
+    elapsed = time.monotonic() - started
+    now = datetime.datetime.now(datetime.timezone.utc)
+    result = report.build(figures, opts, machine(oha, binary), now, elapsed)
+    print(report.table(result))
+    out_dir = os.environ.get("BENCH_OUT") or os.path.join(servers.HERE, "results")
+    os.makedirs(out_dir, exist_ok=True)
+    path = os.path.join(out_dir, now.strftime("%Y%m%dT%H%M%SZ") + ".json")
+    with open(path, "w") as f:
+        json.dump(result, f, indent=2)
+        f.write("\n")
+    print(f"bench: figures written to {os.path.relpath(path, servers.ROOT)} "
+          f"({elapsed:.0f} s)")
+    shutil.rmtree(workdir, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

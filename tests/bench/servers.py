@@ -1,0 +1,181 @@
+"""Starts the bench's servers on free 127.0.0.1 ports:
+
+- `upstream`: nginx answering POST /v1/chat/completions with a canned completion and
+  POST /classifier/v1/chat/completions with a canned "SIMPLE" (the instant classifier);
+- `sse`: fake_sse.py, the streaming backend that stamps each chunk with its send time;
+- `hop`: nginx `proxy_pass` in front of both (keep-alive upstream pools; buffering off
+  for SSE): the bare hop, the floor every figure is compared with;
+- `router` (sessions off), `router_sessions` (sessions on, in a temp folder) and
+  `router_sse` (sessions off, primary = the SSE fake): the release binary under test.
+"""
+
+import json
+import os
+import subprocess
+from dataclasses import dataclass, field
+
+import procs
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+
+COMPLETION = {
+    "id": "chatcmpl-bench", "object": "chat.completion", "created": 1700000000,
+    "model": "fake-model",
+    "choices": [{"index": 0, "message": {
+        "role": "assistant",
+        "content": "Blue on the hoist side, white in the middle, red on the fly side."},
+        "finish_reason": "stop"}],
+    "usage": {"prompt_tokens": 42, "completion_tokens": 17, "total_tokens": 59},
+}
+LABEL = {**COMPLETION, "choices": [{"index": 0, "message": {
+    "role": "assistant", "content": "SIMPLE"}, "finish_reason": "stop"}],
+    "usage": {"prompt_tokens": 300, "completion_tokens": 1, "total_tokens": 301}}
+
+
+def nginx_binary():
+    for path in ("/usr/sbin/nginx", "/usr/bin/nginx"):
+        if os.access(path, os.X_OK):
+            return path
+    raise RuntimeError("nginx is not installed (tests/bench/bench.sh installs it)")
+
+
+def _canned(body):
+    text = json.dumps(body, separators=(",", ":"))
+    assert "'" not in text
+    return f"default_type application/json; return 200 '{text}';"
+
+
+def _common(workdir, name, workers):
+    temp = os.path.join(workdir, f"{name}-temp")
+    os.makedirs(temp, exist_ok=True)
+    return f"""
+worker_processes {workers};
+daemon off;
+master_process on;
+pid {workdir}/{name}.pid;
+error_log {workdir}/{name}-error.log warn;
+events {{ worker_connections 4096; }}
+"""[1:], f"""
+    access_log off;
+    keepalive_requests 10000000;
+    keepalive_timeout 75s;
+    client_body_temp_path {temp}/body;
+    proxy_temp_path {temp}/proxy;
+    fastcgi_temp_path {temp}/fastcgi;
+    uwsgi_temp_path {temp}/uwsgi;
+    scgi_temp_path {temp}/scgi;
+"""
+
+
+def upstream_conf(workdir, port, workers):
+    top, http = _common(workdir, "upstream", workers)
+    return top + f"""http {{{http}
+    server {{
+        listen 127.0.0.1:{port} backlog=4096;
+        location = /v1/chat/completions {{ {_canned(COMPLETION)} }}
+        location = /classifier/v1/chat/completions {{ {_canned(LABEL)} }}
+        location / {{ return 404; }}
+    }}
+}}
+"""
+
+
+def hop_conf(workdir, port, sse_port, upstream_port, fake_sse_port, workers):
+    top, http = _common(workdir, "hop", workers)
+    proxy = ("proxy_http_version 1.1; proxy_set_header Connection \"\"; "
+             "proxy_set_header Host $host;")
+    return top + f"""http {{{http}
+    upstream canned {{ server 127.0.0.1:{upstream_port}; keepalive 512; }}
+    upstream sse {{ server 127.0.0.1:{fake_sse_port}; keepalive 16; }}
+    server {{
+        listen 127.0.0.1:{port} backlog=4096;
+        location / {{ proxy_pass http://canned; {proxy} }}
+    }}
+    server {{
+        listen 127.0.0.1:{sse_port};
+        location / {{ proxy_pass http://sse; {proxy} proxy_buffering off; }}
+    }}
+}}
+"""
+
+
+@dataclass
+class Servers:
+    ports: dict = field(default_factory=dict)
+    pids: dict = field(default_factory=dict)
+    sessions_dir: str = ""
+
+
+def start(fleet, workdir, binary, options):
+    """Starts every server and returns their ports and PIDs."""
+    nginx = nginx_binary()
+    workers = options["nginx_workers"]
+    s = Servers()
+    for name in ("upstream", "hop", "hop_sse", "sse", "router", "router_sessions",
+                 "router_sse"):
+        s.ports[name] = procs.free_port()
+    os.chmod(workdir, 0o755)  # nginx workers run as an unprivileged user
+    confs = {
+        "upstream": upstream_conf(workdir, s.ports["upstream"], workers),
+        "hop": hop_conf(workdir, s.ports["hop"], s.ports["hop_sse"], s.ports["upstream"],
+                        s.ports["sse"], workers),
+    }
+    for name, text in confs.items():
+        path = os.path.join(workdir, f"{name}.conf")
+        with open(path, "w") as f:
+            f.write(text)
+        proc = fleet.spawn(name, [nginx, "-p", workdir, "-e", f"{workdir}/{name}-error.log",
+                                  "-c", path])
+        fleet.wait_port(name, proc, s.ports[name])
+        s.pids[name] = proc.pid
+    proc = fleet.spawn("sse", ["python3", os.path.join(HERE, "fake_sse.py"),
+                               str(s.ports["sse"]), str(options["chunks"]),
+                               str(options["gap_ms"]), str(options["first_ms"])])
+    fleet.wait_port("sse", proc, s.ports["sse"])
+    s.pids["sse"] = proc.pid
+    s.sessions_dir = os.path.join(workdir, "sessions")
+    upstream = f"http://127.0.0.1:{s.ports['upstream']}"
+    routers = {
+        "router": (f"{upstream}/v1", False),
+        "router_sessions": (f"{upstream}/v1", True),
+        "router_sse": (f"http://127.0.0.1:{s.ports['sse']}/v1", False),
+    }
+    extra = cache_off_env(binary)
+    for name, (primary, sessions) in routers.items():
+        env = router_env(s.ports[name], primary, f"{upstream}/classifier/v1", sessions,
+                         s.sessions_dir, extra)
+        proc = fleet.spawn(name, [binary, "serve", "--config", "config/router.toml"],
+                           env=env, cwd=ROOT)
+        fleet.wait_port(name, proc, s.ports[name], path="/health")
+        s.pids[name] = proc.pid
+    s.cache_off = bool(extra)
+    return s
+
+
+def router_env(port, primary, classifier, sessions, sessions_dir, extra):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AI_ROUTER_")}
+    env.update({
+        "RUST_LOG": "warn",
+        "AI_ROUTER_SERVER__LISTEN": f"127.0.0.1:{port}",
+        "AI_ROUTER_SERVER__SHUTDOWN_GRACE_SECS": "1",
+        "AI_ROUTER_SERVER__PROMPTS_DIR": "prompts",
+        "AI_ROUTER_BACKENDS__PRIMARY__BASE_URL": primary,
+        "AI_ROUTER_BACKENDS__CLASSIFIER__BASE_URL": classifier,
+        "AI_ROUTER_META__RULES_FILE": "config/meta_rules.toml",
+        "AI_ROUTER_SESSIONS__ENABLED": "true" if sessions else "false",
+        "AI_ROUTER_SESSIONS__DIR": sessions_dir,
+        **extra,
+    })
+    return env
+
+
+def cache_off_env(binary):
+    """Turns the classification cache off when this build has one, so that every SIMPLE
+    request really calls the classifier (oha sends the same body each time)."""
+    extra = {"AI_ROUTER_ROUTING__CACHE_ENTRIES": "0"}
+    env = router_env(0, "http://127.0.0.1:1/v1", "http://127.0.0.1:1/v1", False, "/tmp",
+                     extra)
+    probe = subprocess.run([binary, "check", "--config", "config/router.toml"], cwd=ROOT,
+                           env=env, capture_output=True, timeout=30)
+    return extra if probe.returncode == 0 else {}
