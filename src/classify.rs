@@ -11,7 +11,7 @@ use crate::classify_cache::{Cached, ClassifyCache};
 use crate::config::{Label, RoutingConfig};
 use crate::openai::content_text;
 use crate::prompts::{PromptId, PromptSet};
-use crate::session::{Session, StepRecord, millis};
+use crate::session::{Session, millis};
 use crate::state::AppState;
 use crate::upstream::Expect;
 
@@ -52,20 +52,7 @@ pub async fn classify(
             cached: true,
         };
     }
-    let mut step = StepRecord {
-        step: "classify",
-        provider: classifier.name,
-        url: classifier.url("/chat/completions"),
-        model: classifier.model.clone(),
-        messages_sent: body.get("messages").cloned().unwrap_or(Value::Null),
-        params: Value::Object(
-            body.iter()
-                .filter(|(k, _)| *k != "messages")
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect(),
-        ),
-        ..StepRecord::default()
-    };
+    let mut step = classifier.step_record("classify", "/chat/completions", &body, "messages");
     let mut session = session;
     let id = session
         .as_ref()

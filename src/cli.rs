@@ -69,29 +69,7 @@ pub enum Command {
 #[derive(Subcommand)]
 pub enum SessionsCommand {
     /// One line per session: time, id, route, label, classification ms, total ms, outcome, query.
-    List {
-        /// Only sessions this recent: 30m, 24h, 7d, 2w.
-        #[arg(long)]
-        since: Option<String>,
-        /// Only this route: primary, xai, enrich, meta.
-        #[arg(long)]
-        route: Option<String>,
-        /// Only this label: SIMPLE, MODERATE, COMPLEX, ENRICH, META.
-        #[arg(long)]
-        class: Option<String>,
-        /// Only sessions that did not end ok.
-        #[arg(long)]
-        errors: bool,
-        /// Only sessions where a fallback decided (classifier or route).
-        #[arg(long)]
-        fallbacks: bool,
-        /// Only sessions that took at least this many milliseconds.
-        #[arg(long)]
-        slow_ms: Option<u64>,
-        /// At most this many (the most recent).
-        #[arg(long, default_value_t = 50)]
-        limit: usize,
-    },
+    List(ListFilter),
     /// One session, readable: query, decision and why, each step, the error.
     Show {
         /// The session id (from `x-request-id`), or a unique prefix of it.
@@ -140,26 +118,7 @@ pub fn sessions(
     let config = config::load(config_path).map_err(|e| e.to_string())?;
     let dir = dir.unwrap_or_else(|| config.sessions.dir.clone());
     match command {
-        SessionsCommand::List {
-            since,
-            route,
-            class,
-            errors,
-            fallbacks,
-            slow_ms,
-            limit,
-        } => {
-            let filter = ListFilter {
-                since,
-                route,
-                class,
-                errors,
-                fallbacks,
-                slow_ms,
-                limit,
-            };
-            sessions_command::list(&dir, &filter, json)
-        }
+        SessionsCommand::List(filter) => sessions_command::list(&dir, &filter, json),
         SessionsCommand::Show { id } => sessions_command::show(&dir, &id, json),
         SessionsCommand::Stats { since } => {
             sessions_command::stats(&config, &dir, since.as_deref(), json)

@@ -9,7 +9,7 @@ use serde_json::{Map, Value, json};
 use crate::error::Error;
 use crate::openai::content_text;
 use crate::prompts::{PromptId, PromptSet};
-use crate::session::{Session, StepRecord, millis};
+use crate::session::{Session, millis};
 use crate::state::AppState;
 use crate::upstream::Expect;
 
@@ -31,20 +31,7 @@ pub async fn gather(
 ) -> Result<Gathered, Error> {
     let xai = &state.xai;
     let body = request_body(state, prompts, messages);
-    let mut step = StepRecord {
-        step: "enrich",
-        provider: xai.name,
-        url: xai.url("/responses"),
-        model: xai.model.clone(),
-        messages_sent: body.get("input").cloned().unwrap_or(Value::Null),
-        params: Value::Object(
-            body.iter()
-                .filter(|(k, _)| *k != "input")
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect(),
-        ),
-        ..StepRecord::default()
-    };
+    let mut step = xai.step_record("enrich", "/responses", &body, "input");
     // Recorded before the call, so a client that leaves mid-search still shows it.
     let index = session.push_step(step.clone());
     let started = Instant::now();

@@ -20,7 +20,7 @@ use crate::openai::ChatRequest;
 use crate::prompts::{PromptId, PromptSet};
 use crate::relay::{self, RelayOptions};
 use crate::route::{Decision, Route};
-use crate::session::{Outcome, Session, StepRecord, millis};
+use crate::session::{Outcome, Session, millis};
 use crate::shape;
 use crate::state::AppState;
 use crate::upstream::{Expect, Upstream};
@@ -155,7 +155,7 @@ async fn enrich_route(
             system = search_hop(&state, &prompts, &request, &mut session, skip_search) => Some(system),
         };
         let Some(system) = system else {
-            let step = session.push_step(step_record("answer", &state.primary, &Map::new()));
+            let step = session.push_step(state.primary.step_record("answer", "/chat/completions", &Map::new(), "messages"));
             return relay::Prepared {
                 result: Err(Error::ShuttingDown),
                 session,
@@ -164,7 +164,7 @@ async fn enrich_route(
             };
         };
         let body = shape::for_local(&request, &state.primary.model, &system);
-        let step = session.push_step(step_record("answer", &state.primary, &body));
+        let step = session.push_step(state.primary.step_record("answer", "/chat/completions", &body, "messages"));
         let called_at = Instant::now();
         let result = tokio::select! {
             biased;
@@ -242,7 +242,8 @@ async fn answer(
     mut session: Session,
 ) -> Response {
     tracing::Span::current().record("backend", upstream.name);
-    let step = session.push_step(step_record("answer", upstream, &body));
+    let step =
+        session.push_step(upstream.step_record("answer", "/chat/completions", &body, "messages"));
     let called_at = Instant::now();
     let drained = state.drained();
     let result = tokio::select! {
@@ -353,19 +354,4 @@ fn fail(mut session: Session, step: Option<usize>, error: Error) -> Response {
     }
     session.finish(Outcome::Error, status.as_u16(), Some(error.to_string()));
     error.into_response()
-}
-
-/// The step as sent: messages apart from the other parameters, for review agents.
-fn step_record(step: &'static str, upstream: &Upstream, body: &Map<String, Value>) -> StepRecord {
-    let mut params = body.clone();
-    let messages = params.remove("messages").unwrap_or(Value::Null);
-    StepRecord {
-        step,
-        provider: upstream.name,
-        url: upstream.url("/chat/completions"),
-        model: upstream.model.clone(),
-        messages_sent: messages,
-        params: Value::Object(params),
-        ..StepRecord::default()
-    }
 }

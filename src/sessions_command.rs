@@ -12,14 +12,28 @@ use crate::session_store::{self, LoggedSession, Scan};
 use crate::summary;
 
 /// Filters for `sessions list`.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, clap::Args)]
 pub struct ListFilter {
+    /// Only sessions this recent: 30m, 24h, 7d, 2w.
+    #[arg(long)]
     pub since: Option<String>,
+    /// Only this route: primary, xai, enrich, meta.
+    #[arg(long)]
     pub route: Option<String>,
+    /// Only this label: SIMPLE, MODERATE, COMPLEX, ENRICH, META.
+    #[arg(long)]
     pub class: Option<String>,
+    /// Only sessions that did not end ok.
+    #[arg(long)]
     pub errors: bool,
+    /// Only sessions where a fallback decided (classifier or route).
+    #[arg(long)]
     pub fallbacks: bool,
+    /// Only sessions that took at least this many milliseconds.
+    #[arg(long)]
     pub slow_ms: Option<u64>,
+    /// At most this many (the most recent).
+    #[arg(long, default_value_t = 50)]
     pub limit: usize,
 }
 

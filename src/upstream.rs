@@ -75,6 +75,29 @@ impl Upstream {
         }
     }
 
+    /// The session-log step for a call to `path` with `body`: the conversation (the
+    /// `conversation` field: `messages`, or `input` for the Responses API) apart from
+    /// the other parameters, so review agents see exactly what was sent.
+    pub fn step_record(
+        &self,
+        step: &'static str,
+        path: &str,
+        body: &serde_json::Map<String, Value>,
+        conversation: &str,
+    ) -> crate::session::StepRecord {
+        let mut params = body.clone();
+        let sent = params.remove(conversation).unwrap_or(Value::Null);
+        crate::session::StepRecord {
+            step,
+            provider: self.name,
+            url: self.url(path),
+            model: self.model.clone(),
+            messages_sent: sent,
+            params: Value::Object(params),
+            ..crate::session::StepRecord::default()
+        }
+    }
+
     /// The full URL of an API path such as `/chat/completions`.
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base_url)

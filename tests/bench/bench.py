@@ -325,7 +325,7 @@ def main():
         figures = {"latency_c1": latency, "throughput_c32": tp32, "throughput_c256": tp256,
                    "streaming": stream,
                    "memory": {"idle": idle, "after_c256": peak, "stream_router": stream_mem},
-                   "classification_cache_off": s.cache_off,
+                   "classification_cache_off": bool(s.cache_off),
                    "session_files": len(os.listdir(s.sessions_dir))}
     except KeyboardInterrupt as e:
         print(f"\nbench: interrupted ({e}); stopping what it started", file=sys.stderr)

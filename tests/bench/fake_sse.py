@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""A fake OpenAI-compatible backend that streams: every POST .../chat/completions gets an
-SSE answer of CHUNKS content chunks, the first after FIRST_MS, then one every GAP_MS, a
+"""A fake OpenAI-compatible backend that streams: every POST .../chat/completions with
+`"stream": true` gets an SSE answer of CHUNKS content chunks, the first after FIRST_MS, then one every GAP_MS, a
 finish chunk, a usage chunk and `data: [DONE]`.
 
 Each content chunk carries, in its text, the CLOCK_MONOTONIC nanoseconds at which the
@@ -11,7 +11,9 @@ scheduling jitter: a late or batched chunk shows up as a long send-to-arrival de
 
 A thread per connection and `time.sleep` (nanosleep, unlike asyncio's millisecond epoll
 timeouts) keep the schedule tight; each HTTP chunk leaves in one `sendall` with
-TCP_NODELAY, so nothing here batches chunks. Standard library only.
+TCP_NODELAY, so nothing here batches chunks. A request without `"stream": true` gets one
+canned JSON completion at once (the profiler uses that; the bench's throughput runs use
+nginx, which is much faster). Standard library only.
 
 usage: fake_sse.py PORT [CHUNKS] [GAP_MS] [FIRST_MS]
 """
@@ -21,6 +23,14 @@ import socket
 import sys
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+COMPLETION = {
+    "id": "chatcmpl-bench", "object": "chat.completion", "created": 1, "model": "fake",
+    "choices": [{"index": 0, "message": {"role": "assistant", "content": "Blue, white, red."},
+                 "finish_reason": "stop"}],
+    "usage": {"prompt_tokens": 42, "completion_tokens": 5, "total_tokens": 47},
+}
 
 
 def chunk(payload):
@@ -49,8 +59,16 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_POST(self):
         length = int(self.headers.get("Content-Length") or 0)
-        self.rfile.read(length)
+        request = self.rfile.read(length)
         recv_ns = time.monotonic_ns()
+        if b'"stream":true' not in request.replace(b" ", b""):
+            body = json.dumps(COMPLETION).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            return
         base = {"id": "chatcmpl-bench", "object": "chat.completion.chunk", "created": 1,
                 "model": "fake"}
         self.send_response(200)

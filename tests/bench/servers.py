@@ -105,15 +105,27 @@ class Servers:
     ports: dict = field(default_factory=dict)
     pids: dict = field(default_factory=dict)
     sessions_dir: str = ""
+    cache_off: object = None
 
 
 def start(fleet, workdir, binary, options):
     """Starts every server and returns their ports and PIDs."""
+    s = start_backends(fleet, workdir, options)
+    upstream = f"http://127.0.0.1:{s.ports['upstream']}"
+    sse = f"http://127.0.0.1:{s.ports['sse']}"
+    for name, primary, sessions in (("router", upstream, False),
+                                    ("router_sessions", upstream, True),
+                                    ("router_sse", sse, False)):
+        start_router(fleet, s, name, binary, primary, sessions)
+    return s
+
+
+def start_backends(fleet, workdir, options):
+    """The canned nginx upstream, the SSE fake and the nginx hop in front of both."""
     nginx = nginx_binary()
     workers = options["nginx_workers"]
     s = Servers()
-    for name in ("upstream", "hop", "hop_sse", "sse", "router", "router_sessions",
-                 "router_sse"):
+    for name in ("upstream", "hop", "hop_sse", "sse"):
         s.ports[name] = procs.free_port()
     os.chmod(workdir, 0o755)  # nginx workers run as an unprivileged user
     confs = {
@@ -135,22 +147,23 @@ def start(fleet, workdir, binary, options):
     fleet.wait_port("sse", proc, s.ports["sse"])
     s.pids["sse"] = proc.pid
     s.sessions_dir = os.path.join(workdir, "sessions")
-    upstream = f"http://127.0.0.1:{s.ports['upstream']}"
-    routers = {
-        "router": (f"{upstream}/v1", False),
-        "router_sessions": (f"{upstream}/v1", True),
-        "router_sse": (f"http://127.0.0.1:{s.ports['sse']}/v1", False),
-    }
-    extra = cache_off_env(binary)
-    for name, (primary, sessions) in routers.items():
-        env = router_env(s.ports[name], primary, f"{upstream}/classifier/v1", sessions,
-                         s.sessions_dir, extra)
-        proc = fleet.spawn(name, [binary, "serve", "--config", "config/router.toml"],
-                           env=env, cwd=ROOT)
-        fleet.wait_port(name, proc, s.ports[name], path="/health")
-        s.pids[name] = proc.pid
-    s.cache_off = bool(extra)
+    s.cache_off = None
     return s
+
+
+def start_router(fleet, s, name, binary, primary, sessions, wrapper=(), timeout=15.0):
+    """Starts the router `binary` as `name` (optionally under `wrapper`, e.g. valgrind),
+    answering with `primary` and classifying with the canned "SIMPLE"."""
+    if s.cache_off is None:
+        s.cache_off = cache_off_env(binary)
+    s.ports[name] = procs.free_port()
+    classifier = f"http://127.0.0.1:{s.ports['upstream']}/classifier/v1"
+    env = router_env(s.ports[name], f"{primary}/v1", classifier, sessions, s.sessions_dir,
+                     s.cache_off)
+    proc = fleet.spawn(name, [*wrapper, binary, "serve", "--config", "config/router.toml"],
+                       env=env, cwd=ROOT)
+    fleet.wait_port(name, proc, s.ports[name], path="/health", timeout=timeout)
+    s.pids[name] = proc.pid
 
 
 def router_env(port, primary, classifier, sessions, sessions_dir, extra):
