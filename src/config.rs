@@ -155,6 +155,9 @@ pub fn validate(config: &Config) -> Result<(), ConfigError> {
     if config.server.sse_keepalive_secs == 0 {
         return invalid("server.sse_keepalive_secs", "must be at least 1");
     }
+    if config.server.max_concurrent_requests == 0 {
+        return invalid("server.max_concurrent_requests", "must be at least 1");
+    }
     if config.server.max_body_bytes == 0 {
         return invalid("server.max_body_bytes", "must be greater than 0");
     }

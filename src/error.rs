@@ -49,6 +49,9 @@ pub enum Error {
     /// A route needs xAI, which has no key, and `xai.missing_key = "error"`.
     #[error("this request needs the xai backend, which has no API key: set {variable}")]
     XaiNotConfigured { variable: String },
+    /// `server.max_concurrent_requests` chats are already being answered.
+    #[error("the router is at its limit of {limit} concurrent requests; retry shortly")]
+    Overloaded { limit: usize },
     /// The router is shutting down and its grace period is over.
     #[error("the router is shutting down; please retry")]
     ShuttingDown,
@@ -82,7 +85,9 @@ impl Error {
                 StatusCode::BAD_GATEWAY
             }
             Error::UpstreamTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
-            Error::ShuttingDown | Error::XaiNotConfigured { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Error::ShuttingDown | Error::XaiNotConfigured { .. } | Error::Overloaded { .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             Error::UpstreamStatus { error, .. } => error.status,
         }
     }
@@ -99,7 +104,9 @@ impl Error {
             Error::UpstreamUnreachable { .. }
             | Error::UpstreamTimeout { .. }
             | Error::UpstreamProtocol { .. } => "upstream_error",
-            Error::ShuttingDown | Error::XaiNotConfigured { .. } => "server_error",
+            Error::ShuttingDown | Error::XaiNotConfigured { .. } | Error::Overloaded { .. } => {
+                "server_error"
+            }
             Error::UpstreamStatus { error, .. } => &error.kind,
         }
     }
@@ -117,6 +124,7 @@ impl Error {
             Error::UpstreamTimeout { .. } => "upstream_timeout",
             Error::UpstreamProtocol { .. } => "upstream_invalid_response",
             Error::ShuttingDown => "router_shutdown",
+            Error::Overloaded { .. } => "router_overloaded",
             Error::XaiNotConfigured { .. } => "xai_not_configured",
             Error::UpstreamStatus { error, .. } => return error.code.clone(),
         };
@@ -152,6 +160,13 @@ impl IntoResponse for Error {
     fn into_response(self) -> Response {
         let status = self.status();
         let mut response = (status, axum::Json(self.envelope())).into_response();
+        if matches!(self, Error::Overloaded { .. }) {
+            // SDKs honour it: they come back in a second instead of hammering.
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from_static("1"),
+            );
+        }
         // No logging here: the request layer logs it once, with the request's span.
         response
             .extensions_mut()

@@ -62,6 +62,16 @@ async fn chat_completions(
         },
         state.sessions.clone(),
     );
+    match state.capacity.clone().try_acquire_owned() {
+        Ok(permit) => session.hold(permit),
+        Err(_) => {
+            let error = Error::Overloaded {
+                limit: state.config.server.max_concurrent_requests,
+            };
+            session.finish(Outcome::Error, 503, Some(error.to_string()));
+            return error.into_response();
+        }
+    }
     let request = match body
         .map_err(|rejection| body_error(&rejection, state.config.server.max_body_bytes))
         .and_then(|bytes| ChatRequest::parse(&bytes))

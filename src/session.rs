@@ -162,6 +162,9 @@ pub struct Session {
     record: Option<SessionRecord>,
     started: Instant,
     sink: SessionSink,
+    /// The request's place under `server.max_concurrent_requests`, released with the
+    /// session: for a stream, when the stream ends.
+    permit: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
 /// What is known about a request when it starts.
@@ -206,7 +209,13 @@ impl Session {
             record: Some(record),
             started: Instant::now(),
             sink,
+            permit: None,
         }
+    }
+
+    /// Keeps the request's concurrency permit until the session ends.
+    pub fn hold(&mut self, permit: tokio::sync::OwnedSemaphorePermit) {
+        self.permit = Some(permit);
     }
 
     /// Milliseconds since the request started.

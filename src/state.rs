@@ -34,6 +34,8 @@ pub struct AppState {
     pub virtual_model: Arc<str>,
     /// `GET /v1/models`, serialised once: Open WebUI calls it constantly.
     pub models_body: Bytes,
+    /// One permit per chat request being answered (`server.max_concurrent_requests`).
+    pub capacity: Arc<tokio::sync::Semaphore>,
     /// The last 24 hours' summary for `GET /stats`, cached briefly.
     pub day_summary: crate::stats::SummaryCache,
     /// Becomes `true` when shutdown's grace period is over.
@@ -53,6 +55,9 @@ impl AppState {
         let classifier = Upstream::new("classifier", &backends.classifier)?;
         let xai = Upstream::new("xai", &backends.xai)?;
         let models_body = models_body(&config);
+        let capacity = Arc::new(tokio::sync::Semaphore::new(
+            config.server.max_concurrent_requests,
+        ));
         let classify_cache = crate::classify_cache::ClassifyCache::new(
             config.routing.cache_entries,
             std::time::Duration::from_secs(config.routing.cache_ttl_secs),
@@ -68,6 +73,7 @@ impl AppState {
             classify_cache,
             meta_rules,
             models_body,
+            capacity,
             day_summary: crate::stats::SummaryCache::default(),
             draining: tokio::sync::watch::Sender::new(false),
         })

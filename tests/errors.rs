@@ -372,3 +372,40 @@ async fn a_json_answer_to_a_stream_request_is_a_502() {
     let (status, _) = error_of(router2.chat(&user("hi")).await).await;
     assert_eq!(status, 502);
 }
+
+#[tokio::test]
+async fn beyond_the_concurrency_limit_requests_get_503_with_retry_after() {
+    // Two slow streams take both places; the third request is refused at once.
+    let fake = Fake::with(|body| {
+        if body["stream"] == true {
+            Reply::Forever(Duration::from_millis(50))
+        } else {
+            common::fake::vllm_reply(body)
+        }
+    })
+    .await;
+    let router = TestRouter::start(&fake.url, |c| c.server.max_concurrent_requests = 2).await;
+    let mut body = user("long story");
+    body["stream"] = json!(true);
+    let first = router.chat(&body).await;
+    let second = router.chat(&body).await;
+    assert_eq!(
+        (first.status().as_u16(), second.status().as_u16()),
+        (200, 200)
+    );
+    let started = Instant::now();
+    let third = router.chat(&user("hi")).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "refused at once, not queued"
+    );
+    assert_eq!(third.headers()["retry-after"], "1");
+    let (status, error) = error_of(third).await;
+    assert_eq!(status, 503);
+    assert_eq!(error["code"], "router_overloaded");
+    // A place frees when a stream ends.
+    drop(first);
+    fake.wait_abandoned(1, Duration::from_secs(2)).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(router.chat(&user("hi again")).await.status(), 200);
+}

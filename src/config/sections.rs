@@ -25,6 +25,9 @@ pub struct ServerConfig {
     pub trusted_proxies: Vec<IpNet>,
     /// How long in-flight requests may run on after SIGTERM/SIGINT.
     pub shutdown_grace_secs: u64,
+    /// Chat requests answered at once; beyond it, 503 with `Retry-After` at once
+    /// instead of an unbounded queue.
+    pub max_concurrent_requests: usize,
     /// A `: keep-alive` SSE comment is sent after this many silent seconds on a stream,
     /// so proxies and tunnels (cloudflared cuts at 100 s) keep it open.
     pub sse_keepalive_secs: u64,
@@ -45,6 +48,7 @@ impl Default for ServerConfig {
                 .filter_map(|net| net.parse().ok())
                 .collect(),
             shutdown_grace_secs: 30,
+            max_concurrent_requests: 512,
             sse_keepalive_secs: 15,
             log_format: LogFormat::Text,
         }
