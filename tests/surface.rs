@@ -134,3 +134,57 @@ async fn metrics_count_requests_backends_and_session_writes() {
         assert!(text.contains(line), "missing {line} in:\n{text}");
     }
 }
+
+#[tokio::test]
+async fn every_metric_the_dashboard_queries_is_exported() {
+    // Produce every series: a stream (first token), a classifier error (backend
+    // errors, a fallback), and a prompt edit (a reload).
+    let fake = Fake::start().await;
+    let router = TestRouter::start(&fake.url, |_| {}).await;
+    let mut body = common::user("hi");
+    body["stream"] = serde_json::json!(true);
+    common::read_sse(router.chat(&body).await).await;
+    router
+        .classifier
+        .set(|_| common::fake::Reply::Status(500, "{}".into()));
+    router.chat(&common::user("again")).await;
+    std::fs::write(router.prompts_dir.join("meta/system.md"), "EDITED.").unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(800)).await;
+    router.sessions(2).await;
+    let exported = client()
+        .get(format!("{}/metrics", router.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let dashboard: Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/infra/grafana-dashboard.json"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    let mut checked = 0;
+    for panel in dashboard["panels"].as_array().unwrap() {
+        for target in panel["targets"].as_array().unwrap() {
+            let expr = target["expr"].as_str().unwrap();
+            for name in expr
+                .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .filter(|w| w.starts_with("ai_router_"))
+            {
+                // Every series the dashboard needs is declared in the exposition (HELP/TYPE
+                // lines name the family; _bucket and _total are its samples).
+                let family = name.trim_end_matches("_bucket").trim_end_matches("_total");
+                assert!(
+                    exported.contains(&format!("# TYPE {family} ")),
+                    "{name} is not exported"
+                );
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked >= 12, "only {checked} queries checked");
+}
