@@ -27,6 +27,8 @@ pub struct Upstream {
     pub timeout: Duration,
     /// Longest wait for a whole non-streamed answer.
     pub response_timeout: Duration,
+    /// Retries of a refused connection, 429 or 5xx before anything was relayed.
+    pub retries: u32,
     api_key_env: String,
     api_key: Option<Secret>,
     client: reqwest::Client,
@@ -60,6 +62,7 @@ impl Upstream {
             model: config.model.clone(),
             timeout: Duration::from_secs(config.timeout_secs),
             response_timeout: Duration::from_secs(config.response_timeout_secs),
+            retries: config.retries,
             api_key_env: config.api_key_env.trim().to_string(),
             api_key,
             client,
@@ -106,6 +109,10 @@ impl Upstream {
     /// POSTs `body` to `path` and waits for a successful answer's headers: within
     /// `timeout` for a stream, `response_timeout` for JSON. Error statuses become
     /// `Error::UpstreamStatus` with the backend's message.
+    ///
+    /// Nothing has reached the client yet, so a refused connection, a 429 or a 5xx is
+    /// retried up to `retries` times with exponential backoff and jitter (or the
+    /// backend's `Retry-After`), within the same deadline. Other 4xx are never retried.
     pub async fn post(
         &self,
         path: &str,
@@ -113,29 +120,78 @@ impl Upstream {
         request_id: &str,
         expect: Expect,
     ) -> Result<reqwest::Response, Error> {
-        let bytes = serde_json::to_vec(body).map_err(|e| Error::UpstreamProtocol {
-            backend: self.name,
-            reason: format!("request could not be encoded: {e}"),
-        })?;
+        let bytes =
+            bytes::Bytes::from(
+                serde_json::to_vec(body).map_err(|e| Error::UpstreamProtocol {
+                    backend: self.name,
+                    reason: format!("request could not be encoded: {e}"),
+                })?,
+            );
         let wait = match expect {
             Expect::Json => self.response_timeout,
             Expect::Stream => self.timeout,
         };
+        let deadline = tokio::time::Instant::now() + wait;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let (error, retry_after) = match self
+                .send_once(path, bytes.clone(), request_id, deadline, wait)
+                .await
+            {
+                Ok(response) => return Ok(response),
+                Err(failure) => failure,
+            };
+            let retryable = match &error {
+                Error::UpstreamUnreachable { .. } => true,
+                Error::UpstreamStatus { error, .. } => {
+                    error.status.as_u16() == 429 || error.status.is_server_error()
+                }
+                _ => false,
+            };
+            let delay = retry_after.unwrap_or_else(|| backoff(attempt));
+            if !retryable
+                || attempt > self.retries
+                || tokio::time::Instant::now() + delay >= deadline
+            {
+                return Err(error);
+            }
+            tracing::warn!(backend = self.name, attempt, delay_ms = delay.as_millis() as u64, error = %error, "retrying");
+            tokio::time::sleep(delay).await;
+        }
+    }
+
+    /// One try, with what is left of the deadline; a failure comes with the
+    /// backend's `Retry-After`, if it sent one.
+    async fn send_once(
+        &self,
+        path: &str,
+        bytes: bytes::Bytes,
+        request_id: &str,
+        deadline: tokio::time::Instant,
+        wait: Duration,
+    ) -> Result<reqwest::Response, (Error, Option<Duration>)> {
         let send = self
             .client
             .post(self.url(path))
             .headers(self.headers(request_id))
             .body(bytes)
             .send();
-        let response = match tokio::time::timeout(wait, send).await {
-            Err(_) => return Err(self.timed_out(wait)),
-            Ok(Err(e)) => return Err(self.send_error(&e, wait)),
+        let response = match tokio::time::timeout_at(deadline, send).await {
+            Err(_) => return Err((self.timed_out(wait), None)),
+            Ok(Err(e)) => return Err((self.send_error(&e, wait), None)),
             Ok(Ok(response)) => response,
         };
-        if !response.status().is_success() {
-            return Err(self.status_error(response).await);
+        if response.status().is_success() {
+            return Ok(response);
         }
-        Ok(response)
+        let retry_after = response
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
+        Err((self.status_error(response).await, retry_after))
     }
 
     /// GETs `path` with one overall deadline (used by readiness checks).
@@ -202,6 +258,13 @@ impl Upstream {
             error: Box::new(UpstreamError::parse(self.name, status, &body)),
         }
     }
+}
+
+/// The wait before retry `attempt`: 250 ms, doubling, with ±25 % jitter so that many
+/// clients retrying together do not arrive together.
+fn backoff(attempt: u32) -> Duration {
+    let base = 250.0 * 2f64.powi(attempt.saturating_sub(1).min(6) as i32);
+    Duration::from_millis((base * (0.75 + fastrand::f64() * 0.5)) as u64)
 }
 
 /// The backend's bearer key, read from the variable named by `api_key_env`.

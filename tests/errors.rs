@@ -409,3 +409,44 @@ async fn beyond_the_concurrency_limit_requests_get_503_with_retry_after() {
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert_eq!(router.chat(&user("hi again")).await.status(), 200);
 }
+
+#[tokio::test]
+async fn refused_429_and_5xx_are_retried_before_the_first_byte_but_4xx_are_not() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counter = calls.clone();
+    // The first two calls fail (503, then 429 asking for 1 s), the third answers.
+    let fake = Fake::with(move |body| match counter.fetch_add(1, Ordering::SeqCst) {
+        0 => Reply::Status(503, "{}".into()),
+        1 => Reply::RetryAfter(429, 1),
+        _ => common::fake::vllm_reply(body),
+    })
+    .await;
+    let router = TestRouter::start(&fake.url, |c| c.backends.primary.retries = 2).await;
+    let started = Instant::now();
+    let response = router.chat(&user("hi")).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(calls.load(Ordering::SeqCst), 3);
+    assert!(
+        started.elapsed() >= Duration::from_secs(1),
+        "Retry-After was not honoured"
+    );
+
+    // A 400 is the request's fault: one call, no retry.
+    calls.store(0, Ordering::SeqCst);
+    fake.set(|_| Reply::Status(400, r#"{"error":{"message":"bad","code":400}}"#.into()));
+    let (status, _) = error_of(router.chat(&user("hi")).await).await;
+    assert_eq!(status, 400);
+    assert_eq!(
+        fake.bodies("/v1/chat/completions").len(),
+        4,
+        "a 4xx was retried"
+    );
+
+    // Retries are bounded: three 503s in a row give up with the backend's error.
+    fake.set(|_| Reply::Status(503, "{}".into()));
+    let (status, _) = error_of(router.chat(&user("hi")).await).await;
+    assert_eq!(status, 503);
+    assert_eq!(fake.bodies("/v1/chat/completions").len(), 7);
+}

@@ -83,9 +83,11 @@ impl Default for Backends {
             classifier: BackendConfig {
                 base_url: "http://vllm-router:8000/v1".into(),
                 model: "cyankiwi/Nemotron-Orchestrator-8B-AWQ-4bit".into(),
-                // A label is a few tokens: a slow classifier should fall back quickly.
+                // A label is a few tokens: a slow classifier should fall back quickly,
+                // not be retried.
                 timeout_secs: 10,
                 response_timeout_secs: 20,
+                retries: 0,
                 ..BackendConfig::default()
             },
             primary: BackendConfig {
@@ -122,6 +124,10 @@ pub struct BackendConfig {
     pub timeout_secs: u64,
     /// Longest wait for a whole non-streamed answer (the server sends nothing until done).
     pub response_timeout_secs: u64,
+    /// Retries of a refused connection, a 429 or a 5xx before anything reached the
+    /// client (backoff with jitter, or the backend's Retry-After, within the same
+    /// deadline). Never for other 4xx, never once a stream has started.
+    pub retries: u32,
 }
 
 impl Default for BackendConfig {
@@ -133,6 +139,7 @@ impl Default for BackendConfig {
             connect_timeout_secs: 5,
             timeout_secs: 30,
             response_timeout_secs: 600,
+            retries: 2,
         }
     }
 }

@@ -22,6 +22,8 @@ pub enum Reply {
     Json(Value),
     /// This status with this raw body (sent as application/json).
     Status(u16, String),
+    /// This status with a `Retry-After` of so many seconds.
+    RetryAfter(u16, u64),
     /// 200 with this content type and raw body.
     Raw(&'static str, String),
     /// An SSE stream: each string is one `data:` payload, sent `gap` apart.
@@ -161,6 +163,12 @@ async fn chat(
             StatusCode::from_u16(code).unwrap(),
             [(header::CONTENT_TYPE, "application/json")],
             text,
+        )
+            .into_response(),
+        Reply::RetryAfter(code, secs) => (
+            StatusCode::from_u16(code).unwrap(),
+            [(header::RETRY_AFTER, secs.to_string())],
+            r#"{"error":{"message":"busy","type":"server_error","code":null}}"#,
         )
             .into_response(),
         Reply::Raw(content_type, text) => {

@@ -76,6 +76,8 @@ pub fn config_for(upstream: &str, dir: &Path) -> Config {
         backend.api_key_env = String::new();
         backend.timeout_secs = 5;
         backend.response_timeout_secs = 5;
+        // Error tests expect one call per request; retries have their own test.
+        backend.retries = 0;
     }
     config.backends.primary.model = "served-model".into();
     config.server.prompts_dir = dir.join("prompts");
