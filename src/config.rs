@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 mod routing;
 mod sections;
 
-pub use routing::{KeywordRule, Label, MetaConfig, Price, RoutingConfig};
+pub use routing::{FailoverConfig, KeywordRule, Label, MetaConfig, Price, RoutingConfig};
 pub use sections::{
     BackendConfig, Backends, LogFormat, MissingKey, ServerConfig, SessionsConfig, XaiConfig,
 };
@@ -31,6 +31,8 @@ pub struct Config {
     pub routing: RoutingConfig,
     /// `[meta]`: how client task prompts are recognised and answered.
     pub meta: MetaConfig,
+    /// `[failover]`: the other backend answers when the chosen one fails early.
+    pub failover: FailoverConfig,
     /// `[prices."<model>"]`: USD per million tokens, for cost estimates.
     pub prices: std::collections::BTreeMap<String, Price>,
 }
@@ -44,6 +46,7 @@ impl Default for Config {
             sessions: SessionsConfig::default(),
             routing: RoutingConfig::default(),
             meta: MetaConfig::default(),
+            failover: FailoverConfig::default(),
             prices: routing::default_prices(),
         }
     }

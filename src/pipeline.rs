@@ -52,7 +52,14 @@ pub async fn run(
         Route::Primary => {
             let system = prompts.render(PromptId::PrimarySystem, &[("date", &enrich::today())]);
             let body = shape::for_local(&request, &state.primary.model, &system);
-            answer(&state, &state.primary, body, &request, session).await
+            let failover = (state.config.failover.primary_to_xai
+                && state.xai.missing_key().is_none())
+            .then(|| Failover {
+                upstream: &state.xai,
+                route: Route::Xai,
+                body: xai_body(&state, &prompts, &request),
+            });
+            answer(&state, &state.primary, body, &request, session, failover).await
         }
         Route::Meta => {
             let system = prompts.render(PromptId::MetaSystem, &[("date", &enrich::today())]);
@@ -60,22 +67,38 @@ pub async fn run(
             if state.config.meta.disable_thinking {
                 shape::disable_thinking(&mut body);
             }
-            answer(&state, &state.primary, body, &request, session).await
+            answer(&state, &state.primary, body, &request, session, None).await
         }
         Route::Xai => {
-            let system = prompts.render(PromptId::XaiSystem, &[("date", &enrich::today())]);
-            let body = shape::for_xai(&request, &state.xai.model, &system, &state.config.xai);
-            answer(&state, &state.xai, body, &request, session).await
+            let body = xai_body(&state, &prompts, &request);
+            let failover = state.config.failover.xai_to_primary.then(|| {
+                let system = prompts.render(PromptId::PrimarySystem, &[("date", &enrich::today())]);
+                Failover {
+                    upstream: &state.primary,
+                    route: Route::Primary,
+                    body: shape::for_local(&request, &state.primary.model, &system),
+                }
+            });
+            answer(&state, &state.xai, body, &request, session, failover).await
         }
         Route::Enrich => enrich_route(state.clone(), prompts, request, session, skip_search).await,
     };
     with_route(response, route)
 }
 
+/// Names the route on the response, unless a failover already named the one that
+/// really answered.
+/// The body for xAI answering `request` itself (COMPLEX, or a failover).
+fn xai_body(state: &AppState, prompts: &PromptSet, request: &ChatRequest) -> Map<String, Value> {
+    let system = prompts.render(PromptId::XaiSystem, &[("date", &enrich::today())]);
+    shape::for_xai(request, &state.xai.model, &system, &state.config.xai)
+}
+
 fn with_route(mut response: Response, route: Route) -> Response {
-    response
-        .headers_mut()
-        .insert(ROUTE_HEADER, HeaderValue::from_static(route.as_str()));
+    let headers = response.headers_mut();
+    if !headers.contains_key(ROUTE_HEADER) {
+        headers.insert(ROUTE_HEADER, HeaderValue::from_static(route.as_str()));
+    }
     response
 }
 
@@ -142,7 +165,7 @@ async fn enrich_route(
             system = search_hop(&state, &prompts, &request, &mut session, skip_search) => system,
         };
         let body = shape::for_local(&request, &state.primary.model, &system);
-        return answer(&state, &state.primary, body, &request, session).await;
+        return answer(&state, &state.primary, body, &request, session, None).await;
     }
     let keep_alive = keep_alive(&state);
     let options = relay_options(&state, &request);
@@ -233,13 +256,25 @@ enum Answer {
     Json(Vec<u8>),
 }
 
-/// Calls `upstream` with the shaped `body` and relays its answer to the client.
+/// Another backend that may answer if the first fails before anything was relayed.
+struct Failover<'a> {
+    upstream: &'a Upstream,
+    route: Route,
+    body: Map<String, Value>,
+}
+
+/// The response header that says a failover happened (`primary->xai`).
+pub const FAILOVER_HEADER: &str = "x-ai-router-failover";
+
+/// Calls `upstream` with the shaped `body` and relays its answer to the client; if it
+/// fails before anything was relayed and `failover` is given, that backend answers.
 async fn answer(
     state: &AppState,
     upstream: &Upstream,
     body: Map<String, Value>,
     request: &ChatRequest,
     mut session: Session,
+    failover: Option<Failover<'_>>,
 ) -> Response {
     tracing::Span::current().record("backend", upstream.name);
     let step =
@@ -270,7 +305,54 @@ async fn answer(
             )
                 .into_response()
         }
-        Err(error) => fail(session, Some(step), error),
+        Err(error) => match failover.filter(|_| worth_failing_over(&error)) {
+            Some(other) => {
+                let from = upstream.name;
+                let note = format!(
+                    "{from} failed before answering ({error}); answered by {} (failover)",
+                    other.upstream.name
+                );
+                if let Some(record) = session.step(step) {
+                    record.error = Some(error.to_string());
+                }
+                if let Some(record) = session.record() {
+                    record.route = Some(other.route.as_str());
+                    record.route_fallback = Some(note);
+                }
+                let mut response = Box::pin(answer(
+                    state,
+                    other.upstream,
+                    other.body,
+                    request,
+                    session,
+                    None,
+                ))
+                .await;
+                let headers = response.headers_mut();
+                let to = other.upstream.name;
+                if let Ok(value) = HeaderValue::from_str(&format!("{from}->{to}")) {
+                    headers.insert(FAILOVER_HEADER, value);
+                }
+                headers.insert(ROUTE_HEADER, HeaderValue::from_static(other.route.as_str()));
+                response
+            }
+            None => fail(session, Some(step), error),
+        },
+    }
+}
+
+/// Failures after which another backend may answer: the backend could not be reached,
+/// went silent, broke the protocol, or failed on its side (429, 5xx). A 4xx is about
+/// the request and would fail anywhere.
+fn worth_failing_over(error: &Error) -> bool {
+    match error {
+        Error::UpstreamUnreachable { .. }
+        | Error::UpstreamTimeout { .. }
+        | Error::UpstreamProtocol { .. } => true,
+        Error::UpstreamStatus { error, .. } => {
+            error.status.as_u16() == 429 || error.status.is_server_error()
+        }
+        _ => false,
     }
 }
 

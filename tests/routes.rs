@@ -657,3 +657,85 @@ where
     }
     false
 }
+
+#[tokio::test]
+async fn a_failing_primary_can_fail_over_to_xai_before_the_first_byte() {
+    let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let dead = format!("http://{}/v1", closed.local_addr().unwrap());
+    drop(closed);
+    let xai = Fake::start().await;
+    let xai_url = xai.url.clone();
+    let router = TestRouter::start(&dead, |c| {
+        c.backends.xai.base_url = xai_url;
+        c.failover.primary_to_xai = true;
+    })
+    .await;
+    for stream in [false, true] {
+        let mut body = user("hi");
+        body["stream"] = json!(stream);
+        let response = router.chat(&body).await;
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.headers()["x-ai-router-failover"], "primary->xai");
+        assert_eq!(response.headers()["x-ai-router-route"], "xai");
+        if stream {
+            assert_eq!(
+                read_sse(response).await.last().map(String::as_str),
+                Some("[DONE]")
+            );
+        }
+    }
+    assert!(
+        xai.last_body()["messages"][0]["content"]
+            .as_str()
+            .unwrap()
+            .starts_with("TEST XAI SYSTEM")
+    );
+    for session in router.sessions(2).await {
+        assert_eq!(session["route"], "xai");
+        assert_eq!(session["outcome"], "ok");
+        let why = session["route_fallback"].as_str().unwrap();
+        assert!(
+            why.contains("primary failed before answering") && why.contains("refused"),
+            "{why}"
+        );
+        let providers: Vec<&str> = session["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["provider"].as_str().unwrap())
+            .collect();
+        assert_eq!(providers, ["classifier", "primary", "xai"]);
+    }
+}
+
+#[tokio::test]
+async fn a_failing_xai_falls_over_to_the_primary_on_complex() {
+    let (router, primary, xai) = routed("COMPLEX").await;
+    xai.set(|_| Reply::Status(500, r#"{"code":"internal","error":"grok is down"}"#.into()));
+    let response = router.chat(&user("prove it")).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["x-ai-router-failover"], "xai->primary");
+    assert_eq!(response.headers()["x-ai-router-route"], "primary");
+    assert_eq!(
+        primary.last_body()["messages"][0]["content"],
+        common::SYSTEM_PROMPT
+    );
+    let session = &router.sessions(1).await[0];
+    assert_eq!(session["classification"], "COMPLEX");
+    assert!(
+        session["route_fallback"]
+            .as_str()
+            .unwrap()
+            .contains("grok is down")
+    );
+    // A 4xx is about the request: no failover.
+    xai.set(|_| {
+        Reply::Status(
+            400,
+            r#"{"code":"x","error":"Argument not supported: n"}"#.into(),
+        )
+    });
+    let response = router.chat(&user("prove more")).await;
+    assert_eq!(response.status(), 400);
+    assert!(response.headers().get("x-ai-router-failover").is_none());
+}

@@ -121,3 +121,23 @@ pub(crate) fn default_prices() -> std::collections::BTreeMap<String, Price> {
     .map(|model| (model.to_string(), grok))
     .collect()
 }
+
+/// `[failover]`: answering from the other backend when the chosen one fails before
+/// anything reached the client.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct FailoverConfig {
+    /// Primary unreachable or failing → xAI answers. Off by default: it costs money.
+    pub primary_to_xai: bool,
+    /// xAI unreachable or failing on COMPLEX → the primary answers.
+    pub xai_to_primary: bool,
+}
+
+impl Default for FailoverConfig {
+    fn default() -> Self {
+        FailoverConfig {
+            primary_to_xai: false,
+            xai_to_primary: true,
+        }
+    }
+}
