@@ -12,7 +12,8 @@ mod sections;
 
 pub use routing::{FailoverConfig, KeywordRule, Label, MetaConfig, Price, RoutingConfig};
 pub use sections::{
-    BackendConfig, Backends, LogFormat, MissingKey, ServerConfig, SessionsConfig, XaiConfig,
+    BackendConfig, Backends, HealthConfig, LogFormat, MissingKey, ServerConfig, SessionsConfig,
+    XaiConfig,
 };
 
 /// Everything the router can be told. Every key is optional in the file.
@@ -31,6 +32,8 @@ pub struct Config {
     pub routing: RoutingConfig,
     /// `[meta]`: how client task prompts are recognised and answered.
     pub meta: MetaConfig,
+    /// `[health]`: background probes and when a backend counts as down.
+    pub health: HealthConfig,
     /// `[failover]`: the other backend answers when the chosen one fails early.
     pub failover: FailoverConfig,
     /// `[prices."<model>"]`: USD per million tokens, for cost estimates.
@@ -47,6 +50,7 @@ impl Default for Config {
             routing: RoutingConfig::default(),
             meta: MetaConfig::default(),
             failover: FailoverConfig::default(),
+            health: HealthConfig::default(),
             prices: routing::default_prices(),
         }
     }
@@ -157,6 +161,9 @@ pub fn validate(config: &Config) -> Result<(), ConfigError> {
     }
     if config.server.sse_keepalive_secs == 0 {
         return invalid("server.sse_keepalive_secs", "must be at least 1");
+    }
+    if config.health.probe_interval_secs == 0 {
+        return invalid("health.probe_interval_secs", "must be at least 1");
     }
     if config.server.max_concurrent_requests == 0 {
         return invalid("server.max_concurrent_requests", "must be at least 1");

@@ -25,9 +25,9 @@ pub async fn live() -> Json<Value> {
 /// one's status and latency. 503 when the primary, which answers every chat, is down.
 pub async fn ready(State(state): State<Arc<AppState>>) -> Response {
     let (primary, classifier, xai) = tokio::join!(
-        probe(&state.primary),
-        probe(&state.classifier),
-        probe(&state.xai),
+        probe(&state, &state.primary),
+        probe(&state, &state.classifier),
+        probe(&state, &state.xai),
     );
     let primary_up = primary["status"] == "up";
     let all_up = [&primary, &classifier, &xai]
@@ -45,7 +45,7 @@ pub async fn ready(State(state): State<Arc<AppState>>) -> Response {
     (status, Json(body)).into_response()
 }
 
-async fn probe(upstream: &Upstream) -> Value {
+async fn probe(state: &AppState, upstream: &Upstream) -> Value {
     let base = json!({"url": upstream.base_url, "model": upstream.model});
     if let Some(variable) = upstream.missing_key() {
         let error = format!("no API key: {variable} is not set");
@@ -55,13 +55,20 @@ async fn probe(upstream: &Upstream) -> Value {
     let wait = PROBE_TIMEOUT.min(upstream.timeout);
     let result = upstream.get("/models", wait).await;
     let latency_ms = millis(started.elapsed());
-    match result {
-        Ok(_) => merge(base, json!({"status": "up", "latency_ms": latency_ms})),
-        Err(error) => merge(
-            base,
-            json!({"status": "down", "latency_ms": latency_ms, "error": error.to_string()}),
-        ),
-    }
+    let board = state.sessions.health();
+    let probed = match result {
+        Ok(_) => {
+            board.success(upstream.name);
+            json!({"status": "up", "latency_ms": latency_ms})
+        }
+        Err(error) => {
+            board.failure(upstream.name, &error.to_string());
+            json!({"status": "down", "latency_ms": latency_ms, "error": error.to_string()})
+        }
+    };
+    // What the background probes and real calls have seen, besides this probe.
+    let watched = json!({"watch": board.snapshot(upstream.name)});
+    merge(merge(base, probed), watched)
 }
 
 fn merge(mut base: Value, extra: Value) -> Value {

@@ -35,6 +35,7 @@
 //! - `prompts`: the prompt files, placeholders and built-in fallbacks
 //! - `prompt_watch`: hot reload of the prompt files
 //! - `health`: liveness and readiness
+//! - `backend_health`: up/down per backend from probes and real calls
 //! - `error`: the request path's `Error` and its OpenAI-shaped response
 //! - `check`: the `ai-router check` report
 //! - `classify_command`: the `ai-router classify` report
@@ -43,6 +44,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod backend_health;
 pub mod capture;
 pub mod check;
 pub mod classify;

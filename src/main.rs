@@ -70,11 +70,13 @@ async fn run(config: config::Config) -> anyhow::Result<()> {
     }
     let state = Arc::new(AppState::new(config, prompts, rules, sink)?);
     let _watcher = prompt_watch::start(state.clone()).context("watching the prompts folder")?;
+    let probes = ai_router::backend_health::spawn_probes(state.clone());
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
     tracing::info!(address = %listener.local_addr()?, "ai-router listening");
     ai_router::serve(listener, state, shutdown::signal(), grace).await?;
+    probes.abort();
     if let Some(writer) = writer {
         writer.shutdown().await;
     }

@@ -70,6 +70,7 @@ pub struct Metrics {
     backend_duration: Histograms<BackendLabel>,
     backend_errors: Family<BackendErrorLabel, Counter>,
     in_flight: Gauge,
+    backend_up: Family<BackendLabel, Gauge>,
     session_writes: Family<ResultLabel, Counter>,
     prompt_reloads: Family<ResultLabel, Counter>,
 }
@@ -85,6 +86,7 @@ impl Default for Metrics {
         let backend_duration: Histograms<BackendLabel> = Family::new_with_constructor(latency);
         let backend_errors = Family::default();
         let in_flight = Gauge::default();
+        let backend_up = Family::default();
         let session_writes = Family::default();
         let prompt_reloads = Family::default();
         registry.register(
@@ -128,6 +130,11 @@ impl Default for Metrics {
             in_flight.clone(),
         );
         registry.register(
+            "backend_up",
+            "1 when a backend is up, 0 when down (probes and calls)",
+            backend_up.clone(),
+        );
+        registry.register(
             "session_log_writes",
             "Session-log files written, by result",
             session_writes.clone(),
@@ -147,6 +154,7 @@ impl Default for Metrics {
             backend_duration,
             backend_errors,
             in_flight,
+            backend_up,
             session_writes,
             prompt_reloads,
         }
@@ -241,6 +249,16 @@ impl Metrics {
             .inc();
     }
 
+    /// Sets `backend_up` for each backend whose state is known.
+    pub fn backends_up(&self, states: &[(&'static str, i64)]) {
+        for (backend, up) in states {
+            let label = BackendLabel {
+                backend: (*backend).to_string(),
+            };
+            self.backend_up.get_or_create(&label).set(*up);
+        }
+    }
+
     /// Everything in Prometheus' text format.
     pub fn render(&self) -> String {
         let mut text = String::new();
@@ -257,11 +275,13 @@ fn seconds(ms: u64) -> f64 {
 
 /// `GET /metrics`.
 pub async fn handler(State(state): State<Arc<AppState>>) -> impl IntoResponse {
+    let metrics = state.sessions.metrics();
+    metrics.backends_up(&state.sessions.health().gauges());
     (
         [(
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        state.sessions.metrics().render(),
+        metrics.render(),
     )
 }

@@ -51,6 +51,8 @@ pub struct SessionRecord {
     /// Why the route that answered is not the one the label asked for (e.g. no xAI
     /// key), or why ENRICH answered without gathered context.
     pub route_fallback: Option<String>,
+    /// Backends known to be down when the request arrived.
+    pub backends_down: Vec<&'static str>,
     pub steps: Vec<StepRecord>,
     pub total_ms: u64,
     /// The HTTP status the client received.
@@ -88,6 +90,7 @@ pub struct SessionSink {
     queue: Option<mpsc::Sender<WriterMsg>>,
     live: std::sync::Arc<crate::live_stats::LiveStats>,
     metrics: std::sync::Arc<crate::metrics::Metrics>,
+    health: std::sync::Arc<crate::backend_health::HealthBoard>,
 }
 
 /// What the session-log writer is asked to do, in order.
@@ -108,6 +111,7 @@ impl SessionSink {
             queue: Some(queue),
             live: std::sync::Arc::default(),
             metrics: std::sync::Arc::default(),
+            health: std::sync::Arc::default(),
         }
     }
 
@@ -117,12 +121,24 @@ impl SessionSink {
             queue: None,
             live: std::sync::Arc::default(),
             metrics: std::sync::Arc::default(),
+            health: std::sync::Arc::default(),
         }
     }
 
     /// The Prometheus metrics, for `GET /metrics` and the writer.
     pub fn metrics(&self) -> &std::sync::Arc<crate::metrics::Metrics> {
         &self.metrics
+    }
+
+    /// Which backends are up, fed by every finished call.
+    pub fn health(&self) -> &std::sync::Arc<crate::backend_health::HealthBoard> {
+        &self.health
+    }
+
+    /// Uses `board` for backend health (so its threshold comes from the config).
+    pub fn with_health(mut self, board: crate::backend_health::HealthBoard) -> Self {
+        self.health = std::sync::Arc::new(board);
+        self
     }
 
     /// The counters kept since start-up, for `GET /stats`.
@@ -135,6 +151,18 @@ impl SessionSink {
     fn submit(&self, record: SessionRecord) {
         self.live.finished(&record);
         self.metrics.finished(&record);
+        for step in &record.steps {
+            // Passive signals: no answer or a 5xx says the backend is unwell; a 4xx is
+            // about the request and says nothing either way.
+            match (step.status, &step.error) {
+                (Some(status), None) if status < 400 => self.health.success(step.provider),
+                (None, Some(error)) => self.health.failure(step.provider, error),
+                (Some(status), Some(error)) if status >= 500 => {
+                    self.health.failure(step.provider, error)
+                }
+                _ => {}
+            }
+        }
         let Some(queue) = &self.queue else { return };
         match queue.try_send(WriterMsg::Record(Box::new(record))) {
             Ok(()) => {}
@@ -197,6 +225,7 @@ impl Session {
             classification_cached: false,
             meta_match: None,
             route_fallback: None,
+            backends_down: sink.health.down(),
             steps: Vec::new(),
             total_ms: 0,
             http_status: 0,

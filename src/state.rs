@@ -55,6 +55,9 @@ impl AppState {
         let classifier = Upstream::new("classifier", &backends.classifier)?;
         let xai = Upstream::new("xai", &backends.xai)?;
         let models_body = models_body(&config);
+        let sessions = sessions.with_health(crate::backend_health::HealthBoard::new(
+            config.health.failure_threshold,
+        ));
         let capacity = Arc::new(tokio::sync::Semaphore::new(
             config.server.max_concurrent_requests,
         ));

@@ -188,3 +188,74 @@ async fn every_metric_the_dashboard_queries_is_exported() {
     }
     assert!(checked >= 12, "only {checked} queries checked");
 }
+
+async fn metrics(router: &TestRouter) -> String {
+    client()
+        .get(format!("{}/metrics", router.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn failing_calls_mark_a_backend_down_and_a_success_brings_it_back() {
+    let fake = Fake::with(|_| common::fake::Reply::Status(503, "{}".into())).await;
+    let router = TestRouter::start(&fake.url, |c| c.health.probe_interval_secs = 3600).await;
+    for _ in 0..3 {
+        assert_eq!(router.chat(&common::user("hi")).await.status(), 503);
+    }
+    router.sessions(3).await;
+    assert!(
+        metrics(&router)
+            .await
+            .contains(r#"ai_router_backend_up{backend="primary"} 0"#)
+    );
+    fake.set(common::fake::vllm_reply);
+    assert_eq!(router.chat(&common::user("hi")).await.status(), 200);
+    let sessions = router.sessions(4).await;
+    assert_eq!(
+        sessions[3]["backends_down"],
+        serde_json::json!(["primary"]),
+        "known at arrival"
+    );
+    assert_eq!(sessions[0]["backends_down"], serde_json::json!([]));
+    assert!(
+        metrics(&router)
+            .await
+            .contains(r#"ai_router_backend_up{backend="primary"} 1"#)
+    );
+}
+
+#[tokio::test]
+async fn background_probes_find_a_dead_backend_without_traffic() {
+    let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let dead = format!("http://{}/v1", closed.local_addr().unwrap());
+    drop(closed);
+    let fake = Fake::start().await;
+    let router = TestRouter::start(&fake.url, |c| {
+        c.backends.primary.base_url = dead;
+        c.health.probe_interval_secs = 1;
+        c.health.failure_threshold = 2;
+    })
+    .await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let text = metrics(&router).await;
+        if text.contains(r#"ai_router_backend_up{backend="primary"} 0"#) {
+            assert!(
+                text.contains(r#"ai_router_backend_up{backend="classifier"} 1"#),
+                "{text}"
+            );
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the probes never marked primary down:\n{text}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert!(fake.received().is_empty(), "probes are not chat requests");
+}

@@ -217,3 +217,22 @@ impl Default for SessionsConfig {
         }
     }
 }
+
+/// `[health]`: how backends are watched.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealthConfig {
+    /// Seconds between background probes of each backend.
+    pub probe_interval_secs: u64,
+    /// Failures in a row (probes or real calls) that mark a backend down.
+    pub failure_threshold: u32,
+}
+
+impl Default for HealthConfig {
+    fn default() -> Self {
+        HealthConfig {
+            probe_interval_secs: 15,
+            failure_threshold: 3,
+        }
+    }
+}

@@ -60,6 +60,7 @@ pub struct TestRouter {
     server: tokio::task::JoinHandle<std::io::Result<()>>,
     writer: Option<SessionWriter>,
     _watcher: ai_router::prompt_watch::PromptWatcher,
+    _probes: AbortOnDrop,
     _dirs: tempfile::TempDir,
 }
 
@@ -121,6 +122,7 @@ impl TestRouter {
         let rules = ai_router::meta::load_rules(&config.meta).unwrap();
         let state = Arc::new(AppState::new(config, prompts, rules, sink).unwrap());
         let watcher = ai_router::prompt_watch::start(state.clone()).unwrap();
+        let probes = ai_router::backend_health::spawn_probes(state.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let (shutdown, on_shutdown) = oneshot::channel::<()>();
@@ -141,6 +143,7 @@ impl TestRouter {
             server,
             writer: Some(writer),
             _watcher: watcher,
+            _probes: AbortOnDrop(probes),
             _dirs: dirs,
         }
     }
@@ -197,6 +200,15 @@ impl TestRouter {
     /// Waits for the server task to end (after `signal_shutdown`).
     pub async fn join(&mut self) -> std::io::Result<()> {
         (&mut self.server).await.unwrap()
+    }
+}
+
+/// Stops a background task when the test router goes away.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
