@@ -5,7 +5,7 @@ CONFIG ?= config/router.toml
 # The running router that test-live and benchmark talk to.
 URL ?= http://127.0.0.1:8080
 
-.PHONY: help build demo test e2e lint fmt check clean
+.PHONY: help build demo test e2e lint fmt check clean bench profile
 .PHONY: up down restart ps health status logs logs-router logs-primary logs-ai image models
 .PHONY: test-live benchmark review compose-check
 
@@ -23,6 +23,12 @@ test: ## Run every unit and integration test (fake backends on 127.0.0.1, no net
 
 e2e: ## Smoke-test curl, the OpenAI SDK and raw SSE through the router against a real llama-server
 	infra/demo/e2e.sh
+
+bench: ## Router overhead next to a bare nginx hop: latency, throughput, streaming, memory (BENCH_QUICK=1: <1 min)
+	tests/bench/bench.sh
+
+profile: ## Instructions per request by component, under callgrind (apt-get install valgrind)
+	python3 tests/bench/callgrind.py
 
 lint: ## Check formatting, run clippy with warnings as errors, and shellcheck the scripts
 	cargo fmt --all -- --check

@@ -10,12 +10,16 @@ script starts are stopped by PID on exit, error or Ctrl-C.
 
 Environment (defaults in brackets, BENCH_QUICK=1 for a run under a minute):
   BENCH_BIN           router binary [target/release/ai-router]
+  BENCH_ROOT          where the router runs: its config/router.toml and prompts/ [this checkout]
   BENCH_ROUNDS        latency rounds [5]        BENCH_LAT_N     requests per latency run [4000]
   BENCH_TP_ROUNDS     throughput rounds [3]     BENCH_TP_SECS   seconds per throughput run [3]
   BENCH_STREAMS       streams per path [20]     BENCH_CHUNKS    chunks per stream [20]
   BENCH_GAP_MS        gap between chunks [10]   BENCH_FIRST_MS  wait for the first chunk [50]
   BENCH_NGINX_WORKERS nginx worker_processes [auto]
   BENCH_OUT           results folder [tests/bench/results]
+  BENCH_NICE          run everything at this nice level, e.g. -10 (root) on a machine
+                      shared with builds: the bench's processes then win the CPU [unchanged]
+  BENCH_COMMIT        the label of the measured build in the table [git rev-parse HEAD]
   OHA                 the oha binary [oha on PATH, else ~/.cargo/bin/oha]
 """
 
@@ -84,6 +88,8 @@ class Bench:
             "simple": (p["router"], {}),
             "meta_sessions": (p["router_sessions"], META),
         }
+        self.all_cpus = os.sched_getaffinity(0)
+        self.cpus = self.all_cpus
         self.cpu_pids = {
             "nginx": procs.family(servers_.pids["hop"]),
             "meta": [servers_.pids["router"]],
@@ -93,6 +99,7 @@ class Bench:
 
     def oha_run(self, path, concurrency, n=None, secs=None, db=None):
         port, headers = self.paths[path]
+        cpus = self.cpus
         argv = [self.oha, "--no-tui", "--output-format", "json", "-m", "POST",
                 "-T", "application/json", "-D", self.body_path, "-c", str(concurrency),
                 "-t", "10s"]
@@ -104,7 +111,11 @@ class Bench:
         argv.append(f"http://127.0.0.1:{port}{CHAT}")
         pids = self.cpu_pids.get(path, [])
         cpu_before = procs.cpu_seconds(pids)
-        done = subprocess.run(argv, capture_output=True, timeout=(secs or 60) + 60)
+        done = subprocess.run(argv, capture_output=True, timeout=(secs or 60) + 60,
+                              preexec_fn=lambda: os.sched_setaffinity(0, cpus))
+        # The session writer may still be working through a backlog: wait for it (so it
+        # neither steals CPU from the next run nor escapes this run's CPU count).
+        drain = settle(pids) if path == "meta_sessions" else 0.0
         cpu = procs.cpu_seconds(pids) - cpu_before
         if done.returncode != 0:
             raise RuntimeError(f"oha failed on {path}: {done.stderr.decode()[-2000:]}")
@@ -115,36 +126,46 @@ class Bench:
         errors += sum(result.get("errorDistribution", {}).values())
         wall = result["summary"]["total"]
         return {"ok": ok, "errors": errors, "rps": ok / wall if wall else 0.0,
+                "drain_s": drain,
                 "cpu_us_per_req": (cpu / ok * 1e6) if ok and pids else None,
                 "p50_ms": result["latencyPercentiles"].get("p50", 0) * 1000,
                 "p99_ms": result["latencyPercentiles"].get("p99", 0) * 1000}
+
+    def pin(self, pinned):
+        """Puts every server thread, oha and this process on one CPU (`pinned`), or lets
+        them use every CPU. Pinned, a request never waits for another CPU to wake up:
+        on this VM each cross-CPU wake-up costs ~50 µs, and which CPU a process happens
+        to sit on makes c=1 runs bimodal. Pinned figures measure the software path."""
+        self.cpus = {min(self.all_cpus)} if pinned else self.all_cpus
+        pids = [p for pid in self.s.pids.values() for p in procs.family(pid)]
+        procs.pin(pids, self.cpus)
+        os.sched_setaffinity(0, self.cpus)
 
     # --- phases -----------------------------------------------------------------------
 
     def preflight(self):
         """One request on each path; checks routes and that SIMPLE really classified."""
+        expected = {"meta": "meta", "meta_sessions": "meta", "simple": "primary"}
         for path, (port, headers) in self.paths.items():
-            status, route = post(port, headers)
-            expected = {"meta": "meta", "meta_sessions": "meta", "simple": "primary"}
+            status, route, _ = post(port, headers)
             if status != 200 or route != expected.get(path, route):
                 raise RuntimeError(f"preflight: {path} answered {status}, route {route!r}")
-        port = self.s.ports["router_sessions"]
-        post(port, {})
-        record = newest_session(self.s.sessions_dir)
+        _, _, request_id = post(self.s.ports["router_sessions"], {})
+        record = session_file(self.s.sessions_dir, request_id)
         if record.get("classification") != "SIMPLE" or record.get("classification_fallback"):
             raise RuntimeError(f"preflight: the fake classifier was not used: {record}")
         for path in self.paths:
             self.oha_run(path, 4, n=300)
 
-    def latency(self):
+    def latency(self, mode):
         opts = self.opts
         order = list(self.paths)
-        dbs = {path: os.path.join(self.workdir, f"lat-{path}.db") for path in order}
+        dbs = {path: os.path.join(self.workdir, f"lat-{mode}-{path}.db") for path in order}
         rounds = {path: [] for path in order}
         for r in range(opts["rounds"]):
             for path in order[r % len(order):] + order[:r % len(order)]:
                 rounds[path].append(self.oha_run(path, 1, n=opts["lat_n"], db=dbs[path]))
-            print(f"  latency round {r + 1}/{opts['rounds']} done", flush=True)
+            print(f"  {mode}: round {r + 1}/{opts['rounds']} done", flush=True)
         out = {}
         for path in order:
             durations = read_durations(dbs[path])
@@ -170,7 +191,8 @@ class Bench:
                          "requests": sum(x["ok"] for x in runs[path]),
                          "cpu_us_per_req": median([x["cpu_us_per_req"] for x in runs[path]]),
                          "p50_ms": median([x["p50_ms"] for x in runs[path]]),
-                         "p99_ms": median([x["p99_ms"] for x in runs[path]])}
+                         "p99_ms": median([x["p99_ms"] for x in runs[path]]),
+                         "drain_s": max(x["drain_s"] for x in runs[path])}
         return out
 
     def streaming(self):
@@ -202,24 +224,37 @@ class Bench:
 
 # --- helpers ------------------------------------------------------------------------------
 
+def settle(pids, limit=30.0, window=0.2):
+    """Waits until `pids` use under 5% of a CPU over `window`; returns the seconds waited."""
+    started = time.monotonic()
+    while time.monotonic() - started < limit:
+        before = procs.cpu_seconds(pids)
+        time.sleep(window)
+        if procs.cpu_seconds(pids) - before < 0.05 * window:
+            break
+    return round(time.monotonic() - started - window, 2)
+
+
 def post(port, headers):
     request = urllib.request.Request(f"http://127.0.0.1:{port}{CHAT}",
                                      data=json.dumps(REQUEST).encode(), method="POST",
                                      headers={"Content-Type": "application/json", **headers})
     with urllib.request.urlopen(request, timeout=10) as response:
         json.load(response)
-        return response.status, response.headers.get("x-ai-router-route")
+        return (response.status, response.headers.get("x-ai-router-route"),
+                response.headers.get("x-request-id"))
 
 
-def newest_session(folder, wait=5.0):
+def session_file(folder, request_id, wait=5.0):
+    """The session record of `request_id`, once the writer has put it on disk."""
     deadline = time.monotonic() + wait
     while time.monotonic() < deadline:
-        files = sorted(f for f in os.listdir(folder) if f.endswith(".json"))
-        if files:
-            with open(os.path.join(folder, files[-1])) as f:
-                return json.load(f)
+        for name in os.listdir(folder):
+            if name.endswith(f"_{request_id}.json"):
+                with open(os.path.join(folder, name)) as f:
+                    return json.load(f)
         time.sleep(0.05)
-    raise RuntimeError(f"preflight: no session file appeared in {folder}")
+    raise RuntimeError(f"preflight: no session file for request {request_id} in {folder}")
 
 
 def read_durations(db):
@@ -244,14 +279,15 @@ def median(values):
 def stream_figures(runs, opts):
     good = [r for r in runs if "error" not in r and r["chunks"]]
     errors = len(runs) - len(good)
-    ttfc, delays, batched, over, missing = [], [], 0, 0, 0
+    ttfc, legs, firsts, delays, batched, over, missing = [], [], [], [], 0, 0, 0
     for r in good:
         chunks = sorted(r["chunks"], key=lambda c: c["seq"])
         missing += opts["chunks"] - len(chunks)
         first = chunks[0]
         # Request leg + first chunk's delivery: the fake's own wait is left out.
-        ttfc.append((r["upstream_recv_ns"] - r["sent_ns"]
-                     + first["arrived_ns"] - first["sent_ns"]) / 1e6)
+        legs.append((r["upstream_recv_ns"] - r["sent_ns"]) / 1e6)
+        firsts.append((first["arrived_ns"] - first["sent_ns"]) / 1e6)
+        ttfc.append(legs[-1] + firsts[-1])
         for prev, chunk in zip([None] + chunks, chunks):
             delay = (chunk["arrived_ns"] - chunk["sent_ns"]) / 1e6
             delays.append(delay)
@@ -259,7 +295,8 @@ def stream_figures(runs, opts):
             batched += prev is not None and prev["recv"] == chunk["recv"]
     delays.sort()
     return {"streams": len(good), "errors": errors, "missing_chunks": missing,
-            "ttfc_ms": median(ttfc),
+            "ttfc_ms": median(ttfc), "request_leg_ms": median(legs),
+            "first_delivery_ms": median(firsts),
             "chunk_delay_ms": {"p50": percentile(delays, 50), "p99": percentile(delays, 99),
                                "max": delays[-1] if delays else None},
             "chunks": len(delays), "chunks_over_1ms": over, "chunks_batched": batched}
@@ -271,11 +308,16 @@ def percentile(sorted_values, p):
     return sorted_values[min(len(sorted_values) - 1, int(p / 100 * len(sorted_values)))]
 
 
+def loadavg():
+    with open("/proc/loadavg") as f:
+        return float(f.read().split()[0])
+
+
 def machine(oha, binary):
     def out(argv):
         try:
             done = subprocess.run(argv, capture_output=True, text=True, timeout=20,
-                                  cwd=servers.ROOT)
+                                  cwd=servers.ROUTER_ROOT)
             return (done.stdout + done.stderr).strip()
         except OSError:
             return ""
@@ -283,8 +325,13 @@ def machine(oha, binary):
                 if line.startswith("model name")), "?")
     mem = next(int(line.split()[1]) for line in open("/proc/meminfo")
                if line.startswith("MemTotal"))
-    commit = out(["git", "rev-parse", "--short", "HEAD"])
-    dirty = bool(out(["git", "status", "--porcelain", "--", "src", "Cargo.toml", "Cargo.lock"]))
+    commit = os.environ.get("BENCH_COMMIT") or out(["git", "rev-parse", "--short", "HEAD"])
+    if os.environ.get("BENCH_COMMIT") or " " in commit:
+        dirty = False
+        commit = commit if " " not in commit else "unknown"
+    else:
+        dirty = bool(out(["git", "status", "--porcelain", "--", "src", "Cargo.toml",
+                          "Cargo.lock"]))
     return {"cpu": cpu, "cores": os.cpu_count(), "memory_gib": round(mem / 2**20, 1),
             "kernel": os.uname().release, "nginx": out([servers.nginx_binary(), "-v"]),
             "oha": out([oha, "--version"]), "rustc": out(["rustc", "-V"]),
@@ -294,9 +341,13 @@ def machine(oha, binary):
 def main():
     opts = options()
     oha = oha_binary()
-    binary = os.environ.get("BENCH_BIN") or os.path.join(servers.ROOT, "target/release/ai-router")
+    binary = os.environ.get("BENCH_BIN") or os.path.join(servers.ROUTER_ROOT,
+                                                          "target/release/ai-router")
     if not os.access(binary, os.X_OK):
         sys.exit(f"bench: no router binary at {binary} (cargo build --release --locked)")
+    if os.environ.get("BENCH_NICE"):
+        # Inherited by every server and load generator started from here.
+        os.setpriority(os.PRIO_PROCESS, 0, int(os.environ["BENCH_NICE"]))
     workdir = tempfile.mkdtemp(prefix="ai-router-bench-")
     fleet = procs.Fleet(workdir)
     started = time.monotonic()
@@ -305,6 +356,10 @@ def main():
         raise KeyboardInterrupt(f"signal {signum}")
     signal.signal(signal.SIGTERM, on_signal)
     try:
+        load_start = loadavg()
+        if load_start > 0.7:
+            print(f"bench: WARNING the load average is {load_start:.2f} before the run: other "
+                  "work on this machine will skew the figures", flush=True)
         print(f"bench: servers in {workdir}", flush=True)
         s = servers.start(fleet, workdir, binary, opts)
         bench = Bench(opts, workdir, s, oha)
@@ -312,21 +367,26 @@ def main():
         idle = bench.memory(["router", "router_sessions", "hop"])
         print("bench: preflight and warm-up", flush=True)
         bench.preflight()
-        print("bench: latency at c=1", flush=True)
-        latency = bench.latency()
+        figures = {}
+        for mode in ("pinned", "unpinned"):
+            bench.pin(mode == "pinned")
+            print(f"bench: latency at c=1, {mode}", flush=True)
+            figures[f"latency_c1_{mode}"] = bench.latency(mode)
+            print(f"bench: streaming, {mode}", flush=True)
+            figures[f"streaming_{mode}"] = bench.streaming()
+        bench.pin(False)
         print("bench: throughput at c=32", flush=True)
-        tp32 = bench.throughput(32, ["nginx", "direct", "meta", "meta_sessions", "simple"])
+        figures["throughput_c32"] = bench.throughput(
+            32, ["nginx", "direct", "meta", "meta_sessions", "simple"])
         print("bench: throughput at c=256", flush=True)
-        tp256 = bench.throughput(256, ["nginx", "meta", "meta_sessions"])
-        peak = bench.memory(["router", "router_sessions", "hop"])
-        print("bench: streaming", flush=True)
-        stream = bench.streaming()
-        stream_mem = bench.memory(["router_sse"])
-        figures = {"latency_c1": latency, "throughput_c32": tp32, "throughput_c256": tp256,
-                   "streaming": stream,
-                   "memory": {"idle": idle, "after_c256": peak, "stream_router": stream_mem},
-                   "classification_cache_off": bool(s.cache_off),
-                   "session_files": len(os.listdir(s.sessions_dir))}
+        figures["throughput_c256"] = bench.throughput(256, ["nginx", "meta", "meta_sessions"])
+        figures["memory"] = {"idle": idle,
+                             "after_c256": bench.memory(["router", "router_sessions", "hop"]),
+                             "stream_router": bench.memory(["router_sse"])}
+        figures["classification_cache_off"] = bool(s.cache_off)
+        figures["session_files"] = len(os.listdir(s.sessions_dir))
+        figures["loadavg"] = {"start": load_start, "end": loadavg(),
+                              "nice": os.getpriority(os.PRIO_PROCESS, 0)}
     except KeyboardInterrupt as e:
         print(f"\nbench: interrupted ({e}); stopping what it started", file=sys.stderr)
         fleet.stop_all()

@@ -117,3 +117,13 @@ def memory_mb(pids):
                 elif line.startswith("VmHWM:"):
                     hwm += int(line.split()[1])
     return rss / 1024, hwm / 1024
+
+
+def pin(pids, cpus):
+    """Sets the CPU affinity of every thread of `pids` (threads started later inherit it)."""
+    for pid in pids:
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            try:
+                os.sched_setaffinity(int(tid), cpus)
+            except (ProcessLookupError, PermissionError):
+                continue

@@ -18,6 +18,8 @@ import procs
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
+# Where the router runs (config/router.toml, prompts/): a checkout that matches the binary.
+ROUTER_ROOT = os.environ.get("BENCH_ROOT") or ROOT
 
 COMPLETION = {
     "id": "chatcmpl-bench", "object": "chat.completion", "created": 1700000000,
@@ -161,7 +163,7 @@ def start_router(fleet, s, name, binary, primary, sessions, wrapper=(), timeout=
     env = router_env(s.ports[name], f"{primary}/v1", classifier, sessions, s.sessions_dir,
                      s.cache_off)
     proc = fleet.spawn(name, [*wrapper, binary, "serve", "--config", "config/router.toml"],
-                       env=env, cwd=ROOT)
+                       env=env, cwd=ROUTER_ROOT)
     fleet.wait_port(name, proc, s.ports[name], path="/health", timeout=timeout)
     s.pids[name] = proc.pid
 
@@ -189,6 +191,6 @@ def cache_off_env(binary):
     extra = {"AI_ROUTER_ROUTING__CACHE_ENTRIES": "0"}
     env = router_env(0, "http://127.0.0.1:1/v1", "http://127.0.0.1:1/v1", False, "/tmp",
                      extra)
-    probe = subprocess.run([binary, "check", "--config", "config/router.toml"], cwd=ROOT,
+    probe = subprocess.run([binary, "check", "--config", "config/router.toml"], cwd=ROUTER_ROOT,
                            env=env, capture_output=True, timeout=30)
     return extra if probe.returncode == 0 else {}

@@ -21,6 +21,7 @@ import datetime
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -34,22 +35,35 @@ import streamprobe  # noqa: E402
 
 # Self cost is grouped by the first pattern that matches the demangled function name.
 GROUPS = [
-    ("memcpy/memmove/memset", r"mem(cpy|move|set)|__memcpy|__memmove|__memset"),
-    ("malloc/free", r"malloc|free|realloc|calloc|_int_|tcache|arena|sysmalloc|__rust_(alloc|dealloc|realloc)"),
-    ("serde_json parse", r"serde_json::(de|read)|serde::de|Deserializ|visit_|parse_(str|whitespace|number|integer|ident|any)"),
+    ("malloc/free (glibc)", r"malloc|free|realloc|calloc|_int_|tcache|unlink_chunk|sysmalloc|"
+     r"__rust_(alloc|dealloc|realloc)"),
+    ("memcpy/memmove/memcmp", r"mem(cpy|move|set|cmp|chr|rchr)|__memcpy|__memmove"),
+    ("Vec/String growth", r"finish_grow|do_reserve_and_handle|grow_one|to_vec|reserve_inner"),
+    ("URL parsing (reqwest, per request)", r"url::|idna::|percent_encoding|into_url"),
+    ("serde_json parse", r"serde_json::(de|read)|serde::de|Deserializ|visit_|"
+     r"parse_(str|whitespace|number|integer|ident|any)"),
     ("serde_json serialise", r"serde_json::ser|format_escaped_str|Serializ|itoa|ryu"),
-    ("serde_json Value/Map (clone, drop, insert)", r"serde_json::(value|map)|btree|BTree|drop_in_place<serde_json"),
-    ("tracing", r"tracing|sharded_slab|thread_local"),
-    ("hyper (HTTP/1 parse, encode)", r"hyper|httparse|http::header|http::uri|HeaderMap|HeaderName|HeaderValue"),
-    ("reqwest/hyper-util client", r"reqwest|hyper_util|tower::|want::"),
-    ("axum/tower-http", r"axum|tower_http|matchit"),
-    ("tokio runtime, I/O, timers", r"tokio|mio::|futures_util|futures_core|parking_lot|epoll"),
+    ("serde_json Value/Map: clone, drop, insert", r"serde_json::(value|map)|btree|BTree|"
+     r"drop_in_place<serde_json"),
+    ("tracing", r"tracing|sharded_slab"),
     ("eventsource/SSE", r"eventsource|sse::|nom::"),
-    ("chrono, time", r"chrono|clock_gettime|__vdso|localtime|tz"),
-    ("session records", r"ai_router::session|session_writer|rotation|SessionRecord|StepRecord"),
+    ("hyper + http (HTTP/1 parse, encode, headers)", r"hyper|httparse|http::|HeaderMap|"
+     r"HeaderName|HeaderValue"),
+    ("reqwest/tower client", r"reqwest|tower::|want::"),
+    ("axum/tower-http", r"axum|tower_http|matchit"),
+    ("tokio runtime, I/O, timers", r"tokio|mio::|futures_util|futures_core|futures_channel|"
+     r"parking_lot|epoll"),
+    ("bytes", r"^bytes::"),
+    ("chrono, clock", r"chrono|clock_gettime|__vdso|Timespec|tz"),
+    ("prometheus metrics", r"prometheus"),
+    ("session records", r"ai_router::(session|rotation|metrics|live_stats)|SessionRecord|"
+     r"StepRecord"),
     ("other ai_router", r"ai_router"),
-    ("formatting, strings", r"core::fmt|alloc::fmt|fmt::write|to_string|String|str::|memchr"),
-    ("libc, loader, kernel entry", r"libc|syscall|__GI_|_dl_|pthread|__lll|futex|__send|__recv|writev|epoll|read$|write$"),
+    ("formatting, str search", r"core::fmt|alloc::fmt|fmt::write|Display|to_string|String|"
+     r"str::|pattern::|from_utf8|join_generic"),
+    ("hashing", r"hash|Hasher|hashbrown"),
+    ("libc, syscall wrappers", r"libc|syscall|__GI_|_dl_|pthread|__lll|futex|__send|__recv|"
+     r"writev|read$|write$"),
 ]
 
 
@@ -71,27 +85,44 @@ def dump(pid, label, out_dir, previous):
     raise RuntimeError("callgrind did not dump")
 
 
-def annotate(path, top):
-    text = run(["callgrind_annotate", "--inclusive=no", "--threshold=100", path]).stdout
-    total = None
-    rows = []
+# Thread entry frames that callgrind_annotate lists with their whole subtree's cost when
+# a dump is taken mid-run; they own no instructions of their own.
+ARTIFACTS = re.compile(r"clone\.S:clone|start_thread|thread_start|vtable\.shim|"
+                       r"__rust_begin_short_backtrace")
+# Inclusive costs worth reading: the router's own functions and the library calls that
+# the profile shows to be expensive. Recursive entries ('2) are left out (counted twice).
+MILESTONES = re.compile(
+    r"^ai_router::|^url::ParseOptions::parse$|serde_json::value::de::.*Value>::deserialize$|"
+    r"serde_json::value::ser::.*Value>::serialize$|drop_in_place<serde_json::value::Value>$|"
+    r"clone::clone_subtree$|Value as core::fmt::Display>::fmt$|Client::execute_request$|"
+    r"Http1Transaction>::parse$|EventStream<S> as .*poll_next$|^__rustc::__rust_alloc$|"
+    r"^malloc$|^free$|^realloc$|drop_in_place<ai_router::|str>::replace$|Value::pointer$|"
+    r"tracing::|chrono::.*format|SecondsFormat|to_rfc3339")
+
+
+def _rows(path, inclusive):
+    text = run(["callgrind_annotate", f"--inclusive={'yes' if inclusive else 'no'}",
+                "--threshold=100", path]).stdout
+    total, rows = None, []
     for line in text.splitlines():
-        m = re.match(r"^\s*([\d,]+)\s+(\([\s\d.]+%\)\s+)?PROGRAM TOTALS", line)
-        if m:
-            total = int(m.group(1).replace(",", ""))
+        m = re.match(r"^\s*([\d,]+)\s+\(\s*[\d.]+%\)\s+(.*?)\s*(\[[^\]]*\])?$", line)
+        if not m:
             continue
-        m = re.match(r"^\s*([\d,]+)\s+(?:\([\s\d.]+%\)\s+)?(\S.*?)\s*(\[.*\])?$", line)
-        if m and ":" in m.group(2) and total is not None:
-            rows.append((int(m.group(1).replace(",", "")), m.group(2).split(":", 1)[1]
-                         if m.group(2).startswith("???:") else m.group(2)))
-    inclusive = run(["callgrind_annotate", "--inclusive=yes", "--threshold=100", path]).stdout
-    inc_rows = []
-    for line in inclusive.splitlines():
-        m = re.match(r"^\s*([\d,]+)\s+(?:\([\s\d.]+%\)\s+)?(\S.*?)\s*(\[.*\])?$", line)
-        if m and ":" in m.group(2) and "PROGRAM TOTALS" not in line:
-            name = m.group(2).split(":", 1)[1] if m.group(2).startswith("???:") else m.group(2)
-            inc_rows.append((int(m.group(1).replace(",", "")), name))
-    return total, rows, inc_rows
+        cost, name = int(m.group(1).replace(",", "")), m.group(2)
+        if "PROGRAM TOTALS" in name:
+            total = cost
+            continue
+        if ARTIFACTS.search(name):
+            continue
+        rows.append((cost, name.split(":", 1)[1] if ":" in name[:40] else name))
+    return total, rows
+
+
+def annotate(path):
+    total, self_rows = _rows(path, inclusive=False)
+    _, inclusive = _rows(path, inclusive=True)
+    milestones = [(c, n) for c, n in inclusive if MILESTONES.search(n) and "'2" not in n]
+    return total, self_rows, milestones
 
 
 def group(rows):
@@ -108,10 +139,13 @@ def group(rows):
 
 
 def main():
+    if not shutil.which("valgrind") or not shutil.which("callgrind_annotate"):
+        sys.exit("callgrind: needs Debian's valgrind (apt-get install valgrind)")
     n = int(os.environ.get("PROFILE_N", "300"))
     streams = int(os.environ.get("PROFILE_STREAMS", "30"))
     top = int(os.environ.get("PROFILE_TOP", "25"))
-    binary = os.environ.get("BENCH_BIN") or os.path.join(servers.ROOT, "target/release/ai-router")
+    binary = os.environ.get("BENCH_BIN") or os.path.join(servers.ROUTER_ROOT,
+                                                          "target/release/ai-router")
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     out_dir = os.environ.get("PROFILE_OUT") or os.path.join(servers.HERE, "results",
                                                             f"profile-{stamp}")
@@ -139,14 +173,14 @@ def main():
                 ("sessions", "router_sessions")]
         for scenario, router in plan:
             pid = s.pids[router]
-            print(f"profile: {scenario}: warm-up", flush=True)
+            print(f"callgrind: {scenario}: warm-up", flush=True)
             if scenario == "stream":
                 conn = streamprobe.Connection(s.ports[router], timeout=60)
                 conn.stream(bench.CHAT, bench.META, body)
             else:
                 b.oha_run(scenario, 1, n=50)
             run(["callgrind_control", "--zero", str(pid)])
-            print(f"profile: {scenario}: measuring", flush=True)
+            print(f"callgrind: {scenario}: measuring", flush=True)
             if scenario == "stream":
                 for _ in range(streams):
                     conn.stream(bench.CHAT, bench.META, body)
@@ -160,13 +194,13 @@ def main():
             if scenario == "sessions":
                 time.sleep(2)  # let the writer thread drain its queue into this dump
             part, parts = dump(pid, scenario, out_dir, parts)
-            total, rows, inc = annotate(os.path.join(out_dir, part), top)
+            total, rows, inc = annotate(os.path.join(out_dir, part))
             results[scenario] = {"requests": count, "file": part, "total_ir": total,
                                  "ir_per_request": total / count,
                                  "groups_per_request": {k: v / count for k, v in
                                                         group(rows).items()},
                                  "top_self": [(c / count, name) for c, name in rows[:top]],
-                                 "top_inclusive": [(c / count, name) for c, name in inc[:top]]}
+                                 "milestones_inclusive": [(c / count, name) for c, name in inc]}
     finally:
         fleet.stop_all(grace=30)
     with open(os.path.join(out_dir, "summary.json"), "w") as f:
@@ -180,6 +214,9 @@ def main():
                 print(f"    {cost:>10,.0f}  {100 * cost / r['ir_per_request']:5.1f}%  {name}")
         print("  top functions (self cost per request):")
         for cost, name in r["top_self"]:
+            print(f"    {cost:>10,.0f}  {name[:150]}")
+        print("  inclusive cost per request of the router's functions and costly calls:")
+        for cost, name in r["milestones_inclusive"][:top]:
             print(f"    {cost:>10,.0f}  {name[:150]}")
     print(f"\nprofile: callgrind files and summary.json in {os.path.relpath(out_dir, servers.ROOT)}")
     return 0
