@@ -42,8 +42,9 @@ pub async fn classify(
     let classifier = &state.classifier;
     let body = request_body(&prompts, &state.config.routing, &classifier.model, messages);
     let started = Instant::now();
-    let key = ClassifyCache::key(&body);
-    if let Some(hit) = state.classify_cache.get(key) {
+    let cache = &state.classify_cache;
+    let key = cache.enabled().then(|| ClassifyCache::key(&body));
+    if let Some(hit) = key.and_then(|key| cache.get(key)) {
         return Classification {
             label: Some(hit.label),
             raw: hit.raw,
@@ -110,7 +111,9 @@ pub async fn classify(
                         label,
                         raw: raw.clone(),
                     };
-                    state.classify_cache.put(key, cached);
+                    if let Some(key) = key {
+                        cache.put(key, cached);
+                    }
                     Classification {
                         label: Some(label),
                         raw,

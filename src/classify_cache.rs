@@ -3,7 +3,7 @@
 //! no classifier call. Bounded in size, entries expire, and it can be switched off.
 
 use std::collections::{HashMap, VecDeque};
-use std::hash::{Hash, Hasher};
+use std::hash::Hasher;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -41,13 +41,17 @@ impl ClassifyCache {
         }
     }
 
-    /// The key for a classifier request body (model, prompts and conversation).
+    /// Whether the cache is on (`routing.cache_entries > 0`).
+    pub fn enabled(&self) -> bool {
+        self.capacity > 0
+    }
+
+    /// The key for a classifier request body (model, prompts and conversation),
+    /// hashed as it is serialised: no copy of the body, no string.
     pub fn key(body: &serde_json::Map<String, serde_json::Value>) -> u64 {
-        let mut hasher = std::collections::hash_map::DefaultHasher::new();
-        serde_json::Value::Object(body.clone())
-            .to_string()
-            .hash(&mut hasher);
-        hasher.finish()
+        let mut hasher = HashWriter(std::collections::hash_map::DefaultHasher::new());
+        let _ = serde_json::to_writer(&mut hasher, body);
+        hasher.0.finish()
     }
 
     /// The decision for `key`, if it is there and fresh.
@@ -82,6 +86,20 @@ impl ClassifyCache {
                 None => break,
             }
         }
+    }
+}
+
+/// Feeds serialised bytes straight into a hasher.
+struct HashWriter(std::collections::hash_map::DefaultHasher);
+
+impl std::io::Write for HashWriter {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.write(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 

@@ -62,6 +62,7 @@ async fn chat_completions(
         },
         state.sessions.clone(),
     );
+    session.reserve_slot().await;
     match state.capacity.clone().try_acquire_owned() {
         Ok(permit) => session.hold(permit),
         Err(_) => {

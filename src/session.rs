@@ -148,7 +148,13 @@ impl SessionSink {
 
     /// Hands a record to the writer without blocking. A full queue never drops it: the
     /// send waits in a task of its own instead, so the writer is slowed, not skipped.
-    fn submit(&self, record: SessionRecord) {
+    /// Reserves a place for one record in the writer's bounded queue, waiting while the
+    /// writer is behind: a slow disk slows new requests down instead of filling memory.
+    pub async fn reserve(&self) -> Option<mpsc::OwnedPermit<WriterMsg>> {
+        self.queue.clone()?.reserve_owned().await.ok()
+    }
+
+    fn submit(&self, record: SessionRecord, slot: Option<mpsc::OwnedPermit<WriterMsg>>) {
         self.live.finished(&record);
         self.metrics.finished(&record);
         for step in &record.steps {
@@ -163,7 +169,12 @@ impl SessionSink {
                 _ => {}
             }
         }
+        if let Some(slot) = slot {
+            slot.send(WriterMsg::Record(Box::new(record)));
+            return;
+        }
         let Some(queue) = &self.queue else { return };
+        // No reserved place (tools, tests): never drop; wait in a task if full.
         match queue.try_send(WriterMsg::Record(Box::new(record))) {
             Ok(()) => {}
             Err(mpsc::error::TrySendError::Full(record)) => {
@@ -193,6 +204,8 @@ pub struct Session {
     /// The request's place under `server.max_concurrent_requests`, released with the
     /// session: for a stream, when the stream ends.
     permit: Option<tokio::sync::OwnedSemaphorePermit>,
+    /// The record's reserved place in the writer's queue (see `reserve_slot`).
+    slot: Option<mpsc::OwnedPermit<WriterMsg>>,
 }
 
 /// What is known about a request when it starts.
@@ -239,7 +252,14 @@ impl Session {
             started: Instant::now(),
             sink,
             permit: None,
+            slot: None,
         }
+    }
+
+    /// Reserves the record's place in the writer's queue now, so that finishing (or
+    /// dropping) the session later hands it over without waiting and without a task.
+    pub async fn reserve_slot(&mut self) {
+        self.slot = self.sink.reserve().await;
     }
 
     /// Keeps the request's concurrency permit until the session ends.
@@ -312,7 +332,7 @@ impl Session {
             error = record.error.as_deref(),
             "session finished"
         );
-        self.sink.submit(record);
+        self.sink.submit(record, self.slot.take());
     }
 }
 
@@ -393,6 +413,24 @@ mod tests {
         for _ in 0..5 {
             recv(&mut rx).await;
         }
+    }
+
+    #[tokio::test]
+    async fn a_busy_writer_makes_new_requests_wait_instead_of_filling_memory() {
+        let (tx, mut rx) = mpsc::channel(1);
+        let sink = SessionSink::new(tx);
+        let mut first = start(sink.clone());
+        first.reserve_slot().await;
+        let mut second = start(sink.clone());
+        // The only place is taken: the second request waits for the writer.
+        let waited =
+            tokio::time::timeout(std::time::Duration::from_millis(50), second.reserve_slot()).await;
+        assert!(waited.is_err(), "the second request did not wait");
+        first.finish(Outcome::Ok, 200, None);
+        assert_eq!(recv(&mut rx).await.outcome, Outcome::Ok);
+        second.reserve_slot().await;
+        drop(second);
+        assert_eq!(recv(&mut rx).await.outcome, Outcome::ClientDisconnected);
     }
 
     #[test]

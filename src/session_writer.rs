@@ -14,8 +14,10 @@ use crate::rotation::{Rotation, file_name};
 use crate::secret::Secret;
 use crate::session::{SessionRecord, SessionSink, WriterMsg};
 
-/// Records waiting to be written before senders start to wait.
-const QUEUE_CAPACITY: usize = 1024;
+/// Places in the writer's queue. Every chat reserves one when it starts (see
+/// `Session::reserve_slot`), so this bounds the records held in memory; it is well
+/// above the default `server.max_concurrent_requests`.
+const QUEUE_CAPACITY: usize = 2048;
 /// How often old files are swept even when no request arrives.
 const SWEEP_EVERY: Duration = Duration::from_secs(600);
 /// `data:` URLs (base64 images, audio) longer than this are summarised, not logged.

@@ -32,7 +32,13 @@ pub struct Upstream {
     api_key_env: String,
     api_key: Option<Secret>,
     client: reqwest::Client,
+    /// The URLs the router calls, parsed once: reqwest would parse (and IDNA-check)
+    /// the string on every call.
+    parsed: Vec<(&'static str, reqwest::Url)>,
 }
+
+/// The API paths the router calls on a backend.
+const PATHS: [&str; 3] = ["/chat/completions", "/responses", "/models"];
 
 /// How a call's answer is awaited.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -56,9 +62,19 @@ impl Upstream {
             .user_agent(concat!("ai-router/", env!("CARGO_PKG_VERSION")))
             .build()?;
         let api_key = read_key(config);
+        let base_url = config.base_url.trim_end_matches('/').to_string();
+        let parsed = PATHS
+            .iter()
+            .filter_map(|path| {
+                Some((
+                    *path,
+                    reqwest::Url::parse(&format!("{base_url}{path}")).ok()?,
+                ))
+            })
+            .collect();
         Ok(Upstream {
             name,
-            base_url: config.base_url.trim_end_matches('/').to_string(),
+            base_url,
             model: config.model.clone(),
             timeout: Duration::from_secs(config.timeout_secs),
             response_timeout: Duration::from_secs(config.response_timeout_secs),
@@ -66,6 +82,7 @@ impl Upstream {
             api_key_env: config.api_key_env.trim().to_string(),
             api_key,
             client,
+            parsed,
         })
     }
 
@@ -99,6 +116,17 @@ impl Upstream {
             params: Value::Object(params),
             ..crate::session::StepRecord::default()
         }
+    }
+
+    /// The parsed URL of `path`, from the start-up cache when it is one of ours.
+    fn target(&self, path: &str) -> Result<reqwest::Url, Error> {
+        if let Some((_, url)) = self.parsed.iter().find(|(p, _)| *p == path) {
+            return Ok(url.clone());
+        }
+        reqwest::Url::parse(&self.url(path)).map_err(|e| Error::UpstreamProtocol {
+            backend: self.name,
+            reason: format!("bad URL: {e}"),
+        })
     }
 
     /// The full URL of an API path such as `/chat/completions`.
@@ -171,9 +199,10 @@ impl Upstream {
         deadline: tokio::time::Instant,
         wait: Duration,
     ) -> Result<reqwest::Response, (Error, Option<Duration>)> {
+        let url = self.target(path).map_err(|e| (e, None))?;
         let send = self
             .client
-            .post(self.url(path))
+            .post(url)
             .headers(self.headers(request_id))
             .body(bytes)
             .send();
@@ -198,7 +227,7 @@ impl Upstream {
     pub async fn get(&self, path: &str, wait: Duration) -> Result<reqwest::Response, Error> {
         let send = self
             .client
-            .get(self.url(path))
+            .get(self.target(path)?)
             .headers(self.headers(""))
             .send();
         match tokio::time::timeout(wait, send).await {
