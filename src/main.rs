@@ -17,6 +17,11 @@ use ai_router::{
 use anyhow::Context;
 use clap::Parser;
 
+/// mimalloc: malloc and free were a third of the router's instructions per request
+/// under callgrind (`make profile`); this halves that.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let result = match Cli::parse().command {
         Command::Check(args) => check::report(&args.config).map(|report| print!("{report}")),

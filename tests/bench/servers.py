@@ -172,6 +172,8 @@ def router_env(port, primary, classifier, sessions, sessions_dir, extra):
     env = {k: v for k, v in os.environ.items() if not k.startswith("AI_ROUTER_")}
     env.update({
         "RUST_LOG": "warn",
+        # As the image ships it (infra/Dockerfile): mimalloc without eager arena commit.
+        "MIMALLOC_ARENA_EAGER_COMMIT": "0",
         "AI_ROUTER_SERVER__LISTEN": f"127.0.0.1:{port}",
         "AI_ROUTER_SERVER__SHUTDOWN_GRACE_SECS": "1",
         "AI_ROUTER_SERVER__PROMPTS_DIR": "prompts",
