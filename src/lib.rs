@@ -15,13 +15,15 @@
 //! - `classify`: the classifier's request, call and lenient label parsing
 //! - `classify_cache`: recent classifier decisions by exact input
 //! - `enrich`: ENRICH's search hop through xAI's Responses API
-//! - `pipeline`: runs a decision: shape, call the backend, relay, finish the session
+//! - `pipeline`: runs a decision: which backends, in which order, with which prompts
+//! - `answer`: calls one backend and relays its answer (JSON or SSE), with failover
 //! - `shape`: per-backend request shaping (model, length rules, one system message)
 //! - `upstream`: one backend's client, URL, model, key and timeouts
 //! - `upstream_error`: backends' error bodies normalised to OpenAI's envelope
 //! - `relay`: the SSE relay, event by event, with in-band errors
 //! - `capture`: what the session log keeps from an answer
 //! - `session`: the session record and its drop guard
+//! - `session_sink`: where finished records go, and the observers that count them
 //! - `session_writer`: the off-path, atomic, redacting session-log writer
 //! - `rotation`: keeps the session folder within its age and count limits
 //! - `session_store`: reads the session folder back, skipping broken and foreign files
@@ -44,6 +46,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod answer;
 pub mod backend_health;
 pub mod capture;
 pub mod check;
@@ -72,6 +75,7 @@ pub mod rotation;
 pub mod route;
 pub mod secret;
 pub mod session;
+pub mod session_sink;
 pub mod session_store;
 pub mod session_writer;
 pub mod sessions_command;

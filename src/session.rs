@@ -8,6 +8,8 @@ use serde::Serialize;
 use serde_json::Value;
 use tokio::sync::mpsc;
 
+pub use crate::session_sink::{SessionSink, WriterMsg};
+
 /// Version of the session-log schema; bump when a field changes meaning.
 pub const SCHEMA_VERSION: u32 = 1;
 
@@ -84,116 +86,6 @@ pub struct StepRecord {
     pub error: Option<String>,
 }
 
-/// Where finished records go: the writer's queue, or nowhere when logging is off.
-#[derive(Clone, Debug)]
-pub struct SessionSink {
-    queue: Option<mpsc::Sender<WriterMsg>>,
-    live: std::sync::Arc<crate::live_stats::LiveStats>,
-    metrics: std::sync::Arc<crate::metrics::Metrics>,
-    health: std::sync::Arc<crate::backend_health::HealthBoard>,
-}
-
-/// What the session-log writer is asked to do, in order.
-#[derive(Debug)]
-pub enum WriterMsg {
-    /// Write this record to its file.
-    Record(Box<SessionRecord>),
-    /// Re-read the folder and apply the rotation limits.
-    Sweep,
-    /// Answer once everything queued before this message is on disk.
-    Flush(tokio::sync::oneshot::Sender<()>),
-}
-
-impl SessionSink {
-    /// A sink that feeds the writer behind `queue`.
-    pub fn new(queue: mpsc::Sender<WriterMsg>) -> Self {
-        SessionSink {
-            queue: Some(queue),
-            live: std::sync::Arc::default(),
-            metrics: std::sync::Arc::default(),
-            health: std::sync::Arc::default(),
-        }
-    }
-
-    /// A sink that discards records (`sessions.enabled = false`).
-    pub fn disabled() -> Self {
-        SessionSink {
-            queue: None,
-            live: std::sync::Arc::default(),
-            metrics: std::sync::Arc::default(),
-            health: std::sync::Arc::default(),
-        }
-    }
-
-    /// The Prometheus metrics, for `GET /metrics` and the writer.
-    pub fn metrics(&self) -> &std::sync::Arc<crate::metrics::Metrics> {
-        &self.metrics
-    }
-
-    /// Which backends are up, fed by every finished call.
-    pub fn health(&self) -> &std::sync::Arc<crate::backend_health::HealthBoard> {
-        &self.health
-    }
-
-    /// Uses `board` for backend health (so its threshold comes from the config).
-    pub fn with_health(mut self, board: crate::backend_health::HealthBoard) -> Self {
-        self.health = std::sync::Arc::new(board);
-        self
-    }
-
-    /// The counters kept since start-up, for `GET /stats`.
-    pub fn live(&self) -> &crate::live_stats::LiveStats {
-        &self.live
-    }
-
-    /// Hands a record to the writer without blocking. A full queue never drops it: the
-    /// send waits in a task of its own instead, so the writer is slowed, not skipped.
-    /// Reserves a place for one record in the writer's bounded queue, waiting while the
-    /// writer is behind: a slow disk slows new requests down instead of filling memory.
-    pub async fn reserve(&self) -> Option<mpsc::OwnedPermit<WriterMsg>> {
-        self.queue.clone()?.reserve_owned().await.ok()
-    }
-
-    fn submit(&self, record: SessionRecord, slot: Option<mpsc::OwnedPermit<WriterMsg>>) {
-        self.live.finished(&record);
-        self.metrics.finished(&record);
-        for step in &record.steps {
-            // Passive signals: no answer or a 5xx says the backend is unwell; a 4xx is
-            // about the request and says nothing either way.
-            match (step.status, &step.error) {
-                (Some(status), None) if status < 400 => self.health.success(step.provider),
-                (None, Some(error)) => self.health.failure(step.provider, error),
-                (Some(status), Some(error)) if status >= 500 => {
-                    self.health.failure(step.provider, error)
-                }
-                _ => {}
-            }
-        }
-        if let Some(slot) = slot {
-            slot.send(WriterMsg::Record(Box::new(record)));
-            return;
-        }
-        let Some(queue) = &self.queue else { return };
-        // No reserved place (tools, tests): never drop; wait in a task if full.
-        match queue.try_send(WriterMsg::Record(Box::new(record))) {
-            Ok(()) => {}
-            Err(mpsc::error::TrySendError::Full(record)) => {
-                let queue = queue.clone();
-                if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-                    runtime.spawn(async move {
-                        let _ = queue.send(record).await;
-                    });
-                } else {
-                    let _ = queue.blocking_send(record);
-                }
-            }
-            Err(mpsc::error::TrySendError::Closed(_)) => {
-                tracing::error!("session writer has stopped; a session record was not written");
-            }
-        }
-    }
-}
-
 /// A request's record in progress. Dropping it unfinished (the client left and the
 /// request future or stream was dropped) records `client_disconnected`.
 #[derive(Debug)]
@@ -238,15 +130,15 @@ impl Session {
             classification_cached: false,
             meta_match: None,
             route_fallback: None,
-            backends_down: sink.health.down(),
+            backends_down: sink.health().down(),
             steps: Vec::new(),
             total_ms: 0,
             http_status: 0,
             outcome: Outcome::Ok,
             error: None,
         };
-        sink.live.started();
-        sink.metrics.started();
+        sink.live().started();
+        sink.metrics().started();
         Session {
             record: Some(record),
             started: Instant::now(),
