@@ -37,7 +37,13 @@ pub async fn report(path: &Path, text: &str) -> Result<String, String> {
     let decision = route::decide(&state, &request, &HeaderMap::new(), &mut session).await;
     let label = decision.classification.map_or("-", |l| l.as_str());
     let mut out = String::new();
-    let _ = writeln!(out, "decision:    {label} → {}", decision.route.as_str());
+    // As the router would answer: without an xAI key, COMPLEX and ENRICH change.
+    let answered = match crate::pipeline::effective_route(&state, decision.route) {
+        Ok((route, None)) => route.as_str().to_string(),
+        Ok((route, Some(note))) => format!("{} ({note})", route.as_str()),
+        Err(error) => format!("refused: {error}"),
+    };
+    let _ = writeln!(out, "decision:    {label} → {answered}");
     let _ = writeln!(
         out,
         "classifier:  {} ({})",

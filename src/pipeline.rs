@@ -104,7 +104,7 @@ fn with_route(mut response: Response, route: Route) -> Response {
 /// The route that will answer, given what is configured. Without an xAI key, COMPLEX
 /// is answered by the primary and ENRICH skips its search hop (the note says so), or
 /// both are refused when `xai.missing_key = "error"`.
-fn effective_route(state: &AppState, route: Route) -> Result<(Route, Option<String>), Error> {
+pub fn effective_route(state: &AppState, route: Route) -> Result<(Route, Option<String>), Error> {
     let Some(variable) = state
         .xai
         .missing_key()

@@ -377,3 +377,34 @@ async fn stats_endpoint_counts_what_happened() {
     assert_eq!(day["routes"]["meta"], 1);
     assert_eq!(day["meta_share"], 0.25);
 }
+
+#[tokio::test]
+async fn classify_command_shows_the_route_that_would_really_answer() {
+    let classifier = Fake::with(common::fake::label_reply("COMPLEX")).await;
+    let work = tempfile::tempdir().unwrap();
+    let config = work.path().join("router.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[meta]\nrules_file = \"\"\n[backends.classifier]\nbase_url = \"{}\"\n[backends.xai]\napi_key_env = \"AI_ROUTER_TEST_NO_SUCH_KEY\"\n",
+            classifier.url
+        ),
+    )
+    .unwrap();
+    let (ok, out, err) = run(
+        &[
+            "classify",
+            "--config",
+            config.to_str().unwrap(),
+            "prove the Riemann hypothesis",
+        ],
+        &[],
+    )
+    .await;
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("decision:    COMPLEX → primary (xai has no API key"),
+        "{out}"
+    );
+    assert!(out.contains("raw reply:   \"COMPLEX\""), "{out}");
+}
