@@ -49,6 +49,9 @@ pub enum Error {
     /// A route needs xAI, which has no key, and `xai.missing_key = "error"`.
     #[error("this request needs the xai backend, which has no API key: set {variable}")]
     XaiNotConfigured { variable: String },
+    /// Client keys are required and the request has none, or a wrong one.
+    #[error("{}", if *missing { "an API key is required: send Authorization: Bearer <key>" } else { "the API key is not valid" })]
+    Unauthorized { missing: bool },
     /// `server.max_concurrent_requests` chats are already being answered.
     #[error("the router is at its limit of {limit} concurrent requests; retry shortly")]
     Overloaded { limit: usize },
@@ -80,6 +83,7 @@ impl Error {
             }
             Error::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Error::NotFound { .. } => StatusCode::NOT_FOUND,
+            Error::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
             Error::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Error::UpstreamUnreachable { .. } | Error::UpstreamProtocol { .. } => {
                 StatusCode::BAD_GATEWAY
@@ -101,6 +105,7 @@ impl Error {
             | Error::BodyUnreadable(_)
             | Error::NotFound { .. }
             | Error::MethodNotAllowed { .. } => "invalid_request_error",
+            Error::Unauthorized { .. } => "authentication_error",
             Error::UpstreamUnreachable { .. }
             | Error::UpstreamTimeout { .. }
             | Error::UpstreamProtocol { .. } => "upstream_error",
@@ -120,6 +125,7 @@ impl Error {
             Error::BodyUnreadable(_) => "body_unreadable",
             Error::NotFound { .. } => "unknown_route",
             Error::MethodNotAllowed { .. } => "method_not_allowed",
+            Error::Unauthorized { .. } => "invalid_api_key",
             Error::UpstreamUnreachable { .. } => "upstream_unreachable",
             Error::UpstreamTimeout { .. } => "upstream_timeout",
             Error::UpstreamProtocol { .. } => "upstream_invalid_response",

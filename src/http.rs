@@ -23,15 +23,25 @@ use crate::state::AppState;
 /// disagree on whether the base URL includes it.
 pub fn routes(state: Arc<AppState>) -> Router {
     let body_limit = state.config.server.max_body_bytes;
-    Router::new()
+    let protect = axum::middleware::from_fn_with_state(state.clone(), crate::client_keys::require);
+    // The API needs a client key when keys are configured; /health never does.
+    let mut api = Router::new()
         .route("/v1/chat/completions", post(chat_completions))
         .route("/chat/completions", post(chat_completions))
         .route("/v1/models", get(models))
-        .route("/models", get(models))
+        .route("/models", get(models));
+    let mut stats = Router::new()
+        .route("/stats", get(crate::stats::stats))
+        .route("/metrics", get(crate::metrics::handler));
+    api = api.route_layer(protect.clone());
+    if state.config.server.protect_stats {
+        stats = stats.route_layer(protect);
+    }
+    Router::new()
+        .merge(api)
+        .merge(stats)
         .route("/health", get(health::live))
         .route("/health/ready", get(health::ready))
-        .route("/stats", get(crate::stats::stats))
-        .route("/metrics", get(crate::metrics::handler))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         // Bodies over the limit are refused while reading; the handler turns that into a 413.
@@ -47,6 +57,7 @@ pub fn routes(state: Arc<AppState>) -> Router {
 async fn chat_completions(
     State(state): State<Arc<AppState>>,
     Extension(context): Extension<RequestContext>,
+    key: Option<Extension<crate::client_keys::KeyId>>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
@@ -62,6 +73,9 @@ async fn chat_completions(
         },
         state.sessions.clone(),
     );
+    if let (Some(Extension(key)), Some(record)) = (key, session.record()) {
+        record.client_key = Some(key.0);
+    }
     session.reserve_slot().await;
     match state.capacity.clone().try_acquire_owned() {
         Ok(permit) => session.hold(permit),

@@ -8,6 +8,7 @@
 //! - `http`: the route table and thin handlers
 //! - `request_context`: request id, client IP, span and final log line for every request
 //! - `client_ip`: the real client address behind trusted proxies
+//! - `client_keys`: optional client API keys, checked in constant time
 //! - `openai`: the typed parts of the chat wire format the router reads
 //! - `route`: the routing decision (`Route`, `Decision`, `decide`)
 //! - `meta`: recognises client task prompts (header, task model, text rules)
@@ -55,6 +56,7 @@ pub mod classify_cache;
 pub mod classify_command;
 pub mod cli;
 pub mod client_ip;
+pub mod client_keys;
 pub mod config;
 pub mod enrich;
 pub mod error;

@@ -39,6 +39,8 @@ pub struct SessionRecord {
     pub timestamp: String,
     pub client_ip: String,
     pub user_agent: Option<String>,
+    /// The client key's fingerprint, when client keys are required (never the key).
+    pub client_key: Option<String>,
     pub user_query: String,
     pub client_messages: Value,
     pub stream: bool,
@@ -119,6 +121,7 @@ impl Session {
             timestamp: now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
             client_ip: start.client_ip,
             user_agent: start.user_agent,
+            client_key: None,
             user_query: String::new(),
             client_messages: Value::Null,
             stream: false,

@@ -34,6 +34,8 @@ pub struct AppState {
     pub virtual_model: Arc<str>,
     /// `GET /v1/models`, serialised once: Open WebUI calls it constantly.
     pub models_body: Bytes,
+    /// The client keys, when they are required.
+    pub client_keys: crate::client_keys::ClientKeys,
     /// One permit per chat request being answered (`server.max_concurrent_requests`).
     pub capacity: Arc<tokio::sync::Semaphore>,
     /// The last 24 hours' summary for `GET /stats`, cached briefly.
@@ -49,7 +51,7 @@ impl AppState {
         prompts: PromptSet,
         meta_rules: MetaRules,
         sessions: SessionSink,
-    ) -> Result<Self, reqwest::Error> {
+    ) -> Result<Self, StateError> {
         let backends = &config.backends;
         let primary = Upstream::new("primary", &backends.primary)?;
         let classifier = Upstream::new("classifier", &backends.classifier)?;
@@ -58,6 +60,8 @@ impl AppState {
         let sessions = sessions.with_health(crate::backend_health::HealthBoard::new(
             config.health.failure_threshold,
         ));
+        let client_keys =
+            crate::client_keys::ClientKeys::load(&config.server).map_err(StateError::ClientKeys)?;
         let capacity = Arc::new(tokio::sync::Semaphore::new(
             config.server.max_concurrent_requests,
         ));
@@ -77,6 +81,7 @@ impl AppState {
             meta_rules,
             models_body,
             capacity,
+            client_keys,
             day_summary: crate::stats::SummaryCache::default(),
             draining: tokio::sync::watch::Sender::new(false),
         })
@@ -97,6 +102,17 @@ impl AppState {
             }
         }
     }
+}
+
+/// Why the state could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    /// A backend's HTTP client could not be built.
+    #[error("HTTP client: {0}")]
+    Client(#[from] reqwest::Error),
+    /// The client keys are configured but unusable.
+    #[error("{0}")]
+    ClientKeys(String),
 }
 
 fn models_body(config: &Config) -> Bytes {

@@ -259,3 +259,61 @@ async fn background_probes_find_a_dead_backend_without_traffic() {
     }
     assert!(fake.received().is_empty(), "probes are not chat requests");
 }
+
+#[tokio::test]
+async fn client_keys_when_configured_guard_the_api_but_not_health() {
+    // PATH's value stands in for a key list with one key.
+    let key = std::env::var("PATH").unwrap();
+    let fake = Fake::start().await;
+    let router = TestRouter::start(&fake.url, |c| c.server.api_keys_env = "PATH".into()).await;
+    let call = |path: &'static str, auth: Option<String>| {
+        let url = format!("{}{path}", router.url);
+        async move {
+            let mut request = if path.ends_with("completions") {
+                client().post(url).json(&common::user("hi"))
+            } else {
+                client().get(url)
+            };
+            if let Some(auth) = auth {
+                request = request.header("authorization", auth);
+            }
+            request.send().await.unwrap()
+        }
+    };
+    for path in ["/v1/chat/completions", "/v1/models", "/metrics", "/stats"] {
+        let response = call(path, None).await;
+        assert_eq!(response.status(), 401, "{path} is open without a key");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "invalid_api_key", "{path}");
+        assert_eq!(body["error"]["type"], "authentication_error");
+        let wrong = call(path, Some("Bearer not-the-key".into())).await;
+        assert_eq!(wrong.status(), 401, "{path} accepted a wrong key");
+    }
+    assert_eq!(
+        call("/health", None).await.status(),
+        200,
+        "health must stay open"
+    );
+    let ok = call("/v1/chat/completions", Some(format!("Bearer {key}"))).await;
+    assert_eq!(ok.status(), 200);
+    assert_eq!(
+        call("/v1/models", Some(format!("Bearer {key}")))
+            .await
+            .status(),
+        200
+    );
+    let session = &router.sessions(1).await[0];
+    let id = session["client_key"].as_str().unwrap();
+    assert_eq!(id.len(), 12);
+    let file = std::fs::read_to_string(common::session_files(&router.sessions_dir).pop().unwrap())
+        .unwrap();
+    assert!(!file.contains(&key), "the key reached the session log");
+}
+
+#[tokio::test]
+async fn configured_but_missing_client_keys_stop_the_router_from_starting() {
+    let mut config = ai_router::config::Config::default();
+    config.server.api_keys_env = "AI_ROUTER_TEST_NO_SUCH_KEYS".into();
+    let error = ai_router::client_keys::ClientKeys::load(&config.server).unwrap_err();
+    assert!(error.contains("AI_ROUTER_TEST_NO_SUCH_KEYS"), "{error}");
+}

@@ -25,6 +25,12 @@ pub struct ServerConfig {
     pub trusted_proxies: Vec<IpNet>,
     /// How long in-flight requests may run on after SIGTERM/SIGINT.
     pub shutdown_grace_secs: u64,
+    /// Client keys: the variable holding them (comma-separated); empty for none.
+    pub api_keys_env: String,
+    /// Client keys: a file with one per line (`#` comments); empty for none.
+    pub api_keys_file: PathBuf,
+    /// With client keys, `/metrics` and `/stats` need a key too (`/health` never does).
+    pub protect_stats: bool,
     /// Chat requests answered at once; beyond it, 503 with `Retry-After` at once
     /// instead of an unbounded queue.
     pub max_concurrent_requests: usize,
@@ -49,6 +55,9 @@ impl Default for ServerConfig {
                 .collect(),
             shutdown_grace_secs: 30,
             max_concurrent_requests: 512,
+            api_keys_env: String::new(),
+            api_keys_file: PathBuf::new(),
+            protect_stats: true,
             sse_keepalive_secs: 15,
             log_format: LogFormat::Text,
         }
