@@ -59,15 +59,12 @@ pub fn for_xai(
 /// Turns a reasoning model's thinking off for this request
 /// (`chat_template_kwargs.enable_thinking = false`), keeping other template arguments.
 pub fn disable_thinking(body: &mut Map<String, Value>) {
-    let kwargs = body
-        .entry("chat_template_kwargs")
-        .or_insert_with(|| Value::Object(Map::new()));
-    if !kwargs.is_object() {
-        *kwargs = Value::Object(Map::new());
-    }
-    if let Some(kwargs) = kwargs.as_object_mut() {
-        kwargs.insert("enable_thinking".into(), Value::Bool(false));
-    }
+    set_in(
+        body,
+        "chat_template_kwargs",
+        "enable_thinking",
+        Value::Bool(false),
+    );
 }
 
 /// Returns the conversation with every system/developer message folded into one
@@ -102,14 +99,20 @@ pub fn with_one_system_message(messages: &[Value], system_prompt: &str) -> Vec<V
 /// Asks a streaming backend for its final usage chunk; the relay hides that chunk from
 /// clients that did not ask for it.
 fn request_usage(body: &mut Map<String, Value>) {
-    let options = body
-        .entry("stream_options")
+    set_in(body, "stream_options", "include_usage", Value::Bool(true));
+}
+
+/// Sets `body[field][key]`, keeping the object's other keys; a `field` that is not an
+/// object (a client's `null`, say) is replaced by one.
+fn set_in(body: &mut Map<String, Value>, field: &str, key: &str, value: Value) {
+    let object = body
+        .entry(field)
         .or_insert_with(|| Value::Object(Map::new()));
-    if !options.is_object() {
-        *options = Value::Object(Map::new());
+    if !object.is_object() {
+        *object = Value::Object(Map::new());
     }
-    if let Some(options) = options.as_object_mut() {
-        options.insert("include_usage".into(), Value::Bool(true));
+    if let Some(object) = object.as_object_mut() {
+        object.insert(key.into(), value);
     }
 }
 
