@@ -35,12 +35,12 @@ pub struct Classification {
 /// added to `session` as a `classify` step.
 pub async fn classify(
     state: &AppState,
+    prompts: &PromptSet,
     messages: &[Value],
     session: Option<&mut Session>,
 ) -> Classification {
-    let prompts = state.prompts.load();
     let classifier = &state.classifier;
-    let body = request_body(&prompts, &state.config.routing, &classifier.model, messages);
+    let body = request_body(prompts, &state.config.routing, &classifier.model, messages);
     let started = Instant::now();
     let cache = &state.classify_cache;
     let key = cache.enabled().then(|| ClassifyCache::key(&body));

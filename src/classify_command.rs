@@ -34,7 +34,8 @@ pub async fn report(path: &Path, text: &str) -> Result<String, String> {
         },
         SessionSink::disabled(),
     );
-    let decision = route::decide(&state, &request, &HeaderMap::new(), &mut session).await;
+    let prompts = state.prompts.load_full();
+    let decision = route::decide(&state, &prompts, &request, &HeaderMap::new(), &mut session).await;
     let label = decision.classification.map_or("-", |l| l.as_str());
     let mut out = String::new();
     // As the router would answer: without an xAI key, COMPLEX and ENRICH change.

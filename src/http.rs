@@ -106,8 +106,11 @@ async fn chat_completions(
         &request.last_user_text(),
         request.stream,
     );
-    let decision = route::decide(&state, &request, &headers, &mut session).await;
-    pipeline::run(state, decision, request, session).await
+    // One snapshot of the prompts for the whole request: an edit saved mid-request
+    // cannot mix the classifier's prompt of one version with the answer's of another.
+    let prompts = state.prompts.load_full();
+    let decision = route::decide(&state, &prompts, &request, &headers, &mut session).await;
+    pipeline::run(state, prompts, decision, request, session).await
 }
 
 fn body_error(rejection: &BytesRejection, limit: usize) -> Error {

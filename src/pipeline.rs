@@ -30,12 +30,12 @@ pub const ROUTE_HEADER: &str = "x-ai-router-route";
 /// Answers `request` as `decision` says and returns the client's response.
 pub async fn run(
     state: Arc<AppState>,
+    prompts: Arc<PromptSet>,
     decision: Decision,
     request: ChatRequest,
     mut session: Session,
 ) -> Response {
     note_decision(&mut session, &decision);
-    let prompts = state.prompts.load_full();
     let (route, skip_search) = match effective_route(&state, decision.route) {
         Ok((route, note)) => {
             if let Some(record) = session.record() {

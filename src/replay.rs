@@ -88,16 +88,19 @@ pub async fn replay(
     }
     let total = chosen.len();
     let concurrency = options.concurrency.max(1);
+    // One snapshot for the whole replay: every session is judged by the same prompts.
+    let prompts = state.prompts.load_full();
     let mut results = futures_util::stream::iter(chosen)
         .map(|session| {
             let state = state.clone();
+            let prompts = prompts.clone();
             async move {
                 let messages = session
                     .client_messages
                     .as_array()
                     .cloned()
                     .unwrap_or_default();
-                let now = classify::classify(&state, &messages, None).await;
+                let now = classify::classify(&state, &prompts, &messages, None).await;
                 (session, now)
             }
         })

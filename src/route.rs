@@ -8,6 +8,7 @@ pub use crate::config::Label;
 use crate::config::RoutingConfig;
 use crate::meta;
 use crate::openai::ChatRequest;
+use crate::prompts::PromptSet;
 use crate::session::Session;
 use crate::state::AppState;
 
@@ -103,10 +104,11 @@ impl Decision {
     }
 }
 
-/// Decides how to answer `request`. The classifier's call is added to `session` as a
+/// Decides how to answer `request`, with the request's one snapshot of the prompts. The classifier's call is added to `session` as a
 /// step; META requests never reach it.
 pub async fn decide(
     state: &AppState,
+    prompts: &PromptSet,
     request: &ChatRequest,
     headers: &HeaderMap,
     session: &mut Session,
@@ -117,7 +119,7 @@ pub async fn decide(
             ..Decision::labelled(Label::Meta)
         };
     }
-    let outcome = classify::classify(state, request.messages(), Some(session)).await;
+    let outcome = classify::classify(state, prompts, request.messages(), Some(session)).await;
     let failure = match (outcome.label, outcome.failure) {
         (Some(Label::Meta), _) => Some(
             "the classifier said META, which only task headers, the task model or META rules decide"
