@@ -29,16 +29,6 @@ async fn error_of(response: reqwest::Response) -> (u16, Value) {
     (status, error)
 }
 
-async fn post_raw(router: &TestRouter, body: &'static str) -> reqwest::Response {
-    client()
-        .post(format!("{}/v1/chat/completions", router.url))
-        .header("content-type", "application/json")
-        .body(body)
-        .send()
-        .await
-        .unwrap()
-}
-
 async fn still_serves(router: &TestRouter, fake: &Fake) {
     fake.set(common::fake::vllm_reply);
     let response = router.chat(&user("still there?")).await;
@@ -64,7 +54,7 @@ async fn bad_input_is_a_400_naming_the_problem() {
         ),
     ];
     for (body, param) in cases {
-        let (status, error) = error_of(post_raw(&router, body).await).await;
+        let (status, error) = error_of(router.post_raw(body).await).await;
         assert_eq!(status, 400, "{body}");
         assert_eq!(error["type"], "invalid_request_error");
         assert_eq!(error["param"], param, "{body}");

@@ -12,7 +12,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::fake::{Fake, Reply, completion_json, label_reply, responses_json};
-use common::{TestRouter, client, read_sse, user};
+use common::{TestRouter, read_sse, user};
 use serde_json::{Value, json};
 
 /// A router whose classifier says `label`, with its own primary and xAI fakes.
@@ -432,13 +432,12 @@ async fn keyword_rules_refine_the_fallback() {
 #[tokio::test]
 async fn meta_requests_never_call_the_classifier() {
     let (router, primary, _xai) = routed("COMPLEX").await;
-    let response = client()
-        .post(format!("{}/v1/chat/completions", router.url))
-        .header("X-OpenWebUI-Task", "title_generation")
-        .json(&user("### Task:\nGenerate a concise title…"))
-        .send()
-        .await
-        .unwrap();
+    let response = router
+        .task_chat(
+            "title_generation",
+            &user("### Task:\nGenerate a concise title…"),
+        )
+        .await;
     assert_eq!(response.headers()["x-ai-router-route"], "meta");
     assert!(
         router.classifier.received().is_empty(),
@@ -456,13 +455,7 @@ async fn meta_requests_never_call_the_classifier() {
     assert_eq!(session["classification_ms"], 0);
 
     // An empty task header is Open WebUI's normal chat.
-    let normal = client()
-        .post(format!("{}/v1/chat/completions", router.url))
-        .header("X-OpenWebUI-Task", "")
-        .json(&user("prove it"))
-        .send()
-        .await
-        .unwrap();
+    let normal = router.task_chat("", &user("prove it")).await;
     assert_eq!(normal.headers()["x-ai-router-route"], "xai");
     assert_eq!(router.classifier.received().len(), 1);
 }

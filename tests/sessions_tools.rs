@@ -79,13 +79,9 @@ async fn known_traffic() -> (TestRouter, Fake, Fake) {
     ] {
         router.chat(&user(query)).await;
     }
-    let meta = client()
-        .post(format!("{}/v1/chat/completions", router.url))
-        .header("X-OpenWebUI-Task", "tags_generation")
-        .json(&user("### Task:\nGenerate 1-3 tags"))
-        .send()
-        .await
-        .unwrap();
+    let meta = router
+        .task_chat("tags_generation", &user("### Task:\nGenerate 1-3 tags"))
+        .await;
     assert_eq!(meta.status(), 200);
     router.sessions(8).await;
     (router, primary, xai)
@@ -341,19 +337,8 @@ async fn stats_endpoint_counts_what_happened() {
     let router = TestRouter::start(&primary.url, |_| {}).await;
     router.chat(&user("one")).await;
     router.chat(&user("two")).await;
-    client()
-        .post(format!("{}/v1/chat/completions", router.url))
-        .header("X-OpenWebUI-Task", "title_generation")
-        .json(&user("title"))
-        .send()
-        .await
-        .unwrap();
-    let bad = client()
-        .post(format!("{}/v1/chat/completions", router.url))
-        .body("{oops")
-        .send()
-        .await
-        .unwrap();
+    router.task_chat("title_generation", &user("title")).await;
+    let bad = router.post_raw("{oops").await;
     assert_eq!(bad.status(), 400);
     router.sessions(4).await;
     let stats: Value = client()

@@ -99,12 +99,7 @@ async fn metrics_count_requests_backends_and_session_writes() {
     let fake = Fake::start().await;
     let router = TestRouter::start(&fake.url, |_| {}).await;
     router.chat(&common::user("hello")).await;
-    let bad = client()
-        .post(format!("{}/v1/chat/completions", router.url))
-        .body("{oops")
-        .send()
-        .await
-        .unwrap();
+    let bad = router.post_raw("{oops").await;
     assert_eq!(bad.status(), 400);
     router.sessions(2).await;
     let response = client()

@@ -158,6 +158,29 @@ impl TestRouter {
             .unwrap()
     }
 
+    /// `POST /v1/chat/completions` with `body` as Open WebUI sends a task prompt: the
+    /// `X-OpenWebUI-Task` header carries the task name (empty on normal chats).
+    pub async fn task_chat(&self, task: &str, body: &Value) -> reqwest::Response {
+        client()
+            .post(format!("{}/v1/chat/completions", self.url))
+            .header("X-OpenWebUI-Task", task)
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// `POST /v1/chat/completions` with a raw (possibly broken) JSON body.
+    pub async fn post_raw(&self, body: &'static str) -> reqwest::Response {
+        client()
+            .post(format!("{}/v1/chat/completions", self.url))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
     /// Waits until `n` session files exist (records are written off the request path),
     /// then returns them parsed, oldest first.
     pub async fn sessions(&self, n: usize) -> Vec<Value> {
