@@ -171,6 +171,15 @@ pub fn validate(config: &Config) -> Result<(), ConfigError> {
     if config.server.max_body_bytes == 0 {
         return invalid("server.max_body_bytes", "must be greater than 0");
     }
+    if config.server.max_header_bytes < 1024 {
+        return invalid("server.max_header_bytes", "must be at least 1024");
+    }
+    if config.server.header_read_timeout_secs == 0 {
+        return invalid("server.header_read_timeout_secs", "must be at least 1");
+    }
+    if config.server.body_read_timeout_secs == 0 {
+        return invalid("server.body_read_timeout_secs", "must be at least 1");
+    }
     for (name, backend) in config.backends.iter() {
         let key = |field: &str| format!("backends.{name}.{field}");
         match reqwest::Url::parse(&backend.base_url) {

@@ -25,6 +25,12 @@ pub enum Error {
     /// The body could not be read from the client.
     #[error("could not read the request body: {0}")]
     BodyUnreadable(String),
+    /// The client took longer than `server.body_read_timeout_secs` to send the body.
+    #[error("the request body did not arrive within {secs} s")]
+    BodyTimeout { secs: u64 },
+    /// The headers are larger than `server.max_header_bytes`.
+    #[error("request headers are larger than the limit of {limit} bytes")]
+    HeadersTooLarge { limit: usize },
     /// No such path.
     #[error("unknown route: {method} {path}")]
     NotFound { method: String, path: String },
@@ -55,6 +61,14 @@ pub enum Error {
     /// `server.max_concurrent_requests` chats are already being answered.
     #[error("the router is at its limit of {limit} concurrent requests; retry shortly")]
     Overloaded { limit: usize },
+    /// This client key started `server.key_requests_per_minute` chats in the last minute.
+    #[error(
+        "this API key is over its limit of {limit} requests per minute; retry in {retry_after_secs} s"
+    )]
+    RateLimited { limit: u32, retry_after_secs: u64 },
+    /// This client key already has `server.key_max_streams` streams open.
+    #[error("this API key already has {limit} streams open, its limit; retry when one ends")]
+    TooManyStreams { limit: u32 },
     /// The router is shutting down and its grace period is over.
     #[error("the router is shutting down; please retry")]
     ShuttingDown,
@@ -82,6 +96,11 @@ impl Error {
                 StatusCode::BAD_REQUEST
             }
             Error::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Error::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
+            Error::HeadersTooLarge { .. } => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            Error::RateLimited { .. } | Error::TooManyStreams { .. } => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
             Error::NotFound { .. } => StatusCode::NOT_FOUND,
             Error::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
             Error::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
@@ -103,8 +122,12 @@ impl Error {
             | Error::InvalidRequest { .. }
             | Error::BodyTooLarge { .. }
             | Error::BodyUnreadable(_)
+            | Error::BodyTimeout { .. }
+            | Error::HeadersTooLarge { .. }
             | Error::NotFound { .. }
             | Error::MethodNotAllowed { .. } => "invalid_request_error",
+            // OpenAI's own type for its per-key limits.
+            Error::RateLimited { .. } | Error::TooManyStreams { .. } => "requests",
             Error::Unauthorized { .. } => "authentication_error",
             Error::UpstreamUnreachable { .. }
             | Error::UpstreamTimeout { .. }
@@ -123,6 +146,10 @@ impl Error {
             Error::InvalidRequest { .. } => "invalid_request",
             Error::BodyTooLarge { .. } => "request_too_large",
             Error::BodyUnreadable(_) => "body_unreadable",
+            Error::BodyTimeout { .. } => "body_timeout",
+            Error::HeadersTooLarge { .. } => "headers_too_large",
+            Error::RateLimited { .. } => "rate_limit_exceeded",
+            Error::TooManyStreams { .. } => "too_many_streams",
             Error::NotFound { .. } => "unknown_route",
             Error::MethodNotAllowed { .. } => "method_not_allowed",
             Error::Unauthorized { .. } => "invalid_api_key",
@@ -135,6 +162,17 @@ impl Error {
             Error::UpstreamStatus { error, .. } => return error.code.clone(),
         };
         Value::from(name)
+    }
+
+    /// The `Retry-After` to send with this error, in seconds, when waiting will help.
+    pub fn retry_after_secs(&self) -> Option<u64> {
+        match self {
+            Error::Overloaded { .. } | Error::TooManyStreams { .. } => Some(1),
+            Error::RateLimited {
+                retry_after_secs, ..
+            } => Some(*retry_after_secs),
+            _ => None,
+        }
     }
 
     fn param(&self) -> Value {
@@ -166,11 +204,11 @@ impl IntoResponse for Error {
     fn into_response(self) -> Response {
         let status = self.status();
         let mut response = (status, axum::Json(self.envelope())).into_response();
-        if matches!(self, Error::Overloaded { .. }) {
-            // SDKs honour it: they come back in a second instead of hammering.
+        if let Some(secs) = self.retry_after_secs() {
+            // SDKs honour it: they come back when asked instead of hammering.
             response.headers_mut().insert(
                 axum::http::header::RETRY_AFTER,
-                axum::http::HeaderValue::from_static("1"),
+                axum::http::HeaderValue::from(secs),
             );
         }
         // No logging here: the request layer logs it once, with the request's span.

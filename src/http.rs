@@ -3,9 +3,8 @@
 use std::sync::Arc;
 
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, Extension, State};
+use axum::body::Body;
+use axum::extract::{Extension, State};
 use axum::http::{HeaderMap, Method, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -22,7 +21,6 @@ use crate::state::AppState;
 /// The router's HTTP surface. Paths are served with and without `/v1` because clients
 /// disagree on whether the base URL includes it.
 pub fn routes(state: Arc<AppState>) -> Router {
-    let body_limit = state.config.server.max_body_bytes;
     let protect = axum::middleware::from_fn_with_state(state.clone(), crate::client_keys::require);
     // The API needs a client key when keys are configured; /health never does.
     let mut api = Router::new()
@@ -44,8 +42,10 @@ pub fn routes(state: Arc<AppState>) -> Router {
         .route("/health/ready", get(health::ready))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        // Bodies over the limit are refused while reading; the handler turns that into a 413.
-        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::request_limits::check_headers,
+        ))
         // Outermost: gives every request its id, span, `x-request-id` and final log line.
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -59,7 +59,7 @@ async fn chat_completions(
     Extension(context): Extension<RequestContext>,
     key: Option<Extension<crate::client_keys::KeyId>>,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    body: Body,
 ) -> Response {
     let user_agent = headers
         .get(header::USER_AGENT)
@@ -73,24 +73,12 @@ async fn chat_completions(
         },
         state.sessions.clone(),
     );
-    if let (Some(Extension(key)), Some(record)) = (key, session.record()) {
-        record.client_key = Some(key.0);
+    let key = key.map(|Extension(key)| key.0);
+    if let (Some(key), Some(record)) = (&key, session.record()) {
+        record.client_key = Some(key.clone());
     }
     session.reserve_slot().await;
-    match state.capacity.clone().try_acquire_owned() {
-        Ok(permit) => session.hold(permit),
-        Err(_) => {
-            let error = Error::Overloaded {
-                limit: state.config.server.max_concurrent_requests,
-            };
-            session.finish(Outcome::Error, 503, Some(error.to_string()));
-            return error.into_response();
-        }
-    }
-    let request = match body
-        .map_err(|rejection| body_error(&rejection, state.config.server.max_body_bytes))
-        .and_then(|bytes| ChatRequest::parse(&bytes))
-    {
+    let request = match admit(&state, &headers, body, key.as_deref(), &mut session).await {
         Ok(request) => request,
         Err(error) => {
             session.finish(
@@ -113,12 +101,39 @@ async fn chat_completions(
     pipeline::run(state, prompts, decision, request, session).await
 }
 
-fn body_error(rejection: &BytesRejection, limit: usize) -> Error {
-    if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-        Error::BodyTooLarge { limit }
-    } else {
-        Error::BodyUnreadable(rejection.body_text())
+/// Everything a chat request must pass before it is routed, cheapest first: its key's
+/// rate, the router's capacity, its body (size, time, JSON), its key's open streams.
+/// The places it takes are held by the session until the answer ends.
+async fn admit(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+    key: Option<&str>,
+    session: &mut Session,
+) -> Result<ChatRequest, Error> {
+    let server = &state.config.server;
+    if let Some(key) = key {
+        state.key_limits.admit(key)?;
     }
+    let permit = state
+        .capacity
+        .clone()
+        .try_acquire_owned()
+        .map_err(|_| Error::Overloaded {
+            limit: server.max_concurrent_requests,
+        })?;
+    session.hold(permit);
+    let read_timeout = std::time::Duration::from_secs(server.body_read_timeout_secs);
+    let bytes =
+        crate::request_limits::read_body(headers, body, server.max_body_bytes, read_timeout)
+            .await?;
+    let request = ChatRequest::parse(&bytes)?;
+    if let (Some(key), true) = (key, request.stream) {
+        if let Some(slot) = state.key_limits.open_stream(key)? {
+            session.hold_stream_slot(slot);
+        }
+    }
+    Ok(request)
 }
 
 async fn models(State(state): State<Arc<AppState>>) -> Response {

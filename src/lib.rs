@@ -9,6 +9,9 @@
 //! - `request_context`: request id, client IP, span and final log line for every request
 //! - `client_ip`: the real client address behind trusted proxies
 //! - `client_keys`: optional client API keys, checked in constant time
+//! - `key_limits`: per-key requests per minute and open streams
+//! - `request_limits`: header size, body size and body read time
+//! - `server`: the accept loop: hyper connections with header timeout and size limits
 //! - `openai`: the typed parts of the chat wire format the router reads
 //! - `route`: the routing decision (`Route`, `Decision`, `decide`)
 //! - `meta`: recognises client task prompts (header, task model, text rules)
@@ -62,6 +65,7 @@ pub mod enrich;
 pub mod error;
 pub mod health;
 pub mod http;
+pub mod key_limits;
 pub mod live_stats;
 pub mod meta;
 pub mod meta_rules;
@@ -73,9 +77,11 @@ pub mod prompts;
 pub mod relay;
 pub mod replay;
 pub mod request_context;
+pub mod request_limits;
 pub mod rotation;
 pub mod route;
 pub mod secret;
+pub mod server;
 pub mod session;
 pub mod session_sink;
 pub mod session_store;
@@ -91,11 +97,9 @@ pub mod upstream;
 pub mod upstream_error;
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 
 pub use state::AppState;
@@ -119,17 +123,13 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
     grace: Duration,
 ) -> std::io::Result<()> {
-    // Small SSE chunks must leave at once, not wait for Nagle's algorithm.
-    let listener = listener.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
     let (fired, on_fire) = tokio::sync::oneshot::channel::<()>();
     let drain = state.clone();
-    let server = axum::serve(
-        listener,
-        app(state).into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move {
+    let limits = server::ConnectionLimits {
+        header_read_timeout: Duration::from_secs(state.config.server.header_read_timeout_secs),
+        max_header_bytes: state.config.server.max_header_bytes,
+    };
+    let server = server::run(listener, app(state), limits, async move {
         shutdown.await;
         tracing::info!(
             grace_secs = grace.as_secs(),
@@ -137,7 +137,7 @@ pub async fn serve(
         );
         let _ = fired.send(());
     });
-    let mut server = std::pin::pin!(server.into_future());
+    let mut server = std::pin::pin!(server);
     tokio::select! {
         result = &mut server => return result,
         _ = on_fire => {}

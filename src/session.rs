@@ -100,6 +100,8 @@ pub struct Session {
     permit: Option<tokio::sync::OwnedSemaphorePermit>,
     /// The record's reserved place in the writer's queue (see `reserve_slot`).
     slot: Option<mpsc::OwnedPermit<WriterMsg>>,
+    /// The stream's place under its client key's `server.key_max_streams`.
+    stream_slot: Option<crate::key_limits::StreamSlot>,
 }
 
 /// What is known about a request when it starts.
@@ -148,6 +150,7 @@ impl Session {
             sink,
             permit: None,
             slot: None,
+            stream_slot: None,
         }
     }
 
@@ -160,6 +163,11 @@ impl Session {
     /// Keeps the request's concurrency permit until the session ends.
     pub fn hold(&mut self, permit: tokio::sync::OwnedSemaphorePermit) {
         self.permit = Some(permit);
+    }
+
+    /// Keeps the stream's place under its key's stream limit until the session ends.
+    pub fn hold_stream_slot(&mut self, slot: crate::key_limits::StreamSlot) {
+        self.stream_slot = Some(slot);
     }
 
     /// Milliseconds since the request started.

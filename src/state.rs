@@ -36,6 +36,8 @@ pub struct AppState {
     pub models_body: Bytes,
     /// The client keys, when they are required.
     pub client_keys: crate::client_keys::ClientKeys,
+    /// Per-client-key request rate and open streams.
+    pub key_limits: crate::key_limits::KeyLimits,
     /// One permit per chat request being answered (`server.max_concurrent_requests`).
     pub capacity: Arc<tokio::sync::Semaphore>,
     /// The last 24 hours' summary for `GET /stats`, cached briefly.
@@ -65,6 +67,17 @@ impl AppState {
         let capacity = Arc::new(tokio::sync::Semaphore::new(
             config.server.max_concurrent_requests,
         ));
+        let key_limit_set =
+            config.server.key_requests_per_minute > 0 || config.server.key_max_streams > 0;
+        if key_limit_set && !client_keys.enabled() {
+            tracing::warn!(
+                "server.key_requests_per_minute / key_max_streams are set but no client keys are: they apply to nobody"
+            );
+        }
+        let key_limits = crate::key_limits::KeyLimits::new(
+            config.server.key_requests_per_minute,
+            config.server.key_max_streams,
+        );
         let classify_cache = crate::classify_cache::ClassifyCache::new(
             config.routing.cache_entries,
             std::time::Duration::from_secs(config.routing.cache_ttl_secs),
@@ -82,6 +95,7 @@ impl AppState {
             models_body,
             capacity,
             client_keys,
+            key_limits,
             day_summary: crate::stats::SummaryCache::default(),
             draining: tokio::sync::watch::Sender::new(false),
         })

@@ -34,6 +34,18 @@ pub struct ServerConfig {
     /// Chat requests answered at once; beyond it, 503 with `Retry-After` at once
     /// instead of an unbounded queue.
     pub max_concurrent_requests: usize,
+    /// With client keys: chat requests one key may start per minute (0: no limit);
+    /// beyond it, 429 with `Retry-After`.
+    pub key_requests_per_minute: u32,
+    /// With client keys: streams one key may have open at once (0: no limit).
+    pub key_max_streams: u32,
+    /// How long a client may take to send a request's headers; a connection that
+    /// dribbles them is closed.
+    pub header_read_timeout_secs: u64,
+    /// Largest total size of a request's headers (names and values); beyond it, 431.
+    pub max_header_bytes: usize,
+    /// How long a client may take to send a request's body; beyond it, 408.
+    pub body_read_timeout_secs: u64,
     /// A `: keep-alive` SSE comment is sent after this many silent seconds on a stream,
     /// so proxies and tunnels (cloudflared cuts at 100 s) keep it open.
     pub sse_keepalive_secs: u64,
@@ -55,6 +67,11 @@ impl Default for ServerConfig {
                 .collect(),
             shutdown_grace_secs: 30,
             max_concurrent_requests: 512,
+            key_requests_per_minute: 0,
+            key_max_streams: 0,
+            header_read_timeout_secs: 30,
+            max_header_bytes: 64 * 1024,
+            body_read_timeout_secs: 60,
             api_keys_env: String::new(),
             api_keys_file: PathBuf::new(),
             protect_stats: true,

@@ -1,0 +1,108 @@
+//! The accept loop: one hyper connection per client, with the limits `axum::serve` does
+//! not offer. A client that dribbles its headers is cut off after
+//! `server.header_read_timeout_secs` (otherwise a few hundred idle sockets could hold the
+//! router's file descriptors forever), and the header buffer is bounded.
+//! Graceful shutdown works as in `axum::serve`: stop accepting, let connections finish.
+
+use std::future::Future;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+use tower::ServiceExt;
+
+/// Per-connection limits, from `[server]`.
+#[derive(Clone, Copy, Debug)]
+pub struct ConnectionLimits {
+    /// How long a client may take to send a request's headers.
+    pub header_read_timeout: Duration,
+    /// The most header bytes the router reads; the request layer answers an
+    /// OpenAI-shaped 431 below this, hyper a bare 431 beyond twice this.
+    pub max_header_bytes: usize,
+}
+
+/// Serves `app` on `listener` until `shutdown` resolves, then waits for every open
+/// connection to finish its requests (the caller bounds how long).
+pub async fn run(
+    listener: TcpListener,
+    app: Router,
+    limits: ConnectionLimits,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
+    let builder = builder(limits);
+    let graceful = GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            () = &mut shutdown => break,
+        };
+        let (tcp, remote) = match accepted {
+            Ok(pair) => pair,
+            Err(error) => {
+                backoff_after(&error).await;
+                continue;
+            }
+        };
+        // Small SSE chunks must leave at once, not wait for Nagle's algorithm.
+        let _ = tcp.set_nodelay(true);
+        let service = app
+            .clone()
+            .map_request(move |mut request: hyper::Request<Incoming>| {
+                request.extensions_mut().insert(ConnectInfo(remote));
+                request.map(Body::new)
+            });
+        let connection = builder
+            .serve_connection_with_upgrades(TokioIo::new(tcp), TowerToHyperService::new(service))
+            .into_owned();
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::trace!(%remote, %error, "connection ended with an error");
+            }
+        });
+    }
+    // No new connections from here; open ones finish their requests (keep-alive ones
+    // are closed once idle).
+    drop(listener);
+    graceful.shutdown().await;
+    Ok(())
+}
+
+fn builder(limits: ConnectionLimits) -> auto::Builder<TokioExecutor> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    // Twice the configured limit, so the request layer sees (and explains) anything
+    // between the two; hyper refuses a buffer under 8 KiB.
+    let buffer = limits.max_header_bytes.saturating_mul(2).max(8192);
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout)
+        .max_buf_size(buffer);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(u32::try_from(buffer).unwrap_or(u32::MAX));
+    builder
+}
+
+/// Accept errors are not fatal. Out of file descriptors (EMFILE/ENFILE) is the one that
+/// repeats at once, so wait a moment for connections to close instead of spinning.
+async fn backoff_after(error: &std::io::Error) {
+    use std::io::ErrorKind::{ConnectionAborted, ConnectionRefused, ConnectionReset};
+    if matches!(
+        error.kind(),
+        ConnectionAborted | ConnectionRefused | ConnectionReset
+    ) {
+        return;
+    }
+    tracing::error!(%error, "cannot accept connections; retrying in 100 ms");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+}
