@@ -111,7 +111,12 @@ pub async fn require(
             request.extensions_mut().insert(id);
             next.run(request).await
         }
-        Err(error) => error.into_response(),
+        Err(error) => {
+            if request.uri().path().ends_with("/chat/completions") {
+                state.sessions.metrics().unauthorized();
+            }
+            error.into_response()
+        }
     }
 }
 

@@ -1,6 +1,6 @@
 //! Prometheus metrics, one registry per router: names and the small `observe_*`
 //! functions, and the `GET /metrics` handler. Labels are low-cardinality only (route,
-//! label, status class, backend, result). Almost everything is read off the finished
+//! label, status class, outcome, backend, result). Almost everything is read off the finished
 //! session record, so there is one place where a request is counted.
 
 use std::sync::Arc;
@@ -15,7 +15,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
-use crate::session::SessionRecord;
+use crate::session::{Outcome, SessionRecord};
 use crate::state::AppState;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -23,6 +23,9 @@ struct RequestLabels {
     route: String,
     class: String,
     status: String,
+    /// `ok`, `error` or `client_disconnected`: a stream that fails after its 200 is
+    /// still an error, which the status class alone would hide.
+    outcome: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -91,7 +94,7 @@ impl Default for Metrics {
         let prompt_reloads = Family::default();
         registry.register(
             "requests",
-            "Chat requests by route, label and status class",
+            "Chat requests by route, label, status class and outcome",
             requests.clone(),
         );
         registry.register(
@@ -178,6 +181,7 @@ impl Metrics {
                 .clone()
                 .unwrap_or_else(|| "none".into()),
             status: format!("{}xx", record.http_status / 100),
+            outcome: outcome_name(record.outcome),
         };
         self.requests.get_or_create(&labels).inc();
         let route = RouteLabel { route };
@@ -229,6 +233,19 @@ impl Metrics {
         self.overhead.get_or_create(&route).observe(seconds(own_ms));
     }
 
+    /// A chat request was refused for a missing or wrong client key. It has no session
+    /// record, but a key being guessed must show on the dashboard.
+    pub fn unauthorized(&self) {
+        self.requests
+            .get_or_create(&RequestLabels {
+                route: "rejected".into(),
+                class: "none".into(),
+                status: "4xx".into(),
+                outcome: "unauthorized",
+            })
+            .inc();
+    }
+
     /// A session-log file was written (`ok`) or could not be (`error`).
     pub fn session_write(&self, ok: bool) {
         let result = if ok { "ok" } else { "error" };
@@ -266,6 +283,14 @@ impl Metrics {
             text.clear();
         }
         text
+    }
+}
+
+fn outcome_name(outcome: Outcome) -> &'static str {
+    match outcome {
+        Outcome::Ok => "ok",
+        Outcome::Error => "error",
+        Outcome::ClientDisconnected => "client_disconnected",
     }
 }
 

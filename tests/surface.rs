@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::fake::Fake;
+use common::fake::{Fake, Reply, chunk_json};
 use common::{TestRouter, client};
 use serde_json::Value;
 
@@ -116,8 +116,8 @@ async fn metrics_count_requests_backends_and_session_writes() {
     );
     let text = response.text().await.unwrap();
     for line in [
-        r#"ai_router_requests_total{route="primary",class="MODERATE",status="2xx"} 1"#,
-        r#"ai_router_requests_total{route="rejected",class="none",status="4xx"} 1"#,
+        r#"ai_router_requests_total{route="primary",class="MODERATE",status="2xx",outcome="ok"} 1"#,
+        r#"ai_router_requests_total{route="rejected",class="none",status="4xx",outcome="error"} 1"#,
         r#"ai_router_request_duration_seconds_count{route="primary"} 1"#,
         r#"ai_router_classification_duration_seconds_count{result="label"} 1"#,
         r#"ai_router_backend_request_duration_seconds_count{backend="classifier"} 1"#,
@@ -128,6 +128,21 @@ async fn metrics_count_requests_backends_and_session_writes() {
     ] {
         assert!(text.contains(line), "missing {line} in:\n{text}");
     }
+}
+
+#[tokio::test]
+async fn a_stream_that_fails_after_its_200_counts_as_an_error() {
+    let fake = Fake::with(|_| Reply::Cut(vec![chunk_json("partial", None)])).await;
+    let router = TestRouter::start(&fake.url, |_| {}).await;
+    let mut body = common::user("hello");
+    body["stream"] = serde_json::json!(true);
+    let response = router.chat(&body).await;
+    assert_eq!(response.status(), 200);
+    common::read_sse(response).await;
+    router.sessions(1).await;
+    let text = metrics(&router).await;
+    let failed = r#"ai_router_requests_total{route="primary",class="MODERATE",status="2xx",outcome="error"} 1"#;
+    assert!(text.contains(failed), "{text}");
 }
 
 #[tokio::test]
@@ -297,6 +312,12 @@ async fn client_keys_when_configured_guard_the_api_but_not_health() {
             .status(),
         200
     );
+    // Refused chats have no session, but a key being guessed shows in the metrics.
+    let metrics = call("/metrics", Some(format!("Bearer {key}"))).await;
+    let text = metrics.text().await.unwrap();
+    let refused = r#"ai_router_requests_total{route="rejected",class="none",status="4xx",outcome="unauthorized"} 2"#;
+    assert!(text.contains(refused), "{text}");
+    assert!(!text.contains(&key), "the key reached the metrics");
     let session = &router.sessions(1).await[0];
     let id = session["client_key"].as_str().unwrap();
     assert_eq!(id.len(), 12);
