@@ -102,6 +102,9 @@ pub struct Session {
     slot: Option<mpsc::OwnedPermit<WriterMsg>>,
     /// The stream's place under its client key's `server.key_max_streams`.
     stream_slot: Option<crate::key_limits::StreamSlot>,
+    /// The request's span: a stream ends, or is dropped, outside it, and the final log
+    /// line must still carry the request id.
+    span: tracing::Span,
 }
 
 /// What is known about a request when it starts.
@@ -151,6 +154,7 @@ impl Session {
             permit: None,
             slot: None,
             stream_slot: None,
+            span: tracing::Span::current(),
         }
     }
 
@@ -226,6 +230,7 @@ impl Session {
             record.http_status = http_status;
         }
         record.error = error;
+        let _in_request = self.span.enter();
         tracing::info!(
             outcome = ?record.outcome,
             route = record.route.unwrap_or("-"),

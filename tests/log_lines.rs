@@ -1,0 +1,102 @@
+//! The router's own log: every request's "session finished" line carries its request id,
+//! also when the answer ends outside the handler (a streamed ENRICH answer, a client that
+//! left mid-stream), so an admin can follow one request from its `x-request-id`.
+//! Its own test binary: it installs the process-wide tracing subscriber.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "tests: a failure should panic with its message"
+)]
+
+mod common;
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::fake::{Fake, Reply, label_reply, responses_json, vllm_reply};
+use common::{TestRouter, read_sse, user};
+use futures_util::StreamExt;
+use serde_json::json;
+
+/// Everything the router logs, in memory.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Captured {
+    fn finished_lines(&self) -> Vec<String> {
+        let text = String::from_utf8(self.0.lock().unwrap().clone()).unwrap();
+        text.lines()
+            .filter(|l| l.contains("session finished"))
+            .map(String::from)
+            .collect()
+    }
+}
+
+#[tokio::test]
+async fn every_finished_session_is_logged_with_its_request_id() {
+    let log = Captured::default();
+    let writer = log.clone();
+    tracing_subscriber::fmt()
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .init();
+
+    // A streamed ENRICH answer: it ends after the handler has returned.
+    let primary = Fake::start().await;
+    let xai = Fake::with(|body| {
+        if body.get("input").is_some() {
+            Reply::Json(responses_json("Oslo: rain.", "https://met.example/oslo"))
+        } else {
+            vllm_reply(body)
+        }
+    })
+    .await;
+    let xai_url = xai.url.clone();
+    let router = TestRouter::start(&primary.url, |c| c.backends.xai.base_url = xai_url).await;
+    router.classifier.set(label_reply("ENRICH"));
+    let mut body = user("weather in Oslo today?");
+    body["stream"] = json!(true);
+    let enrich = router.chat(&body).await;
+    let enrich_id = enrich.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    read_sse(enrich).await;
+
+    // A client that leaves mid-stream: its session is dropped, not finished.
+    primary.set(|_| Reply::Forever(Duration::from_millis(20)));
+    router.classifier.set(label_reply("SIMPLE"));
+    let left = router.chat(&body).await;
+    let left_id = left.headers()["x-request-id"].to_str().unwrap().to_string();
+    let mut events = common::sse_events(left);
+    events.next().await;
+    drop(events);
+
+    let sessions = router.sessions(2).await;
+    assert!(
+        sessions
+            .iter()
+            .any(|s| s["outcome"] == "client_disconnected")
+    );
+    let lines = log.finished_lines();
+    assert_eq!(lines.len(), 2, "{lines:#?}");
+    for id in [&enrich_id, &left_id] {
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.contains(&format!("request_id={id}"))),
+            "no finished line names {id}: {lines:#?}"
+        );
+    }
+}
