@@ -171,6 +171,8 @@ impl Error {
             Error::RateLimited {
                 retry_after_secs, ..
             } => Some(*retry_after_secs),
+            // The backend's own wait, passed on (a 429 or 503 that outlasted the retries).
+            Error::UpstreamStatus { error, .. } => error.retry_after,
             _ => None,
         }
     }

@@ -10,7 +10,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::response::sse::Event;
-use bytes::Bytes;
 use eventsource_stream::{EventStreamError, Eventsource};
 use futures_util::{Stream, StreamExt};
 use serde_json::Value;
@@ -22,16 +21,8 @@ use crate::session::{Outcome, Session, millis};
 use crate::upstream::Upstream;
 use crate::upstream_error::UpstreamError;
 
-/// Why reading the backend's stream stopped early.
-#[derive(Debug, thiserror::Error)]
-pub enum ReadError {
-    /// No byte arrived within the idle timeout.
-    #[error("sent nothing for {0} s")]
-    Idle(u64),
-    /// The connection failed.
-    #[error("connection failed mid-stream")]
-    Transport(#[from] reqwest::Error),
-}
+mod read;
+pub use read::ReadError;
 
 type Events = Pin<
     Box<dyn Stream<Item = Result<eventsource_stream::Event, EventStreamError<ReadError>>> + Send>,
@@ -70,7 +61,7 @@ pub async fn open(upstream: &Upstream, response: reqwest::Response) -> Result<Op
         });
     }
     let idle = upstream.timeout;
-    let mut rest: Events = Box::pin(idle_timeout(response.bytes_stream(), idle).eventsource());
+    let mut rest: Events = Box::pin(read::guarded(response.bytes_stream(), idle).eventsource());
     let first = match rest.next().await {
         Some(Ok(event)) => event,
         Some(Err(e)) => return Err(read_error(upstream, idle, e)),
@@ -81,13 +72,22 @@ pub async fn open(upstream: &Upstream, response: reqwest::Response) -> Result<Op
             });
         }
     };
-    if let Ok(value) = serde_json::from_str::<Value>(&first.data)
-        && is_error(&value)
-    {
-        return Err(Error::UpstreamStatus {
-            backend: upstream.name,
-            error: Box::new(UpstreamError::from_event(upstream.name, &value)),
-        });
+    match serde_json::from_str::<Value>(&first.data) {
+        Ok(value) if is_error(&value) => {
+            return Err(Error::UpstreamStatus {
+                backend: upstream.name,
+                error: Box::new(UpstreamError::from_event(upstream.name, &value)),
+            });
+        }
+        // Garbage before anything was relayed is an ordinary error too (a 502 the
+        // client may retry, or a failover), not a 200 that breaks off at once.
+        Err(_) if first.data.trim() != "[DONE]" => {
+            return Err(Error::UpstreamProtocol {
+                backend: upstream.name,
+                reason: "its first event is not JSON".into(),
+            });
+        }
+        _ => {}
     }
     Ok(OpenStream {
         first,
@@ -105,23 +105,6 @@ fn read_error(upstream: &Upstream, idle: Duration, error: EventStreamError<ReadE
             reason: other.to_string(),
         },
     }
-}
-
-/// Ends the byte stream with `ReadError::Idle` when the backend goes silent for `idle`.
-/// This is per chunk, not a total: a long answer that keeps flowing is never cut.
-fn idle_timeout(
-    bytes: impl Stream<Item = reqwest::Result<Bytes>> + Send + 'static,
-    idle: Duration,
-) -> impl Stream<Item = Result<Bytes, ReadError>> + Send + 'static {
-    futures_util::stream::unfold(Some(Box::pin(bytes)), move |state| async move {
-        let mut bytes = state?;
-        match tokio::time::timeout(idle, bytes.next()).await {
-            Ok(Some(Ok(chunk))) => Some((Ok(chunk), Some(bytes))),
-            Ok(Some(Err(e))) => Some((Err(ReadError::Transport(e)), None)),
-            Ok(None) => None,
-            Err(_) => Some((Err(ReadError::Idle(idle.as_secs())), None)),
-        }
-    })
 }
 
 enum Phase {
@@ -198,7 +181,11 @@ pub fn relay_after(
     options: RelayOptions,
 ) -> impl Stream<Item = Result<Event, Infallible>> + Send + 'static {
     let mut options = Some(options);
+    // The closure runs when the body is first polled, outside the request's span: the
+    // relay must be built inside it to log with the request id.
+    let span = tracing::Span::current();
     futures_util::stream::once(prepare).flat_map(move |prepared| {
+        let _in_request = span.enter();
         let Prepared {
             result,
             session,
@@ -274,9 +261,15 @@ impl Relay {
                     );
                     return Some(self.fail(message, "upstream_timeout"));
                 }
-                Some(Err(e)) => {
+                Some(Err(EventStreamError::Transport(ReadError::Transport(e)))) => {
                     let message = format!("the {} backend stream failed: {e}", self.backend);
                     return Some(self.fail(message, "upstream_stream_error"));
+                }
+                // Bytes that are not text, or not SSE: the backend broke the protocol.
+                Some(Err(e)) => {
+                    let message =
+                        format!("the {} backend sent an invalid stream: {e}", self.backend);
+                    return Some(self.fail(message, "upstream_invalid_response"));
                 }
                 None if self.saw_finish => return Some(self.done()),
                 None => {

@@ -170,10 +170,13 @@ impl Upstream {
                 Ok(response) => return Ok(response),
                 Err(failure) => failure,
             };
+            // The backend's own status decides: a rejected key answered 400 is a 502 for
+            // the client, but trying it again cannot help.
             let retryable = match &error {
                 Error::UpstreamUnreachable { .. } => true,
                 Error::UpstreamStatus { error, .. } => {
-                    error.status.as_u16() == 429 || error.status.is_server_error()
+                    let status = error.backend_status;
+                    status.as_u16() == 429 || status.is_server_error()
                 }
                 _ => false,
             };
@@ -182,7 +185,7 @@ impl Upstream {
                 || attempt > self.retries
                 || tokio::time::Instant::now() + delay >= deadline
             {
-                return Err(error);
+                return Err(with_retry_after(error, retry_after));
             }
             tracing::warn!(backend = self.name, attempt, delay_ms = delay.as_millis() as u64, error = %error, "retrying");
             tokio::time::sleep(delay).await;
@@ -287,6 +290,19 @@ impl Upstream {
             error: Box::new(UpstreamError::parse(self.name, status, &body)),
         }
     }
+}
+
+/// `error` carrying the backend's `Retry-After`, so that a client told to wait (a 429
+/// or 503 after the retries, or one asking for longer than the deadline) waits as long
+/// as the backend asked, not its SDK's default.
+fn with_retry_after(mut error: Error, retry_after: Option<Duration>) -> Error {
+    if let Error::UpstreamStatus {
+        error: upstream, ..
+    } = &mut error
+    {
+        upstream.retry_after = retry_after.map(|wait| wait.as_secs());
+    }
+    error
 }
 
 /// The wait before retry `attempt`: 250 ms, doubling, with ±25 % jitter so that many

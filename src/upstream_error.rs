@@ -20,6 +20,12 @@ pub struct UpstreamError {
     pub param: Value,
     /// OpenAI's `code` (text or integer, as the backend sent it), or null.
     pub code: Value,
+    /// The status the backend sent. It differs from `status` when the failure is the
+    /// router's, not the client's (a rejected key, a retired feature), and it is what
+    /// decides retries: those would fail again.
+    pub backend_status: StatusCode,
+    /// The backend's `Retry-After` in seconds, passed on to the client with the error.
+    pub retry_after: Option<u64>,
 }
 
 impl UpstreamError {
@@ -31,6 +37,8 @@ impl UpstreamError {
             kind: default_kind(status).to_string(),
             param: Value::Null,
             code: Value::Null,
+            backend_status: status,
+            retry_after: None,
         };
         match serde_json::from_slice::<Value>(body) {
             Ok(Value::Object(map)) => error.read_object(&map),
@@ -51,6 +59,18 @@ impl UpstreamError {
             error.code = Value::from("upstream_auth_failed");
             error.message = format!(
                 "the {backend} backend rejected the router's API key: {}",
+                error.message
+            );
+        }
+        if status == StatusCode::GONE {
+            // The client asked for the virtual model; what is gone is what the router
+            // asked for (xAI answers 410 to retired features such as Live Search). Like
+            // a rejected key, it is the router's failure: a 502, and a failover may help.
+            error.status = StatusCode::BAD_GATEWAY;
+            error.kind = "upstream_error".into();
+            error.code = Value::from("upstream_gone");
+            error.message = format!(
+                "the {backend} backend no longer offers what the router asked for: {}",
                 error.message
             );
         }
@@ -207,6 +227,15 @@ mod tests {
                 .message
                 .contains("rejected the router's API key: Incorrect API key")
         );
+    }
+
+    #[test]
+    fn gone_is_the_routers_failure_and_keeps_the_backends_status() {
+        let e = parse(410, r#"{"code":"x","error":"Live search is deprecated"}"#);
+        assert_eq!(e.status, StatusCode::BAD_GATEWAY);
+        assert_eq!(e.backend_status, StatusCode::GONE);
+        assert_eq!(e.code, json!("upstream_gone"));
+        assert!(e.message.ends_with("asked for: Live search is deprecated"));
     }
 
     #[test]

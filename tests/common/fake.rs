@@ -16,6 +16,9 @@ use futures_util::StreamExt;
 use serde_json::{Value, json};
 use tokio::sync::Notify;
 
+mod wire;
+pub use wire::*;
+
 /// What the fake does with one request.
 pub enum Reply {
     /// 200 with this JSON body.
@@ -38,6 +41,14 @@ pub enum Reply {
     Cut(Vec<String>),
     /// Never answers at all.
     Hang,
+    /// Waits this long before answering at all (no headers yet), then answers so.
+    Late(Duration, Box<Reply>),
+    /// 200 with this content type, then each raw piece after its delay (no SSE
+    /// framing added: garbage, binary junk, a body that is not SSE), then a clean end.
+    Chunks(&'static str, Vec<(Duration, Vec<u8>)>),
+    /// An SSE stream: these events, then these raw bytes every `gap`, until the router
+    /// goes away.
+    Spew(Vec<String>, Vec<u8>, Duration),
 }
 
 type Script = dyn Fn(&Value) -> Reply + Send + Sync;
@@ -74,6 +85,22 @@ impl Fake {
 
     /// Starts a fake that answers with `script`.
     pub async fn with(script: impl Fn(&Value) -> Reply + Send + Sync + 'static) -> Fake {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Self::serve(listener, script)
+    }
+
+    /// Starts a fake on `listener`: e.g. a backend coming back where it was down.
+    pub fn on(
+        listener: tokio::net::TcpListener,
+        script: impl Fn(&Value) -> Reply + Send + Sync + 'static,
+    ) -> Fake {
+        Self::serve(listener, script)
+    }
+
+    fn serve(
+        listener: tokio::net::TcpListener,
+        script: impl Fn(&Value) -> Reply + Send + Sync + 'static,
+    ) -> Fake {
         let shared = Shared {
             script: Arc::new(Mutex::new(Arc::new(script))),
             received: Arc::default(),
@@ -85,7 +112,6 @@ impl Fake {
             .route("/v1/responses", post(chat))
             .route("/v1/models", get(models))
             .with_state(shared.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}/v1", listener.local_addr().unwrap());
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
         Fake { url, shared }
@@ -157,7 +183,20 @@ async fn chat(
         body: body.clone(),
     });
     let script = shared.script.lock().unwrap().clone();
-    match script(&body) {
+    let reply = match script(&body) {
+        Reply::Late(delay, reply) => {
+            // Dropped during the wait when the router hangs up: counts as abandoned.
+            let mut watch = Watch {
+                shared: shared.clone(),
+                finished: false,
+            };
+            tokio::time::sleep(delay).await;
+            watch.finished = true;
+            *reply
+        }
+        reply => reply,
+    };
+    match reply {
         Reply::Json(value) => axum::Json(value).into_response(),
         Reply::Status(code, text) => (
             StatusCode::from_u16(code).unwrap(),
@@ -211,9 +250,13 @@ fn sse(reply: Reply, shared: Shared) -> Response {
         shared,
         finished: false,
     };
+    let content_type = match &reply {
+        Reply::Chunks(content_type, _) => content_type,
+        _ => "text/event-stream",
+    };
     let stream = async_stream(reply, watch);
     Response::builder()
-        .header(header::CONTENT_TYPE, "text/event-stream")
+        .header(header::CONTENT_TYPE, content_type)
         .body(Body::from_stream(stream))
         .unwrap()
 }
@@ -268,8 +311,40 @@ fn async_stream(
                 if !send(frame(&chunk_json("tick ", None))).await {
                     return;
                 }
-                tokio::time::sleep(gap).await;
+                // Between ticks, notice at once when the router hangs up.
+                tokio::select! {
+                    () = tokio::time::sleep(gap) => {}
+                    () = tx.closed() => return,
+                }
             },
+            Reply::Chunks(_, pieces) => {
+                for (delay, piece) in pieces {
+                    tokio::select! {
+                        () = tokio::time::sleep(delay) => {}
+                        () = tx.closed() => return,
+                    }
+                    if !send(Bytes::from(piece)).await {
+                        return;
+                    }
+                }
+                watch.finished = true;
+            }
+            Reply::Spew(events, junk, gap) => {
+                for e in &events {
+                    if !send(frame(e)).await {
+                        return;
+                    }
+                }
+                loop {
+                    if !send(Bytes::from(junk.clone())).await {
+                        return;
+                    }
+                    tokio::select! {
+                        () = tokio::time::sleep(gap) => {}
+                        () = tx.closed() => return,
+                    }
+                }
+            }
             Reply::Cut(events) => {
                 for e in &events {
                     if !send(frame(e)).await {
@@ -291,90 +366,4 @@ fn tokio_stream_from(
     mut rx: tokio::sync::mpsc::Receiver<Result<Bytes, std::io::Error>>,
 ) -> impl futures_util::Stream<Item = Result<Bytes, std::io::Error>> + Send {
     futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx)).boxed()
-}
-
-/// A `chat.completion.chunk` with optional content and finish reason.
-pub fn chunk_json(content: &str, finish: Option<&str>) -> String {
-    json!({
-        "id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 1,
-        "model": "fake-model",
-        "choices": [{"index": 0, "delta": {"content": content}, "finish_reason": finish}]
-    })
-    .to_string()
-}
-
-/// A reasoning delta chunk, in vLLM 0.12's style (both field names).
-pub fn reasoning_json(text: &str) -> String {
-    json!({
-        "id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 1,
-        "model": "fake-model",
-        "choices": [{"index": 0, "delta": {"reasoning": text, "reasoning_content": text}, "finish_reason": null}]
-    })
-    .to_string()
-}
-
-/// The usage-only chunk vLLM sends last when asked.
-pub fn usage_json() -> String {
-    json!({
-        "id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 1,
-        "model": "fake-model", "choices": [],
-        "usage": {"prompt_tokens": 12, "completion_tokens": 5, "total_tokens": 17}
-    })
-    .to_string()
-}
-
-/// A typical stream: role, reasoning, content in two parts, finish, usage if asked, DONE.
-pub fn stream_events(body: &Value) -> Vec<String> {
-    let mut events = vec![
-        json!({"id":"chatcmpl-fake","object":"chat.completion.chunk","created":1,"model":"fake-model",
-               "choices":[{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}]})
-        .to_string(),
-        reasoning_json("The user greets. "),
-        chunk_json("Hello", None),
-        chunk_json(" there!", Some("stop")),
-    ];
-    if body.pointer("/stream_options/include_usage") == Some(&Value::Bool(true)) {
-        events.push(usage_json());
-    }
-    events.push("[DONE]".into());
-    events
-}
-
-/// Answers like vLLM: JSON with reasoning for `stream: false`, a stream otherwise.
-pub fn vllm_reply(body: &Value) -> Reply {
-    if body["stream"] == true {
-        Reply::Sse(stream_events(body), Duration::from_millis(5))
-    } else {
-        Reply::Json(completion_json("Hello there!"))
-    }
-}
-
-/// A non-streamed `chat.completion` with reasoning and usage.
-pub fn completion_json(content: &str) -> Value {
-    json!({
-        "id": "chatcmpl-fake", "object": "chat.completion", "created": 1, "model": "fake-model",
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": content,
-                     "reasoning_content": "The user greets."}, "finish_reason": "stop"}],
-        "usage": {"prompt_tokens": 12, "completion_tokens": 5, "total_tokens": 17}
-    })
-}
-
-/// A classifier that answers `label` (as a whole non-streamed completion).
-pub fn label_reply(label: &'static str) -> impl Fn(&Value) -> Reply + Send + Sync + 'static {
-    move |_| Reply::Json(completion_json(label))
-}
-
-/// A Responses API reply with one cited message, as xAI sends after a web search.
-pub fn responses_json(text: &str, url: &str) -> Value {
-    json!({
-        "id": "resp_fake", "object": "response", "model": "grok-fake",
-        "output": [
-            {"type": "web_search_call", "status": "completed"},
-            {"type": "message", "role": "assistant", "content": [
-                {"type": "output_text", "text": text,
-                 "annotations": [{"type": "url_citation", "url": url, "title": "source"}]}
-            ]}
-        ],
-        "usage": {"input_tokens": 50, "output_tokens": 20, "total_tokens": 70}
-    })
 }

@@ -1,0 +1,109 @@
+//! The fault suite (`make faults`): every way a backend, the classifier, xAI or the
+//! client can fail, injected against a real router. Each case checks what the client
+//! gets, what the session log says, and that the router keeps serving afterwards.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "tests: a failure should panic with its message"
+)]
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod classifier;
+mod client;
+mod garbage;
+mod primary;
+mod shutdown;
+mod sigterm;
+mod xai;
+
+use std::net::SocketAddr;
+
+use common::TestRouter;
+use common::fake::{Fake, Reply};
+use serde_json::{Value, json};
+use tokio::net::TcpSocket;
+
+/// The error envelope of a failed response, after checking it has OpenAI's four fields
+/// and a message.
+async fn error_of(response: reqwest::Response) -> (u16, Value) {
+    let status = response.status().as_u16();
+    assert!(status >= 400, "expected an error, got {status}");
+    let body: Value = response.json().await.expect("error body is JSON");
+    let error = body["error"].clone();
+    for field in ["message", "type", "param", "code"] {
+        assert!(error.get(field).is_some(), "envelope lacks {field}: {body}");
+    }
+    assert!(error["message"].as_str().is_some_and(|m| !m.is_empty()));
+    (status, error)
+}
+
+/// The in-band error event of a stream that broke off: every event but the error is
+/// JSON, exactly one error comes last before `[DONE]`, and the body closed after it.
+fn in_band_error(data: &[String]) -> Value {
+    assert_eq!(data.last().map(String::as_str), Some("[DONE]"), "{data:?}");
+    let events: Vec<Value> = data[..data.len() - 1]
+        .iter()
+        .map(|d| serde_json::from_str(d).expect("every data line is JSON"))
+        .collect();
+    let errors = events.iter().filter(|e| e.get("error").is_some()).count();
+    assert_eq!(errors, 1, "{data:?}");
+    let error = events.last().unwrap()["error"].clone();
+    assert!(error["message"].is_string(), "{error}");
+    error
+}
+
+/// After a fault: `fake` answers normally again and the same router answers a chat.
+async fn still_serves(router: &TestRouter, fake: &Fake) {
+    fake.set(common::fake::vllm_reply);
+    for stream in [false, true] {
+        let response = router
+            .chat(&streaming(common::user("still there?"), stream))
+            .await;
+        assert_eq!(response.status(), 200, "the router stopped serving");
+        if stream {
+            let data = common::read_sse(response).await;
+            assert_eq!(data.last().map(String::as_str), Some("[DONE]"));
+        }
+    }
+}
+
+/// `body` with `stream` set.
+fn streaming(mut body: Value, stream: bool) -> Value {
+    body["stream"] = json!(stream);
+    body
+}
+
+/// A port that refuses connections, and its base URL. The socket is bound but not
+/// listening: the port stays reserved for `back_up` (a port given back to the system
+/// could be taken by any of the many connections other tests open).
+fn closed_port() -> (TcpSocket, String) {
+    let socket = TcpSocket::new_v4().unwrap();
+    socket.bind(SocketAddr::from(([127, 0, 0, 1], 0))).unwrap();
+    let url = format!("http://{}/v1", socket.local_addr().unwrap());
+    (socket, url)
+}
+
+/// The backend behind a `closed_port` comes back, answering with `script`.
+fn back_up(socket: TcpSocket, script: impl Fn(&Value) -> Reply + Send + Sync + 'static) -> Fake {
+    Fake::on(socket.listen(128).unwrap(), script)
+}
+
+/// The session whose `user_query` is `query` (for cases run at once).
+fn session_for<'a>(sessions: &'a [Value], query: &str) -> &'a Value {
+    sessions
+        .iter()
+        .find(|s| s["user_query"] == query)
+        .unwrap_or_else(|| panic!("no session for {query:?}"))
+}
+
+/// The last message's text in a body a fake received: the client's question.
+fn question(body: &Value) -> &str {
+    body["messages"]
+        .as_array()
+        .and_then(|m| m.last())
+        .and_then(|m| m["content"].as_str())
+        .unwrap_or_default()
+}
