@@ -15,6 +15,12 @@ Subcommands (scrape.sh calls them in this order):
   check        the target is up; every dashboard query returns data (a table); every
                route, label and the backend failure reached Prometheus; no secret in
                /metrics, in Prometheus' answers, in its TSDB files or in the session logs
+
+The parts, each its own file in this folder:
+  prom.py             HTTP helpers, Prometheus' API, prom-config and wait-scrapes
+  traffic.py          the traffic subcommand (the Router client and the three phases)
+  check_dashboard.py  this file: the check subcommand (dashboard queries, coverage,
+                      secrets) and main, which every subcommand goes through
 """
 
 import argparse
@@ -24,220 +30,12 @@ import os
 import re
 import sys
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 
-TIMEOUT = 15  # seconds, for any one HTTP request
-TITLE_PROMPT = (
-    "### Task:\nGenerate a concise, 3-5 word title with an emoji summarizing the chat history.\n"
-    "### Chat History:\n<chat_history>\nUSER: How do I bake bread?\n</chat_history>"
-)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from prom import Failure, expect, http, prom_config, prom_get, query, wait_scrapes  # noqa: E402
+from traffic import traffic  # noqa: E402
 
-
-class Failure(Exception):
-    pass
-
-
-def expect(condition, message):
-    if not condition:
-        raise Failure(message)
-
-
-def http(method, url, body=None, headers=None, raw=None, timeout=TIMEOUT):
-    """(status, headers, bytes) of one request; HTTP error statuses are answers too."""
-    data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
-    req = urllib.request.Request(url, data=data, method=method)
-    if data is not None:
-        req.add_header("Content-Type", "application/json")
-    for key, value in (headers or {}).items():
-        req.add_header(key, value)
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:
-            return resp.status, resp.headers, resp.read()
-    except urllib.error.HTTPError as err:
-        return err.code, err.headers, err.read()
-    except (urllib.error.URLError, OSError) as err:
-        raise Failure(f"{method} {url}: {getattr(err, 'reason', err)}") from None
-
-
-# --- prom-config ------------------------------------------------------------------------
-
-def prom_config(args):
-    """The example with `scrape_interval` and the target replaced, each exactly once, so
-    that a reshaped example fails here instead of silently testing something else."""
-    with open(args.example) as f:
-        text = f.read()
-    replacements = [
-        (r"(?m)^(\s*scrape_interval:\s*)\S+", rf"\g<1>{args.interval}"),
-        (r'(?m)^(\s*-\s*targets:\s*\[)"[^"\]]*"(\])', rf'\g<1>"{args.target}"\g<2>'),
-    ]
-    for pattern, replacement in replacements:
-        text, count = re.subn(pattern, replacement, text)
-        expect(count == 1, f"{args.example}: expected one match of {pattern!r}, found {count}")
-    jobs = re.findall(r"(?m)^\s*-\s*job_name:\s*(\S+)", text)
-    expect(jobs == [args.job], f"{args.example}: expected the one job {args.job!r}, found {jobs}")
-    if args.credentials_file and re.search(r"(?m)^\s*credentials_file:", text):
-        # The example already sends a key (uncommented): only its file is replaced.
-        text, count = re.subn(r"(?m)^(\s*credentials_file:\s*)\S+", rf"\g<1>{args.credentials_file}", text)
-        expect(count == 1, f"{args.example}: expected one credentials_file, found {count}")
-    elif args.credentials_file:
-        # The router runs with client keys (server.api_keys_env) and protect_stats, so
-        # /metrics wants `Authorization: Bearer <key>`, as a protected deployment would.
-        match = re.search(r"(?m)^(\s*)metrics_path:.*$", text)
-        expect(match, f"{args.example}: no metrics_path line")
-        indent = match.group(1)
-        auth = (f"\n{indent}authorization:\n{indent}  type: Bearer\n"
-                f"{indent}  credentials_file: {args.credentials_file}")
-        text = text[:match.end()] + auth + text[match.end():]
-    with open(args.out, "w") as f:
-        f.write(text)
-    print(text, end="")
-
-
-# --- traffic ----------------------------------------------------------------------------
-
-class Router:
-    def __init__(self, url, key):
-        self.url = url.rstrip("/")
-        self.key = key
-        self.routes = {}
-
-    def chat(self, body, headers=None, raw=None, key=None):
-        hdrs = {"Authorization": f"Bearer {key or self.key}"}
-        hdrs.update(headers or {})
-        return http("POST", self.url + "/v1/chat/completions", body, hdrs, raw)
-
-    def answer(self, name, text, stream=False, want_route=None, headers=None):
-        """One chat that must succeed on `want_route`; a stream is read to [DONE]."""
-        body = {"model": "ai-router", "stream": stream,
-                "messages": [{"role": "user", "content": text}]}
-        if stream:
-            body["stream_options"] = {"include_usage": True}
-        status, hdrs, data = self.chat(body, headers)
-        route = hdrs.get("x-ai-router-route")
-        expect(status == 200, f"{name}: HTTP {status}: {data[:300]!r}")
-        expect(route == want_route, f"{name}: x-ai-router-route {route!r}, expected {want_route!r}")
-        if stream:
-            lines = [line for line in data.decode().splitlines() if line.startswith("data: ")]
-            expect(lines and lines[-1] == "data: [DONE]", f"{name}: stream does not end in [DONE]")
-            events = [json.loads(line[6:]) for line in lines[:-1]]
-            text_out = "".join((c.get("delta") or {}).get("content") or ""
-                               for e in events for c in e.get("choices") or [])
-        else:
-            answer = json.loads(data)
-            text_out = answer["choices"][0]["message"].get("content") or ""
-        expect(text_out.strip(), f"{name}: empty answer")
-        self.routes[route] = self.routes.get(route, 0) + 1
-        print(f"  ok   {name:<28} HTTP 200, route {route}")
-
-    def stream_error(self, name, text, want_route):
-        """A stream whose headers were sent before its backend failed (ENRICH sends them
-        first): HTTP 200, then an error event and [DONE]."""
-        body = {"model": "ai-router", "stream": True, "messages": [{"role": "user", "content": text}]}
-        status, hdrs, data = self.chat(body)
-        route = hdrs.get("x-ai-router-route")
-        expect(status == 200 and route == want_route,
-               f"{name}: HTTP {status}, route {route!r}, expected 200 on {want_route!r}")
-        lines = [line[6:] for line in data.decode().splitlines() if line.startswith("data: ")]
-        expect(len(lines) == 2 and lines[-1] == "[DONE]" and "error" in json.loads(lines[0]),
-               f"{name}: expected an error event, then [DONE]: {data[:300]!r}")
-        print(f"  ok   {name:<28} HTTP 200, route {route}, then an error event")
-
-    def error(self, name, want_status, body=None, raw=None, stream=False, key=None):
-        if raw is None and body is None:
-            body = {"model": "ai-router", "stream": stream,
-                    "messages": [{"role": "user", "content": name}]}
-        status, _, data = self.chat(body, raw=raw, key=key)
-        expect(status == want_status, f"{name}: HTTP {status}, expected {want_status}: {data[:300]!r}")
-        envelope = json.loads(data).get("error")
-        expect(isinstance(envelope, dict), f"{name}: no OpenAI error envelope: {data[:300]!r}")
-        print(f"  ok   {name:<28} HTTP {status} ({envelope.get('type')})")
-
-
-def traffic(args):
-    router = Router(args.url, args.key)
-    tag = f"round {args.round}"
-    if args.phase == "ok":
-        # Fake classifier keywords (tests/live/fake_openai.py): "prove"/"research" ->
-        # COMPLEX, "weather"/"today"/"news"/"latest" -> ENRICH, else SIMPLE. Each text
-        # names the round, so each round classifies afresh; the repeat is a cache hit.
-        simple = f"Name three colours ({tag})."
-        router.answer("SIMPLE json", simple, want_route="primary")
-        router.answer("SIMPLE json, cached label", simple, want_route="primary")
-        router.answer("SIMPLE stream", f"Say hello in French ({tag}).", True, "primary")
-        router.answer("COMPLEX json", f"Prove that there are infinitely many primes ({tag}).",
-                      want_route="xai")
-        router.answer("COMPLEX stream", f"Prove this theorem of research interest ({tag}).",
-                      True, "xai")
-        router.answer("ENRICH json", f"What is the weather in Oslo today ({tag})?",
-                      want_route="enrich")
-        router.answer("ENRICH stream", f"Give me the latest news ({tag}).", True, "enrich")
-        task = {"X-OpenWebUI-Task": "title_generation"}
-        router.answer("META json", TITLE_PROMPT, want_route="meta", headers=task)
-        router.answer("META stream", TITLE_PROMPT, True, "meta", headers=task)
-        router.error("malformed JSON", 400, raw=b'{"model": "ai-router", "messages": [')
-        router.error("no messages", 400, body={"model": "ai-router", "messages": []})
-        router.error("wrong client key", 401, key=args.wrong_key)
-        for path in ("/v1/models", "/health/ready"):
-            status, _, _ = http("GET", router.url + path, headers={"Authorization": f"Bearer {args.key}"})
-            expect(status == 200, f"GET {path}: HTTP {status}")
-        # A prompt edit: the watcher reloads the folder (ai_router_prompt_reloads_total).
-        with open(os.path.join(args.prompts_dir, "meta", "system.md"), "a") as f:
-            f.write(f"\n<!-- edited by tests/prometheus, {tag} -->\n")
-        missing = {"primary", "xai", "enrich", "meta"} - set(router.routes)
-        expect(not missing, f"routes never answered: {sorted(missing)}")
-    elif args.phase == "fail":
-        # The primary's process is gone: refused, retried, then a 502 to the client.
-        router.error("SIMPLE json, primary down", 502, body={
-            "model": "ai-router", "messages": [{"role": "user", "content": f"Name a fruit ({tag})."}]})
-        router.error("META stream, primary down", 502, body={
-            "model": "ai-router", "stream": True,
-            "messages": [{"role": "user", "content": TITLE_PROMPT}]})
-        router.stream_error("ENRICH stream, primary down", f"Any news today ({tag})?", "enrich")
-    else:
-        router.answer("SIMPLE json, primary back", f"Name a tree ({tag}).", want_route="primary")
-
-
-# --- Prometheus -------------------------------------------------------------------------
-
-def prom_get(prom, path, **params):
-    url = prom.rstrip("/") + path + ("?" + urllib.parse.urlencode(params) if params else "")
-    status, _, data = http("GET", url)
-    try:
-        body = json.loads(data)
-    except ValueError:
-        raise Failure(f"GET {path}: HTTP {status}, not JSON: {data[:200]!r}") from None
-    return status, body, data
-
-
-def query(prom, expr):
-    status, body, data = prom_get(prom, "/api/v1/query", query=expr)
-    expect(status == 200 and body.get("status") == "success",
-           f"{expr}: HTTP {status}, {body.get('errorType')}: {body.get('error')}")
-    return body["data"], data
-
-
-def wait_scrapes(args):
-    """Waits for `count` scrapes of the job that started after now (the scraped sample's
-    own timestamp), so that everything sent before is in the TSDB, twice over."""
-    since = time.time()
-    deadline = since + args.timeout
-    seen = set()
-    while True:
-        data, _ = query(args.prom, f'timestamp(up{{job="{args.job}"}})')
-        for sample in data["result"]:
-            stamp = float(sample["value"][1])
-            if stamp > since:
-                seen.add(stamp)
-        if len(seen) >= args.count:
-            print(f"  ok   {len(seen)} scrapes after t={since:.1f} (in {time.time() - since:.1f} s)")
-            return
-        expect(time.time() < deadline, f"only {len(seen)} scrapes of {args.job} in {args.timeout} s")
-        time.sleep(0.2)
-
-
-# --- check ------------------------------------------------------------------------------
 
 def dashboard_targets(dashboard):
     """(panel title, refId, expr) of every Prometheus target: panels, rows' nested panels
