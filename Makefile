@@ -5,7 +5,7 @@ CONFIG ?= config/router.toml
 # The running router that test-live and benchmark talk to.
 URL ?= http://127.0.0.1:8080
 
-.PHONY: help build demo test e2e lint fmt check clean bench profile
+.PHONY: help build demo test e2e lint fmt check clean bench profile faults soak fuzz
 .PHONY: up down restart ps health status logs logs-router logs-primary logs-ai image models
 .PHONY: test-live benchmark review compose-check
 
@@ -21,6 +21,16 @@ demo: ## Run the router on a local demo model: no GPU, no cloud key (Ctrl-C stop
 test: ## Run every unit and integration test (fake backends on 127.0.0.1, no network)
 	cargo test --locked --all-targets
 
+faults: ## The fault suite (backends refusing, hanging, dying mid-stream, 1,000 requests then SIGTERM) and a real Prometheus scrape
+	cargo test --locked --test faults
+	tests/prometheus/scrape.sh
+
+soak: ## Soak the release router for SOAK_SECS (600) on fake backends: memory, fds, failures, session logs
+	tests/soak/soak.sh
+
+fuzz: ## Fuzz request parsing with cargo fuzz for FUZZ_SECS (60; needs the nightly toolchain and cargo-fuzz)
+	tests/fuzz/run.sh
+
 e2e: ## Smoke-test curl, the OpenAI SDK and raw SSE through the router against a real llama-server
 	infra/demo/e2e.sh
 
@@ -33,7 +43,7 @@ profile: ## Instructions per request by component, under callgrind (apt-get inst
 lint: ## Check formatting, run clippy with warnings as errors, and shellcheck the scripts
 	cargo fmt --all -- --check
 	cargo clippy --locked --all-targets -- -D warnings
-	@if command -v shellcheck >/dev/null; then shellcheck -x infra/demo/*.sh .ci/run; \
+	@if command -v shellcheck >/dev/null; then shellcheck -x infra/demo/*.sh tests/*/*.sh .ci/run; \
 	else echo "shellcheck is not installed: scripts not checked (apt-get install shellcheck)"; fi
 
 fmt: ## Format the code
