@@ -43,6 +43,8 @@ profile: ## Instructions per request by component, under callgrind (apt-get inst
 lint: ## Check formatting, run clippy with warnings as errors, and shellcheck the scripts
 	cargo fmt --all -- --check
 	cargo clippy --locked --all-targets -- -D warnings
+	# The fuzz crate is its own workspace: check it still builds against the router's API.
+	cargo check --locked --quiet --manifest-path tests/fuzz/Cargo.toml --target-dir target/fuzz-check
 	@if command -v shellcheck >/dev/null; then shellcheck -x infra/demo/*.sh tests/*/*.sh .ci/run; \
 	else echo "shellcheck is not installed: scripts not checked (apt-get install shellcheck)"; fi
 
