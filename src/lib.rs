@@ -43,6 +43,7 @@
 //! - `health`: liveness and readiness
 //! - `backend_health`: up/down per backend from probes and real calls
 //! - `error`: the request path's `Error` and its OpenAI-shaped response
+//! - `fd_limit`: raises the open-file limit at start-up
 //! - `check`: the `ai-router check` report
 //! - `classify_command`: the `ai-router classify` report
 //! - `telemetry`: tracing set-up
@@ -63,6 +64,7 @@ pub mod client_keys;
 pub mod config;
 pub mod enrich;
 pub mod error;
+pub mod fd_limit;
 pub mod health;
 pub mod http;
 pub mod key_limits;

@@ -68,6 +68,7 @@ async fn run(config: config::Config) -> anyhow::Result<()> {
     } else {
         (SessionSink::disabled(), None)
     };
+    ai_router::fd_limit::raise(config.server.max_concurrent_requests);
     let listen = config.server.listen;
     let grace = Duration::from_secs(config.server.shutdown_grace_secs);
     for (name, backend) in config.backends.iter() {

@@ -62,7 +62,12 @@ fn start_router(dir: &Path, primary: &str, classifier: &str) -> Router {
     );
     let config_file = dir.join("router.toml");
     std::fs::write(&config_file, config).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ai-router"))
+    // Started as systemd and most shells start services: with a soft limit of 1,024
+    // open files, fewer than 1,000 streams need (a client and a backend socket each).
+    // The router must raise it itself.
+    let mut child = Command::new("bash")
+        .args(["-c", r#"ulimit -Sn 1024 && exec "$0" "$@""#])
+        .arg(env!("CARGO_BIN_EXE_ai-router"))
         .args(["serve", "--config"])
         .arg(&config_file)
         .env_clear()
@@ -173,6 +178,12 @@ async fn one_stream(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thousand_streams_then_sigterm_every_request_ends_cleanly_and_the_router_exits_0() {
+    // This process holds 1,000 client and 1,000 fake-backend sockets itself.
+    let limit = rlimit::increase_nofile_limit(u64::MAX).unwrap();
+    assert!(
+        limit >= 4096,
+        "this test needs 4,096 open files; the hard limit is {limit}"
+    );
     let story: Vec<String> = (0..CHUNKS)
         .map(|i| chunk_json("word ", (i == CHUNKS - 1).then_some("stop")))
         .chain(["[DONE]".to_string()])
