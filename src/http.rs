@@ -101,8 +101,10 @@ async fn chat_completions(
     pipeline::run(state, prompts, decision, request, session).await
 }
 
-/// Everything a chat request must pass before it is routed, cheapest first: its key's
-/// rate, the router's capacity, its body (size, time, JSON), its key's open streams.
+/// Everything a chat request must pass before it is routed: its key's rate, its body
+/// (size, time, JSON), the router's capacity, its key's open streams. The body is read
+/// before a place is taken, so slow uploads cannot hold the router's places. A request
+/// the router turns away (capacity, streams) gives its key's rate place back.
 /// The places it takes are held by the session until the answer ends.
 async fn admit(
     state: &AppState,
@@ -115,25 +117,38 @@ async fn admit(
     if let Some(key) = key {
         state.key_limits.admit(key)?;
     }
-    let permit = state
-        .capacity
-        .clone()
-        .try_acquire_owned()
-        .map_err(|_| Error::Overloaded {
-            limit: server.max_concurrent_requests,
-        })?;
-    session.hold(permit);
     let read_timeout = std::time::Duration::from_secs(server.body_read_timeout_secs);
     let bytes =
         crate::request_limits::read_body(headers, body, server.max_body_bytes, read_timeout)
             .await?;
     let request = ChatRequest::parse(&bytes)?;
-    if let (Some(key), true) = (key, request.stream) {
-        if let Some(slot) = state.key_limits.open_stream(key)? {
-            session.hold_stream_slot(slot);
-        }
+    let places = take_places(state, &request, key, session);
+    if let (Err(_), Some(key)) = (&places, key) {
+        state.key_limits.refund(key);
     }
-    Ok(request)
+    places.map(|()| request)
+}
+
+fn take_places(
+    state: &AppState,
+    request: &ChatRequest,
+    key: Option<&str>,
+    session: &mut Session,
+) -> Result<(), Error> {
+    let permit = state
+        .capacity
+        .clone()
+        .try_acquire_owned()
+        .map_err(|_| Error::Overloaded {
+            limit: state.config.server.max_concurrent_requests,
+        })?;
+    session.hold(permit);
+    if let (Some(key), true) = (key, request.stream)
+        && let Some(slot) = state.key_limits.open_stream(key)?
+    {
+        session.hold_stream_slot(slot);
+    }
+    Ok(())
 }
 
 async fn models(State(state): State<Arc<AppState>>) -> Response {

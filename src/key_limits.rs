@@ -73,6 +73,19 @@ impl KeyLimits {
         Ok(())
     }
 
+    /// Gives back the place `admit` took, for a request the router then turned away
+    /// (no capacity, too many streams): the client did nothing wrong.
+    pub fn refund(&self, key: &str) {
+        if self.per_minute == 0 {
+            return;
+        }
+        let interval = Duration::from_secs(60) / self.per_minute;
+        let mut keys = self.keys.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(state) = keys.get_mut(key) {
+            state.empty_at = state.empty_at.and_then(|at| at.checked_sub(interval));
+        }
+    }
+
     /// Takes one of `key`'s stream places, or refuses when it has none left.
     pub fn open_stream(&self, key: &str) -> Result<Option<StreamSlot>, Error> {
         if self.max_streams == 0 {
@@ -127,6 +140,17 @@ mod tests {
         let later = start + Duration::from_secs(20);
         limits.admit_at("a", later).unwrap();
         assert!(limits.admit_at("a", later).is_err());
+    }
+
+    #[test]
+    fn a_refund_gives_the_place_back() {
+        let limits = KeyLimits::new(2, 0);
+        let start = Instant::now();
+        limits.admit_at("a", start).unwrap();
+        limits.admit_at("a", start).unwrap();
+        limits.refund("a");
+        limits.admit_at("a", start).unwrap();
+        assert!(limits.admit_at("a", start).is_err());
     }
 
     #[test]

@@ -222,7 +222,9 @@ impl Upstream {
             .get(reqwest::header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<u64>().ok())
-            .map(Duration::from_secs);
+            // A backend's absurd wait must neither overflow the deadline arithmetic nor
+            // reach the client: an hour is the most anyone will honour.
+            .map(|secs| Duration::from_secs(secs.min(MAX_RETRY_AFTER_SECS)));
         Err((self.status_error(response).await, retry_after))
     }
 
@@ -291,6 +293,9 @@ impl Upstream {
         }
     }
 }
+
+/// The longest `Retry-After` taken from a backend, in seconds.
+const MAX_RETRY_AFTER_SECS: u64 = 3600;
 
 /// `error` carrying the backend's `Retry-After`, so that a client told to wait (a 429
 /// or 503 after the retries, or one asking for longer than the deadline) waits as long

@@ -218,3 +218,60 @@ async fn a_declared_body_over_the_limit_is_refused_without_reading_it() {
     assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
     assert!(answer.contains("request_too_large"), "{answer}");
 }
+
+#[tokio::test]
+async fn slow_uploads_do_not_take_the_places_of_other_requests() {
+    let fake = Fake::start().await;
+    let router = TestRouter::start(&fake.url, |c| c.server.max_concurrent_requests = 2).await;
+    let address = router.url.trim_start_matches("http://").to_string();
+    let mut uploads = Vec::new();
+    for _ in 0..3 {
+        let mut socket = TcpStream::connect(&address).await.unwrap();
+        socket
+            .write_all(
+                b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{",
+            )
+            .await
+            .unwrap();
+        uploads.push(socket);
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Three uploads are still arriving; the router's two places are free for answers.
+    assert_eq!(router.chat(&user("hi")).await.status(), 200);
+    assert_eq!(router.chat(&user("hi again")).await.status(), 200);
+    drop(uploads);
+}
+
+#[tokio::test]
+async fn a_request_the_router_turns_away_does_not_count_against_the_key() {
+    let gate = Arc::new(Notify::new());
+    let held = gate.clone();
+    let fake = Fake::with(move |body| {
+        if body["stream"] == json!(true) {
+            Reply::Gated(
+                vec![chunk_json("first", None)],
+                held.clone(),
+                vec!["[DONE]".into()],
+            )
+        } else {
+            vllm_reply(body)
+        }
+    })
+    .await;
+    let (router, _keys) = keyed_router(&fake.url, |c| {
+        c.server.key_requests_per_minute = 2;
+        c.server.key_max_streams = 1;
+    })
+    .await;
+    let open = chat_as(&router, ALICE, &streaming("one")).await;
+    assert_eq!(open.status(), 200);
+    let refused = chat_as(&router, ALICE, &streaming("two")).await;
+    assert_eq!(refused.status(), 429);
+    // The refused stream gave its place back: the minute still has room for one more.
+    assert_eq!(chat_as(&router, ALICE, &user("three")).await.status(), 200);
+    let over = chat_as(&router, ALICE, &user("four")).await;
+    let body: Value = over.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "rate_limit_exceeded");
+    gate.notify_waiters();
+    drop(open);
+}

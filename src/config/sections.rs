@@ -34,8 +34,9 @@ pub struct ServerConfig {
     /// Chat requests answered at once; beyond it, 503 with `Retry-After` at once
     /// instead of an unbounded queue.
     pub max_concurrent_requests: usize,
-    /// With client keys: chat requests one key may start per minute (0: no limit);
-    /// beyond it, 429 with `Retry-After`.
+    /// With client keys: a key's sustained chat requests per minute (0: no limit). A
+    /// key may burst this many at once, then one every `60 / limit` s; beyond it, 429
+    /// with `Retry-After`.
     pub key_requests_per_minute: u32,
     /// With client keys: streams one key may have open at once (0: no limit).
     pub key_max_streams: u32,

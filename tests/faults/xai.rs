@@ -157,7 +157,14 @@ async fn a_429_from_xai_is_retried_after_its_retry_after_and_then_handed_to_the_
     assert_eq!(response.headers()["retry-after"], "30");
     assert_eq!(calls(&xai), 5);
 
-    let sessions = router.sessions(3).await;
+    // An absurd wait is capped at an hour, not an overflow that drops the connection.
+    xai.set(|_| Reply::RetryAfter(429, u64::MAX));
+    let response = router.chat(&user("prove it forever")).await;
+    assert_eq!(response.status(), 429);
+    assert_eq!(response.headers()["retry-after"], "3600");
+    assert_eq!(calls(&xai), 6);
+
+    let sessions = router.sessions(4).await;
     assert_eq!(sessions[0]["outcome"], "ok");
     for session in &sessions[1..] {
         assert_eq!(
