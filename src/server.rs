@@ -1,5 +1,5 @@
 //! The accept loop: one hyper connection per client, with the limits `axum::serve` does
-//! not offer. A client that dribbles its headers is cut off after
+//! not offer. A client that dribbles its headers, or never sends a byte, is cut off after
 //! `server.header_read_timeout_secs` (otherwise a few hundred idle sockets could hold the
 //! router's file descriptors forever), and the header buffer is bounded.
 //! Graceful shutdown works as in `axum::serve`: stop accepting, let connections finish.
@@ -38,6 +38,7 @@ pub async fn run(
 ) -> std::io::Result<()> {
     let builder = builder(limits);
     let graceful = GracefulShutdown::new();
+    let (closing_tx, closing_rx) = tokio::sync::watch::channel(false);
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
         let accepted = tokio::select! {
@@ -59,19 +60,35 @@ pub async fn run(
                 request.extensions_mut().insert(ConnectInfo(remote));
                 request.map(Body::new)
             });
-        let connection = builder
-            .serve_connection_with_upgrades(TokioIo::new(tcp), TowerToHyperService::new(service))
-            .into_owned();
-        let connection = graceful.watch(connection);
+        let builder = builder.clone();
+        let watcher = graceful.watcher();
+        let mut closing = closing_rx.clone();
         tokio::spawn(async move {
-            if let Err(error) = connection.await {
+            // hyper's header timer starts only with the first byte: a socket that never
+            // sends one would stay open for ever. Shutdown does not wait for it either.
+            let mut first = [0u8; 1];
+            let spoke = tokio::select! {
+                peeked = tokio::time::timeout(limits.header_read_timeout, tcp.peek(&mut first)) => {
+                    matches!(peeked, Ok(Ok(n)) if n > 0)
+                }
+                _ = closing.wait_for(|closing| *closing) => false,
+            };
+            if !spoke {
+                return;
+            }
+            let connection = builder.serve_connection_with_upgrades(
+                TokioIo::new(tcp),
+                TowerToHyperService::new(service),
+            );
+            if let Err(error) = watcher.watch(connection.into_owned()).await {
                 tracing::trace!(%remote, %error, "connection ended with an error");
             }
         });
     }
     // No new connections from here; open ones finish their requests (keep-alive ones
-    // are closed once idle).
+    // are closed once idle), silent ones are closed now.
     drop(listener);
+    let _ = closing_tx.send(true);
     graceful.shutdown().await;
     Ok(())
 }
@@ -89,6 +106,10 @@ fn builder(limits: ConnectionLimits) -> auto::Builder<TokioExecutor> {
     builder
         .http2()
         .timer(TokioTimer::new())
+        // A peer that stops answering pings is gone: close it rather than hold it (and
+        // shutdown) open.
+        .keep_alive_interval(limits.header_read_timeout)
+        .keep_alive_timeout(Duration::from_secs(20))
         .max_header_list_size(u32::try_from(buffer).unwrap_or(u32::MAX));
     builder
 }

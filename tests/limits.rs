@@ -156,7 +156,7 @@ async fn oversized_headers_get_431_and_the_router_keeps_serving() {
 }
 
 #[tokio::test]
-async fn a_client_dribbling_its_headers_is_disconnected() {
+async fn a_client_dribbling_its_headers_or_silent_is_disconnected() {
     let fake = Fake::start().await;
     let router = TestRouter::start(&fake.url, |c| c.server.header_read_timeout_secs = 1).await;
     let address = router.url.trim_start_matches("http://").to_string();
@@ -164,11 +164,16 @@ async fn a_client_dribbling_its_headers_is_disconnected() {
     slow.write_all(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n")
         .await
         .unwrap();
+    // And one that connects and never sends a byte.
+    let mut silent = TcpStream::connect(&address).await.unwrap();
     let started = Instant::now();
-    let mut buffer = Vec::new();
-    // The router answers 408 or just closes; either way the read ends, and soon.
-    let read = tokio::time::timeout(Duration::from_secs(5), slow.read_to_end(&mut buffer)).await;
-    assert!(read.is_ok(), "the connection was still open after 5 s");
+    for socket in [&mut slow, &mut silent] {
+        let mut buffer = Vec::new();
+        // The router answers 408 or just closes; either way the read ends, and soon.
+        let read =
+            tokio::time::timeout(Duration::from_secs(5), socket.read_to_end(&mut buffer)).await;
+        assert!(read.is_ok(), "the connection was still open after 5 s");
+    }
     assert!(started.elapsed() < Duration::from_secs(3));
     assert_eq!(router.chat(&user("hi")).await.status(), 200);
 }
