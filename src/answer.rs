@@ -207,12 +207,7 @@ pub(crate) fn fail(mut session: Session, step: Option<usize>, error: Error) -> R
     let status: StatusCode = error.status();
     if let Some(record) = step.and_then(|step| session.step(step)) {
         record.error = Some(error.to_string());
-        if let Error::UpstreamStatus {
-            error: upstream, ..
-        } = &error
-        {
-            record.status = Some(upstream.status.as_u16());
-        }
+        record.set_failed_status(&error);
     }
     session.finish(Outcome::Error, status.as_u16(), Some(error.to_string()));
     error.into_response()

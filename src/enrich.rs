@@ -67,12 +67,7 @@ pub async fn gather(
             step.finish_reason = Some("completed".into());
         }
         Err(error) => {
-            if let Error::UpstreamStatus {
-                error: upstream, ..
-            } = error
-            {
-                step.status = Some(upstream.status.as_u16());
-            }
+            step.set_failed_status(error);
             step.error = Some(error.to_string());
         }
     }

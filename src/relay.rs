@@ -214,12 +214,7 @@ fn failed(
     if let Some(record) = session.step(step) {
         record.error = Some(message.clone());
         record.duration_ms = millis(called_at.elapsed());
-        if let Error::UpstreamStatus {
-            error: upstream, ..
-        } = &error
-        {
-            record.status = Some(upstream.status.as_u16());
-        }
+        record.set_failed_status(&error);
     }
     session.finish(Outcome::Error, 200, Some(message));
     futures_util::stream::iter(vec![

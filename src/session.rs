@@ -81,11 +81,29 @@ pub struct StepRecord {
     pub reasoning_content: String,
     pub duration_ms: u64,
     pub ttft_ms: Option<u64>,
-    /// The backend's HTTP status, when it answered.
+    /// The backend's HTTP status, when it answered; for a failure the router counts as
+    /// its own (a rejected key, a retired feature), the status the client got (502).
     pub status: Option<u16>,
+    /// What the backend really sent, only when `status` differs from it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backend_status: Option<u16>,
     pub finish_reason: Option<String>,
     pub usage: Option<Value>,
     pub error: Option<String>,
+}
+
+impl StepRecord {
+    /// Records the statuses of a call that failed with `error`.
+    pub fn set_failed_status(&mut self, error: &crate::error::Error) {
+        if let crate::error::Error::UpstreamStatus {
+            error: upstream, ..
+        } = error
+        {
+            self.status = Some(upstream.status.as_u16());
+            self.backend_status = (upstream.backend_status != upstream.status)
+                .then_some(upstream.backend_status.as_u16());
+        }
+    }
 }
 
 /// A request's record in progress. Dropping it unfinished (the client left and the

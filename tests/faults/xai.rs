@@ -96,6 +96,12 @@ async fn a_410_from_xai_is_the_routers_failure_a_502_or_a_failover() {
             .unwrap()
             .contains("no longer offers")
     );
+    // The step says what the router made of it and what xAI really sent.
+    let step = common::answer(session);
+    assert_eq!(
+        (&step["status"], &step["backend_status"]),
+        (&502.into(), &410.into())
+    );
 
     // With failover on, the primary answers instead.
     let (router, primary, xai) = complex(true, 0).await;
