@@ -13,25 +13,8 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::fake::{Fake, Reply};
-use common::{TestRouter, client, user};
+use common::{TestRouter, client, error_of, still_serves, streaming, user};
 use serde_json::{Value, json};
-
-async fn error_of(response: reqwest::Response) -> (u16, Value) {
-    let status = response.status().as_u16();
-    let body: Value = response.json().await.expect("error body is JSON");
-    let error = body["error"].clone();
-    for field in ["message", "type", "param", "code"] {
-        assert!(error.get(field).is_some(), "envelope lacks {field}: {body}");
-    }
-    assert!(error["message"].as_str().is_some_and(|m| !m.is_empty()));
-    (status, error)
-}
-
-async fn still_serves(router: &TestRouter, fake: &Fake) {
-    fake.set(common::fake::vllm_reply);
-    let response = router.chat(&user("still there?")).await;
-    assert_eq!(response.status(), 200, "the router stopped serving");
-}
 
 #[tokio::test]
 async fn bad_input_is_a_400_naming_the_problem() {
@@ -163,8 +146,7 @@ async fn backend_errors_keep_their_status_and_message_in_every_shape() {
     for (code, body, message, kind) in cases {
         fake.set(move |_| Reply::Status(code, body.to_string()));
         for stream in [false, true] {
-            let mut request = user("hi");
-            request["stream"] = json!(stream);
+            let request = streaming(user("hi"), stream);
             let (status, error) = error_of(router.chat(&request).await).await;
             // A backend refusing the router's own key is the router's failure: 502.
             let expected = if code == 401 { 502 } else { code };
@@ -190,8 +172,7 @@ async fn an_error_event_before_any_token_is_an_http_error() {
     })
     .await;
     let router = TestRouter::start(&fake.url, |_| {}).await;
-    let mut body = user("hi");
-    body["stream"] = json!(true);
+    let body = streaming(user("hi"), true);
     let (status, error) = error_of(router.chat(&body).await).await;
     assert_eq!(status, 400);
     assert_eq!(error["message"], "prompt too long");
@@ -209,8 +190,7 @@ async fn beyond_the_concurrency_limit_requests_get_503_with_retry_after() {
     })
     .await;
     let router = TestRouter::start(&fake.url, |c| c.server.max_concurrent_requests = 2).await;
-    let mut body = user("long story");
-    body["stream"] = json!(true);
+    let body = streaming(user("long story"), true);
     let first = router.chat(&body).await;
     let second = router.chat(&body).await;
     assert_eq!(

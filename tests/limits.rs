@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::fake::{Fake, Reply, chunk_json, vllm_reply};
-use common::{TestRouter, client, user};
+use common::{TestRouter, client, streaming, user};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -46,12 +46,6 @@ async fn chat_as(router: &TestRouter, key: &str, body: &Value) -> reqwest::Respo
         .send()
         .await
         .unwrap()
-}
-
-fn streaming(text: &str) -> Value {
-    let mut body = user(text);
-    body["stream"] = json!(true);
-    body
 }
 
 #[tokio::test]
@@ -107,22 +101,22 @@ async fn a_key_over_its_open_streams_gets_429_until_one_ends() {
     })
     .await;
     let (router, _keys) = keyed_router(&fake.url, |c| c.server.key_max_streams = 1).await;
-    let open = chat_as(&router, ALICE, &streaming("one")).await;
+    let open = chat_as(&router, ALICE, &streaming(user("one"), true)).await;
     assert_eq!(open.status(), 200);
-    let second = chat_as(&router, ALICE, &streaming("two")).await;
+    let second = chat_as(&router, ALICE, &streaming(user("two"), true)).await;
     assert_eq!(second.status(), 429);
     assert_eq!(second.headers()["retry-after"], "1");
     let body: Value = second.json().await.unwrap();
     assert_eq!(body["error"]["code"], "too_many_streams");
     // Only streams count: the same key may still ask for a JSON answer, and Bob may stream.
     assert_eq!(chat_as(&router, ALICE, &user("json")).await.status(), 200);
-    let bob = chat_as(&router, BOB, &streaming("bob")).await;
+    let bob = chat_as(&router, BOB, &streaming(user("bob"), true)).await;
     assert_eq!(bob.status(), 200);
     // The first stream ends: its place is free again.
     gate.notify_waiters();
     common::read_sse(open).await;
     common::read_sse(bob).await;
-    let again = chat_as(&router, ALICE, &streaming("three")).await;
+    let again = chat_as(&router, ALICE, &streaming(user("three"), true)).await;
     assert_eq!(again.status(), 200);
     gate.notify_waiters();
     drop(again);
@@ -268,9 +262,9 @@ async fn a_request_the_router_turns_away_does_not_count_against_the_key() {
         c.server.key_max_streams = 1;
     })
     .await;
-    let open = chat_as(&router, ALICE, &streaming("one")).await;
+    let open = chat_as(&router, ALICE, &streaming(user("one"), true)).await;
     assert_eq!(open.status(), 200);
-    let refused = chat_as(&router, ALICE, &streaming("two")).await;
+    let refused = chat_as(&router, ALICE, &streaming(user("two"), true)).await;
     assert_eq!(refused.status(), 429);
     // The refused stream gave its place back: the minute still has room for one more.
     assert_eq!(chat_as(&router, ALICE, &user("three")).await.status(), 200);

@@ -15,9 +15,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::fake::{Fake, Reply, label_reply, responses_json, vllm_reply};
-use common::{TestRouter, read_sse, user};
+use common::{TestRouter, read_sse, streaming, user};
 use futures_util::StreamExt;
-use serde_json::json;
 
 /// Everything the router logs, in memory.
 #[derive(Clone, Default)]
@@ -65,8 +64,7 @@ async fn every_finished_session_is_logged_with_its_request_id() {
     let xai_url = xai.url.clone();
     let router = TestRouter::start(&primary.url, |c| c.backends.xai.base_url = xai_url).await;
     router.classifier.set(label_reply("ENRICH"));
-    let mut body = user("weather in Oslo today?");
-    body["stream"] = json!(true);
+    let body = streaming(user("weather in Oslo today?"), true);
     let enrich = router.chat(&body).await;
     let enrich_id = enrich.headers()["x-request-id"]
         .to_str()

@@ -12,7 +12,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::fake::{Fake, Reply, completion_json, label_reply, responses_json};
-use common::{TestRouter, read_sse, user};
+use common::{TestRouter, read_sse, streaming, user};
 use serde_json::{Value, json};
 
 /// A router whose classifier says `label`, with its own primary and xAI fakes.
@@ -37,11 +37,6 @@ async fn routed(label: &'static str) -> (TestRouter, Fake, Fake) {
         }
     });
     (router, primary, xai)
-}
-
-fn streaming(mut body: Value) -> Value {
-    body["stream"] = json!(true);
-    body
 }
 
 #[tokio::test]
@@ -93,8 +88,7 @@ async fn complex_goes_to_xai_shaped_for_grok() {
     let body = json!({"messages": [{"role": "user", "content": "prove the conjecture"}],
                       "max_tokens": 100, "presence_penalty": 0.3, "stop": ["END"], "temperature": 0.2});
     for stream in [false, true] {
-        let mut body = body.clone();
-        body["stream"] = json!(stream);
+        let body = streaming(body.clone(), stream);
         let response = router.chat(&body).await;
         assert_eq!(response.headers()["x-ai-router-route"], "xai");
         if stream {
@@ -126,8 +120,7 @@ async fn complex_goes_to_xai_shaped_for_grok() {
 async fn enrich_searches_with_xai_then_the_primary_answers_with_the_context() {
     let (router, primary, xai) = routed("ENRICH").await;
     for stream in [false, true] {
-        let mut body = user("weather in Oslo today?");
-        body["stream"] = json!(stream);
+        let body = streaming(user("weather in Oslo today?"), stream);
         let response = router.chat(&body).await;
         assert_eq!(response.headers()["x-ai-router-route"], "enrich");
         assert_eq!(response.status(), 200);
@@ -193,8 +186,7 @@ async fn a_failed_search_still_gets_an_answer_without_context() {
         )
     });
     for stream in [false, true] {
-        let mut body = user("latest news?");
-        body["stream"] = json!(stream);
+        let body = streaming(user("latest news?"), stream);
         let response = router.chat(&body).await;
         assert_eq!(response.status(), 200);
         if stream {
@@ -234,7 +226,9 @@ async fn streaming_enrich_keeps_the_client_alive_while_searching() {
     .await;
     router.classifier.set(label_reply("ENRICH"));
     let started = Instant::now();
-    let response = router.chat(&streaming(user("who won last night?"))).await;
+    let response = router
+        .chat(&streaming(user("who won last night?"), true))
+        .await;
     assert_eq!(response.status(), 200);
     assert!(
         started.elapsed() < Duration::from_secs(2),
@@ -277,7 +271,7 @@ async fn a_repeated_conversation_is_classified_once() {
     router.classifier.set(label_reply("SIMPLE"));
     // Open WebUI's "regenerate" sends the same conversation again.
     router.chat(&user("hello there")).await;
-    router.chat(&streaming(user("hello there"))).await;
+    router.chat(&streaming(user("hello there"), true)).await;
     router.chat(&user("something else")).await;
     assert_eq!(
         router.classifier.received().len(),

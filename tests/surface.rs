@@ -134,8 +134,7 @@ async fn metrics_count_requests_backends_and_session_writes() {
 async fn a_stream_that_fails_after_its_200_counts_as_an_error() {
     let fake = Fake::with(|_| Reply::Cut(vec![chunk_json("partial", None)])).await;
     let router = TestRouter::start(&fake.url, |_| {}).await;
-    let mut body = common::user("hello");
-    body["stream"] = serde_json::json!(true);
+    let body = common::streaming(common::user("hello"), true);
     let response = router.chat(&body).await;
     assert_eq!(response.status(), 200);
     common::read_sse(response).await;
@@ -151,8 +150,7 @@ async fn every_metric_the_dashboard_queries_is_exported() {
     // errors, a fallback), and a prompt edit (a reload).
     let fake = Fake::start().await;
     let router = TestRouter::start(&fake.url, |_| {}).await;
-    let mut body = common::user("hi");
-    body["stream"] = serde_json::json!(true);
+    let body = common::streaming(common::user("hi"), true);
     common::read_sse(router.chat(&body).await).await;
     router
         .classifier

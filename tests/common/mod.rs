@@ -258,6 +258,12 @@ pub fn user(text: &str) -> Value {
     serde_json::json!({"model": "ai-router", "messages": [{"role": "user", "content": text}]})
 }
 
+/// `body` asking for a stream, or for one JSON answer.
+pub fn streaming(mut body: Value, stream: bool) -> Value {
+    body["stream"] = Value::Bool(stream);
+    body
+}
+
 /// Reads an SSE response to the end: the `data:` payloads in order. Panics on any
 /// line that is not `data:`, a comment or blank (e.g. an `event:` line).
 pub async fn read_sse(response: reqwest::Response) -> Vec<String> {
@@ -293,4 +299,32 @@ pub fn sse_events(response: reqwest::Response) -> impl futures_util::Stream<Item
             .eventsource()
             .map(|e| e.expect("a valid SSE event").data),
     )
+}
+
+/// The error envelope of a failed response, after checking it has OpenAI's four fields
+/// and a message.
+pub async fn error_of(response: reqwest::Response) -> (u16, Value) {
+    let status = response.status().as_u16();
+    assert!(status >= 400, "expected an error, got {status}");
+    let body: Value = response.json().await.expect("error body is JSON");
+    let error = body["error"].clone();
+    for field in ["message", "type", "param", "code"] {
+        assert!(error.get(field).is_some(), "envelope lacks {field}: {body}");
+    }
+    assert!(error["message"].as_str().is_some_and(|m| !m.is_empty()));
+    (status, error)
+}
+
+/// After a fault: `fake` answers normally again, and the router serves a JSON and a
+/// streamed chat as if nothing had happened.
+pub async fn still_serves(router: &TestRouter, fake: &fake::Fake) {
+    fake.set(fake::vllm_reply);
+    for stream in [false, true] {
+        let response = router.chat(&streaming(user("still there?"), stream)).await;
+        assert_eq!(response.status(), 200, "the router stopped serving");
+        if stream {
+            let data = read_sse(response).await;
+            assert_eq!(data.last().map(String::as_str), Some("[DONE]"));
+        }
+    }
 }

@@ -8,8 +8,7 @@ use std::time::{Duration, Instant};
 use futures_util::StreamExt;
 
 use crate::common::fake::{Fake, Reply, chunk_json, label_reply};
-use crate::common::{self, TestRouter, user};
-use crate::{still_serves, streaming};
+use crate::common::{self, TestRouter, still_serves, streaming, user};
 
 /// How soon after the client leaves the backend's connection must be closed.
 const CLOSE_WITHIN: Duration = Duration::from_millis(100);

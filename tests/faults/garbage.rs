@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::common::fake::{Fake, Reply, chunk_json, vllm_reply};
-use crate::common::{self, TestRouter, read_sse, user};
-use crate::{error_of, in_band_error, question, session_for, still_serves, streaming};
+use crate::common::{self, TestRouter, error_of, read_sse, still_serves, streaming, user};
+use crate::{in_band_error, question, session_for};
 
 /// Bytes that are not UTF-8 (`0xbe` cannot start a character).
 const JUNK: [u8; 8] = [0xde, 0xad, 0xbe, 0xef, 0xff, 0xfe, 0x00, 0x80];

@@ -21,24 +21,9 @@ mod xai;
 
 use std::net::SocketAddr;
 
-use common::TestRouter;
 use common::fake::{Fake, Reply};
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio::net::TcpSocket;
-
-/// The error envelope of a failed response, after checking it has OpenAI's four fields
-/// and a message.
-async fn error_of(response: reqwest::Response) -> (u16, Value) {
-    let status = response.status().as_u16();
-    assert!(status >= 400, "expected an error, got {status}");
-    let body: Value = response.json().await.expect("error body is JSON");
-    let error = body["error"].clone();
-    for field in ["message", "type", "param", "code"] {
-        assert!(error.get(field).is_some(), "envelope lacks {field}: {body}");
-    }
-    assert!(error["message"].as_str().is_some_and(|m| !m.is_empty()));
-    (status, error)
-}
 
 /// The in-band error event of a stream that broke off: every event but the error is
 /// JSON, exactly one error comes last before `[DONE]`, and the body closed after it.
@@ -53,27 +38,6 @@ fn in_band_error(data: &[String]) -> Value {
     let error = events.last().unwrap()["error"].clone();
     assert!(error["message"].is_string(), "{error}");
     error
-}
-
-/// After a fault: `fake` answers normally again and the same router answers a chat.
-async fn still_serves(router: &TestRouter, fake: &Fake) {
-    fake.set(common::fake::vllm_reply);
-    for stream in [false, true] {
-        let response = router
-            .chat(&streaming(common::user("still there?"), stream))
-            .await;
-        assert_eq!(response.status(), 200, "the router stopped serving");
-        if stream {
-            let data = common::read_sse(response).await;
-            assert_eq!(data.last().map(String::as_str), Some("[DONE]"));
-        }
-    }
-}
-
-/// `body` with `stream` set.
-fn streaming(mut body: Value, stream: bool) -> Value {
-    body["stream"] = json!(stream);
-    body
 }
 
 /// A port that refuses connections, and its base URL. The socket is bound but not

@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::common::fake::{Fake, Reply, chunk_json, vllm_reply};
-use crate::common::{self, TestRouter, read_sse, user};
-use crate::{back_up, closed_port, error_of, in_band_error, session_for, still_serves, streaming};
+use crate::common::{self, TestRouter, error_of, read_sse, still_serves, streaming, user};
+use crate::{back_up, closed_port, in_band_error, session_for};
 
 #[tokio::test]
 async fn a_refused_primary_is_a_502_naming_it_and_is_used_again_once_it_is_back() {

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::common::fake::{Fake, Reply, chunk_json, label_reply};
-use crate::common::{self, TestRouter, read_sse, session_files, user};
-use crate::{in_band_error, streaming};
+use crate::common::{self, TestRouter, read_sse, session_files, streaming, user};
+use crate::in_band_error;
 
 /// No temp file left behind in the session folder (every record renamed into place).
 fn no_temp_files(router: &TestRouter) {

@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::common::fake::{Fake, Reply, chunk_json, label_reply};
-use crate::common::{self, session_files, user};
-use crate::{question, streaming};
+use crate::common::{self, session_files, streaming, user};
+use crate::question;
 
 const REQUESTS: usize = 1000;
 /// Every tenth answer never ends: those meet the end of the grace period.

@@ -7,8 +7,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::common::fake::{Fake, Reply, label_reply, vllm_reply};
-use crate::common::{self, TestRouter, read_sse, user};
-use crate::{error_of, streaming};
+use crate::common::{self, TestRouter, error_of, read_sse, streaming, user};
 
 /// A router that labels everything COMPLEX, with its own primary and xAI fakes.
 async fn complex(failover: bool, retries: u32) -> (TestRouter, Fake, Fake) {
