@@ -10,29 +10,10 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "${here}/../.." && pwd)"
 work="$(mktemp -d "${TMPDIR:-/tmp}/ai-router-live.XXXXXX")"
-pids=()
 
 say() { printf '\033[1m[live]\033[0m %s\n' "$*" >&2; }
-# shellcheck disable=SC2317 # called by the EXIT trap
-stop_all() {
-    local pid
-    for pid in "${pids[@]}"; do kill "${pid}" 2>/dev/null || true; done
-    for pid in "${pids[@]}"; do wait "${pid}" 2>/dev/null || true; done
-}
-trap stop_all EXIT
-
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
-wait_for() { # URL SECONDS PID
-    local deadline=$((SECONDS + $2))
-    until curl -sf --max-time 2 "$1" >/dev/null 2>&1; do
-        kill -0 "$3" 2>/dev/null || return 1
-        ((SECONDS < deadline)) || return 1
-        sleep 0.2
-    done
-}
+# shellcheck source=SCRIPTDIR/../../tests/lib/procs.sh
+source "${here}/../../tests/lib/procs.sh"
 
 say "building the router (cargo build --release --locked, as infra/Dockerfile does)"
 cargo build --release --locked --manifest-path "${root}/Cargo.toml" >&2

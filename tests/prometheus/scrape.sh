@@ -16,7 +16,6 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "${here}/../.." && pwd)"
 helper="${here}/check_dashboard.py"
 started=${SECONDS}
-pids=()
 
 say() { printf '\033[1m[prometheus]\033[0m %s\n' "$*" >&2; }
 
@@ -30,32 +29,13 @@ fi
 
 work="$(mktemp -d "${TMPDIR:-/tmp}/ai-router-prometheus.XXXXXX")"
 
-# shellcheck disable=SC2317 # called by the EXIT trap
-stop_all() {
-    local pid
-    for pid in "${pids[@]}"; do kill "${pid}" 2>/dev/null || true; done
-    for pid in "${pids[@]}"; do wait "${pid}" 2>/dev/null || true; done
-}
-trap stop_all EXIT
+# shellcheck source=SCRIPTDIR/../lib/procs.sh
+source "${here}/../lib/procs.sh"
 
 forget() { # PID: no longer ours to stop
     local pid kept=()
     for pid in "${pids[@]}"; do [[ "${pid}" == "$1" ]] || kept+=("${pid}"); done
     pids=("${kept[@]}")
-}
-
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
-wait_for() { # URL SECONDS PID [CURL ARGS...]
-    local url="$1" deadline=$((SECONDS + $2)) pid="$3"
-    shift 3
-    until curl -sf --max-time 2 "$@" "${url}" >/dev/null 2>&1; do
-        kill -0 "${pid}" 2>/dev/null || return 1
-        ((SECONDS < deadline)) || return 1
-        sleep 0.2
-    done
 }
 
 random_hex() { python3 -c 'import secrets; print(secrets.token_hex(12))'; }

@@ -29,29 +29,10 @@ if ((secs >= 300)); then sample_default=5; else sample_default=2; fi
 sample="${SOAK_SAMPLE_SECS:-${sample_default}}"
 out="${SOAK_OUT:-${here}/results}"
 work="$(mktemp -d "${TMPDIR:-/tmp}/ai-router-soak.XXXXXX")"
-pids=()
 
 say() { printf '\033[1m[soak]\033[0m %s\n' "$*" >&2; }
-# shellcheck disable=SC2317 # called by the EXIT trap
-stop_all() {
-    local pid
-    for pid in "${pids[@]}"; do kill "${pid}" 2>/dev/null || true; done
-    for pid in "${pids[@]}"; do wait "${pid}" 2>/dev/null || true; done
-}
-trap stop_all EXIT
-
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
-wait_for() { # URL SECONDS PID
-    local deadline=$((SECONDS + $2))
-    until curl -sf --max-time 2 "$1" >/dev/null 2>&1; do
-        kill -0 "$3" 2>/dev/null || return 1
-        ((SECONDS < deadline)) || return 1
-        sleep 0.2
-    done
-}
+# shellcheck source=SCRIPTDIR/../lib/procs.sh
+source "${here}/../lib/procs.sh"
 
 if [[ -n "${SOAK_BIN:-}" ]]; then
     router_bin="${SOAK_BIN}"
