@@ -48,6 +48,26 @@ async fn chat_as(router: &TestRouter, key: &str, body: &Value) -> reqwest::Respo
         .unwrap()
 }
 
+/// A backend whose streams send one event and then wait for the gate (so they stay
+/// open), while JSON answers come at once.
+async fn held_streams() -> (Fake, Arc<Notify>) {
+    let gate = Arc::new(Notify::new());
+    let held = gate.clone();
+    let fake = Fake::with(move |body| {
+        if body["stream"] == json!(true) {
+            Reply::Gated(
+                vec![chunk_json("first", None)],
+                held.clone(),
+                vec![chunk_json("", Some("stop")), "[DONE]".into()],
+            )
+        } else {
+            vllm_reply(body)
+        }
+    })
+    .await;
+    (fake, gate)
+}
+
 #[tokio::test]
 async fn a_key_over_its_requests_per_minute_gets_429_with_retry_after() {
     let fake = Fake::start().await;
@@ -86,20 +106,7 @@ async fn a_key_over_its_requests_per_minute_gets_429_with_retry_after() {
 
 #[tokio::test]
 async fn a_key_over_its_open_streams_gets_429_until_one_ends() {
-    let gate = Arc::new(Notify::new());
-    let held = gate.clone();
-    let fake = Fake::with(move |body| {
-        if body["stream"] == json!(true) {
-            Reply::Gated(
-                vec![chunk_json("first", None)],
-                held.clone(),
-                vec![chunk_json("", Some("stop")), "[DONE]".into()],
-            )
-        } else {
-            vllm_reply(body)
-        }
-    })
-    .await;
+    let (fake, gate) = held_streams().await;
     let (router, _keys) = keyed_router(&fake.url, |c| c.server.key_max_streams = 1).await;
     let open = chat_as(&router, ALICE, &streaming(user("one"), true)).await;
     assert_eq!(open.status(), 200);
@@ -243,20 +250,7 @@ async fn slow_uploads_do_not_take_the_places_of_other_requests() {
 
 #[tokio::test]
 async fn a_request_the_router_turns_away_does_not_count_against_the_key() {
-    let gate = Arc::new(Notify::new());
-    let held = gate.clone();
-    let fake = Fake::with(move |body| {
-        if body["stream"] == json!(true) {
-            Reply::Gated(
-                vec![chunk_json("first", None)],
-                held.clone(),
-                vec!["[DONE]".into()],
-            )
-        } else {
-            vllm_reply(body)
-        }
-    })
-    .await;
+    let (fake, gate) = held_streams().await;
     let (router, _keys) = keyed_router(&fake.url, |c| {
         c.server.key_requests_per_minute = 2;
         c.server.key_max_streams = 1;

@@ -52,12 +52,7 @@ async fn simple_and_moderate_are_answered_by_the_primary() {
         assert_eq!(session["classification"], label);
         assert_eq!(session["classification_raw"], label);
         assert_eq!(session["classification_fallback"], Value::Null);
-        let steps: Vec<&str> = session["steps"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|s| s["step"].as_str().unwrap())
-            .collect();
+        let steps = common::step_names(session);
         assert_eq!(steps, ["classify", "answer"]);
     }
 }
@@ -156,12 +151,7 @@ async fn enrich_searches_with_xai_then_the_primary_answers_with_the_context() {
     );
     let sessions = router.sessions(2).await;
     for session in &sessions {
-        let steps: Vec<&str> = session["steps"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|s| s["step"].as_str().unwrap())
-            .collect();
+        let steps = common::step_names(session);
         assert_eq!(
             steps,
             ["classify", "enrich", "answer"],
@@ -283,12 +273,7 @@ async fn a_repeated_conversation_is_classified_once() {
     assert_eq!(sessions[1]["classification_cached"], true);
     assert_eq!(sessions[1]["classification"], "SIMPLE");
     assert_eq!(sessions[1]["classification_raw"], "SIMPLE");
-    let steps: Vec<&str> = sessions[1]["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["step"].as_str().unwrap())
-        .collect();
+    let steps = common::step_names(&sessions[1]);
     assert_eq!(steps, ["answer"]);
     assert_eq!(sessions[2]["classification_cached"], false);
 }

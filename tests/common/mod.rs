@@ -258,6 +258,16 @@ pub fn user(text: &str) -> Value {
     serde_json::json!({"model": "ai-router", "messages": [{"role": "user", "content": text}]})
 }
 
+/// The names of a session's steps, in order (`classify`, `enrich`, `answer`).
+pub fn step_names(session: &Value) -> Vec<&str> {
+    session["steps"]
+        .as_array()
+        .expect("steps is a list")
+        .iter()
+        .map(|s| s["step"].as_str().expect("a step has a name"))
+        .collect()
+}
+
 /// `body` asking for a stream, or for one JSON answer.
 pub fn streaming(mut body: Value, stream: bool) -> Value {
     body["stream"] = Value::Bool(stream);

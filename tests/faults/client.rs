@@ -94,12 +94,7 @@ async fn a_client_that_leaves_during_the_search_closes_it_and_the_log_shows_it()
     println!("search closed {:?} after the client left", left.elapsed());
     let session = &router.sessions(1).await[0];
     assert_eq!(session["outcome"], "client_disconnected");
-    let steps: Vec<&str> = session["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["step"].as_str().unwrap())
-        .collect();
+    let steps = common::step_names(session);
     assert_eq!(
         steps,
         ["classify", "enrich"],

@@ -21,9 +21,28 @@ mod xai;
 
 use std::net::SocketAddr;
 
+use common::TestRouter;
 use common::fake::{Fake, Reply};
 use serde_json::Value;
 use tokio::net::TcpSocket;
+
+/// Asks `question` as JSON and streamed, and checks that both were answered after a
+/// failover: the `x-ai-router-failover` header (`primary->xai`) and the route that
+/// really answered, and a stream that ends with `[DONE]`.
+async fn answered_by_failover(router: &TestRouter, question: &str, failover: &str, route: &str) {
+    for stream in [false, true] {
+        let response = router
+            .chat(&common::streaming(common::user(question), stream))
+            .await;
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.headers()["x-ai-router-failover"], failover);
+        assert_eq!(response.headers()["x-ai-router-route"], route);
+        if stream {
+            let data = common::read_sse(response).await;
+            assert_eq!(data.last().map(String::as_str), Some("[DONE]"));
+        }
+    }
+}
 
 /// The in-band error event of a stream that broke off: every event but the error is
 /// JSON, exactly one error comes last before `[DONE]`, and the body closed after it.
