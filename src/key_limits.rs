@@ -50,11 +50,15 @@ impl KeyLimits {
         self.admit_at(key, Instant::now())
     }
 
+    /// The time one request takes to drain from the bucket; `None` without a limit.
+    fn interval(&self) -> Option<Duration> {
+        (self.per_minute > 0).then(|| Duration::from_secs(60) / self.per_minute)
+    }
+
     fn admit_at(&self, key: &str, now: Instant) -> Result<(), Error> {
-        if self.per_minute == 0 {
+        let Some(interval) = self.interval() else {
             return Ok(());
-        }
-        let interval = Duration::from_secs(60) / self.per_minute;
+        };
         // The bucket holds a minute's worth: a key may be up to this far ahead.
         let burst = Duration::from_secs(60).saturating_sub(interval);
         let mut keys = self.keys.lock().unwrap_or_else(PoisonError::into_inner);
@@ -76,10 +80,9 @@ impl KeyLimits {
     /// Gives back the place `admit` took, for a request the router then turned away
     /// (no capacity, too many streams): the client did nothing wrong.
     pub fn refund(&self, key: &str) {
-        if self.per_minute == 0 {
+        let Some(interval) = self.interval() else {
             return;
-        }
-        let interval = Duration::from_secs(60) / self.per_minute;
+        };
         let mut keys = self.keys.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(state) = keys.get_mut(key) {
             state.empty_at = state.empty_at.and_then(|at| at.checked_sub(interval));
