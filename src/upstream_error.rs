@@ -52,29 +52,31 @@ impl UpstreamError {
             );
         }
         if rejects_our_key(status, &error.message) {
-            // The router's key, not the client's request, is wrong: a 4xx would make
-            // SDKs blame the caller and never retry. xAI says so with a 400.
-            error.status = StatusCode::BAD_GATEWAY;
-            error.kind = "upstream_error".into();
-            error.code = Value::from("upstream_auth_failed");
-            error.message = format!(
-                "the {backend} backend rejected the router's API key: {}",
-                error.message
+            // The router's key, not the client's request, is wrong. xAI says so with a 400.
+            error.mark_routers_failure(
+                "upstream_auth_failed",
+                &format!("the {backend} backend rejected the router's API key"),
             );
         }
         if status == StatusCode::GONE {
             // The client asked for the virtual model; what is gone is what the router
-            // asked for (xAI answers 410 to retired features such as Live Search). Like
-            // a rejected key, it is the router's failure: a 502, and a failover may help.
-            error.status = StatusCode::BAD_GATEWAY;
-            error.kind = "upstream_error".into();
-            error.code = Value::from("upstream_gone");
-            error.message = format!(
-                "the {backend} backend no longer offers what the router asked for: {}",
-                error.message
+            // asked for (xAI answers 410 to retired features such as Live Search).
+            error.mark_routers_failure(
+                "upstream_gone",
+                &format!("the {backend} backend no longer offers what the router asked for"),
             );
         }
         error
+    }
+
+    /// Makes a backend's answer that is the router's failure, not the client's request,
+    /// a 502: a 4xx would make SDKs blame the caller and never retry, and a failover may
+    /// help. `backend_status` keeps what the backend sent.
+    fn mark_routers_failure(&mut self, code: &'static str, what: &str) {
+        self.status = StatusCode::BAD_GATEWAY;
+        self.kind = "upstream_error".into();
+        self.code = Value::from(code);
+        self.message = format!("{what}: {}", self.message);
     }
 
     /// Reads an error object carried inside a stream event (`{"error":{…}}`), which has
