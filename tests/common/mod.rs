@@ -94,20 +94,32 @@ pub fn config_for(upstream: &str, dir: &Path) -> Config {
 impl TestRouter {
     /// Starts a router whose backends point at `upstream`, after `adjust` edits the config.
     pub async fn start(upstream: &str, adjust: impl FnOnce(&mut Config)) -> TestRouter {
-        let dirs = tempfile::tempdir().unwrap();
-        let prompts_dir = dirs.path().join("prompts");
-        for (name, text) in PROMPTS
-            .iter()
-            .chain([("primary/system.md", SYSTEM_PROMPT)].iter())
-        {
-            let path = prompts_dir.join(name);
-            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-            std::fs::write(path, text).unwrap();
-        }
+        let dirs = test_dirs();
         let classifier = fake::Fake::with(fake::label_reply("MODERATE")).await;
         let mut config = config_for(upstream, dirs.path());
         config.backends.classifier.base_url = classifier.url.clone();
         adjust(&mut config);
+        Self::launch(config, dirs, classifier).await
+    }
+
+    /// Starts a router on the shipped `config/router.toml` (its routes, rules and
+    /// defaults), with the test's prompts and session folder, its classifier pointed at
+    /// a fake, after `adjust` points the other backends where the test wants them.
+    pub async fn shipped(adjust: impl FnOnce(&mut Config)) -> TestRouter {
+        let dirs = test_dirs();
+        let classifier = fake::Fake::with(fake::label_reply("MODERATE")).await;
+        let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/router.toml");
+        let mut config = ai_router::config::load(&shipped).unwrap();
+        config.server.prompts_dir = dirs.path().join("prompts");
+        config.sessions.dir = dirs.path().join("sessions");
+        config.meta.rules_file =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("config/meta_rules.toml");
+        config.backends.classifier.base_url = classifier.url.clone();
+        adjust(&mut config);
+        Self::launch(config, dirs, classifier).await
+    }
+
+    async fn launch(config: Config, dirs: tempfile::TempDir, classifier: fake::Fake) -> TestRouter {
         ai_router::config::validate(&config).unwrap();
         let prompts = PromptSet::load(&config.server.prompts_dir).unwrap();
         let secrets = config
@@ -118,6 +130,7 @@ impl TestRouter {
             .collect();
         let (sink, writer) = session_writer::start(&config.sessions, secrets).unwrap();
         let sessions_dir = config.sessions.dir.clone();
+        let prompts_dir = config.server.prompts_dir.clone();
         let grace = Duration::from_secs(config.server.shutdown_grace_secs);
         let rules = ai_router::meta::load_rules(&config.meta).unwrap();
         let state = Arc::new(AppState::new(config, prompts, rules, sink).unwrap());
@@ -224,6 +237,21 @@ impl TestRouter {
     pub async fn join(&mut self) -> std::io::Result<()> {
         (&mut self.server).await.unwrap()
     }
+}
+
+/// A temporary folder with the test prompts in `prompts/` (sessions go in `sessions/`).
+fn test_dirs() -> tempfile::TempDir {
+    let dirs = tempfile::tempdir().unwrap();
+    let prompts_dir = dirs.path().join("prompts");
+    for (name, text) in PROMPTS
+        .iter()
+        .chain([("primary/system.md", SYSTEM_PROMPT)].iter())
+    {
+        let path = prompts_dir.join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+    dirs
 }
 
 /// Stops a background task when the test router goes away.
