@@ -5,7 +5,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use crate::upstream_error::UpstreamError;
+use crate::openai::error_body::UpstreamError;
 
 /// Everything that can go wrong while answering a request, in user terms.
 #[derive(Debug, thiserror::Error)]

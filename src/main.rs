@@ -8,11 +8,12 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ai_router::cli::{Cli, Command};
-use ai_router::session::SessionSink;
+use ai_router::record::session::SessionSink;
+use ai_router::tools::cli::{Cli, Command};
 use ai_router::{
-    AppState, check, classify_command, cli, config, meta, prompt_watch, prompts, session_writer,
-    shutdown, telemetry, upstream,
+    AppState, app::prompt_watch, app::shutdown, app::telemetry, config, prompts,
+    record::writer as session_writer, routing::meta, tools::check,
+    tools::classify as classify_command, tools::cli, upstream::backend as upstream,
 };
 use anyhow::Context;
 use clap::Parser;
@@ -68,7 +69,7 @@ async fn run(config: config::Config) -> anyhow::Result<()> {
     } else {
         (SessionSink::disabled(), None)
     };
-    ai_router::fd_limit::raise(config.server.max_concurrent_requests);
+    ai_router::app::fd_limit::raise(config.server.max_concurrent_requests);
     let listen = config.server.listen;
     let grace = Duration::from_secs(config.server.shutdown_grace_secs);
     for (name, backend) in config.backends.iter() {
@@ -76,7 +77,7 @@ async fn run(config: config::Config) -> anyhow::Result<()> {
     }
     let state = Arc::new(AppState::new(config, prompts, rules, sink)?);
     let _watcher = prompt_watch::start(state.clone()).context("watching the prompts folder")?;
-    let probes = ai_router::backend_health::spawn_probes(state.clone());
+    let probes = ai_router::upstream::health::spawn_probes(state.clone());
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;

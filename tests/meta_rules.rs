@@ -11,7 +11,7 @@
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
-use ai_router::meta_rules::MetaRules;
+use ai_router::routing::meta_rules::MetaRules;
 use serde_json::{Value, json};
 
 fn repo_path(relative: &str) -> PathBuf {

@@ -7,10 +7,10 @@
     reason = "tests: a failure should panic with its message"
 )]
 
-use ai_router::classify::{cut_middle, parse_label};
 use ai_router::config::Label;
-use ai_router::meta_rules::MetaRules;
-use ai_router::openai::ChatRequest;
+use ai_router::openai::chat::ChatRequest;
+use ai_router::routing::classify::{cut_middle, parse_label};
+use ai_router::routing::meta_rules::MetaRules;
 use proptest::prelude::*;
 use serde_json::{Value, json};
 

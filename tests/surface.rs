@@ -328,6 +328,6 @@ async fn client_keys_when_configured_guard_the_api_but_not_health() {
 async fn configured_but_missing_client_keys_stop_the_router_from_starting() {
     let mut config = ai_router::config::Config::default();
     config.server.api_keys_env = "AI_ROUTER_TEST_NO_SUCH_KEYS".into();
-    let error = ai_router::client_keys::ClientKeys::load(&config.server).unwrap_err();
+    let error = ai_router::edge::client_keys::ClientKeys::load(&config.server).unwrap_err();
     assert!(error.contains("AI_ROUTER_TEST_NO_SUCH_KEYS"), "{error}");
 }

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use ai_router::config::Config;
 use ai_router::prompts::PromptSet;
-use ai_router::session_writer::{self, SessionWriter};
+use ai_router::record::writer::{self as session_writer, SessionWriter};
 use ai_router::{AppState, serve};
 use futures_util::StreamExt;
 use serde_json::Value;
@@ -59,7 +59,7 @@ pub struct TestRouter {
     shutdown: Option<oneshot::Sender<()>>,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
     writer: Option<SessionWriter>,
-    _watcher: ai_router::prompt_watch::PromptWatcher,
+    _watcher: ai_router::app::prompt_watch::PromptWatcher,
     _probes: AbortOnDrop,
     _dirs: tempfile::TempDir,
 }
@@ -126,16 +126,16 @@ impl TestRouter {
             .backends
             .iter()
             .into_iter()
-            .filter_map(|(_, b)| ai_router::upstream::read_key(b))
+            .filter_map(|(_, b)| ai_router::upstream::backend::read_key(b))
             .collect();
         let (sink, writer) = session_writer::start(&config.sessions, secrets).unwrap();
         let sessions_dir = config.sessions.dir.clone();
         let prompts_dir = config.server.prompts_dir.clone();
         let grace = Duration::from_secs(config.server.shutdown_grace_secs);
-        let rules = ai_router::meta::load_rules(&config.meta).unwrap();
+        let rules = ai_router::routing::meta::load_rules(&config.meta).unwrap();
         let state = Arc::new(AppState::new(config, prompts, rules, sink).unwrap());
-        let watcher = ai_router::prompt_watch::start(state.clone()).unwrap();
-        let probes = ai_router::backend_health::spawn_probes(state.clone());
+        let watcher = ai_router::app::prompt_watch::start(state.clone()).unwrap();
+        let probes = ai_router::upstream::health::spawn_probes(state.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let (shutdown, on_shutdown) = oneshot::channel::<()>();

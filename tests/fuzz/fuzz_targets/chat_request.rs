@@ -7,14 +7,14 @@
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
 
-use ai_router::classify::{cut_middle, parse_label, request_body};
-use ai_router::classify_cache::ClassifyCache;
-use ai_router::meta_rules::MetaRules;
-use ai_router::openai::ChatRequest;
+use ai_router::routing::classify::{cut_middle, parse_label, request_body};
+use ai_router::routing::cache::ClassifyCache;
+use ai_router::routing::meta_rules::MetaRules;
+use ai_router::openai::chat::ChatRequest;
 use ai_router::prompts::{PromptId, PromptSet};
-use ai_router::route::{Decision, Label, fallback_label};
-use ai_router::session::{Outcome, Session, SessionSink, SessionStart};
-use ai_router::{AppState, config, meta, pipeline, shape};
+use ai_router::routing::decision::{Decision, Label, fallback_label};
+use ai_router::record::session::{Outcome, Session, SessionSink, SessionStart};
+use ai_router::{AppState, config, routing::meta, proxy::pipeline, proxy::shape};
 use libfuzzer_sys::fuzz_target;
 use serde_json::{Map, Value};
 

@@ -1,0 +1,12 @@
+//! The HTTP edge: the route table and thin handlers, the request context, limits,
+//! client keys, and the shared state handlers read.
+
+pub mod client_ip;
+pub mod client_keys;
+pub mod context;
+pub mod health;
+pub mod http;
+pub mod key_limits;
+pub mod limits;
+pub mod state;
+pub mod stats;

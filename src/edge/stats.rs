@@ -1,0 +1,68 @@
+//! `GET /stats`: live counters since start-up and the last 24 hours' summary (the same as
+//! `ai-router sessions stats --since 24h`), read from the session logs on a blocking
+//! thread and cached briefly, so request handling never waits on it.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Json;
+use axum::extract::State;
+use serde_json::{Value, json};
+use tokio::sync::Mutex;
+
+use crate::edge::state::AppState;
+use crate::record::store;
+use crate::record::summary;
+
+/// How long a computed 24-hour summary is served before it is read again.
+const FRESH_FOR: Duration = Duration::from_secs(30);
+
+/// The last computed summary.
+#[derive(Debug, Default)]
+pub struct SummaryCache {
+    last: Mutex<Option<(Instant, Arc<Value>)>>,
+}
+
+/// The handler.
+pub async fn stats(State(state): State<Arc<AppState>>) -> Json<Value> {
+    let live = state.sessions.live().snapshot();
+    let day = last_day(&state).await;
+    Json(json!({"since_start": live, "last_24h": *day}))
+}
+
+async fn last_day(state: &Arc<AppState>) -> Arc<Value> {
+    // Held across the computation on purpose: concurrent callers wait for one scan
+    // instead of starting their own.
+    let mut last = state.day_summary.last.lock().await;
+    if let Some((at, value)) = last.as_ref()
+        && at.elapsed() < FRESH_FOR
+    {
+        return value.clone();
+    }
+    let value = Arc::new(compute(state.clone()).await);
+    *last = Some((Instant::now(), value.clone()));
+    value
+}
+
+async fn compute(state: Arc<AppState>) -> Value {
+    if !state.config.sessions.enabled {
+        return json!({"error": "session logs are disabled (sessions.enabled = false)"});
+    }
+    let work = tokio::task::spawn_blocking(move || {
+        let since = chrono::Utc::now() - chrono::Duration::hours(24);
+        let scan = store::scan(&state.config.sessions.dir, Some(since))?;
+        let summary = summary::summarise(
+            &scan.sessions,
+            &state.config.prices,
+            &state.config.backends.xai.model,
+        );
+        let mut value = serde_json::to_value(summary).unwrap_or(Value::Null);
+        value["skipped_files"] = Value::from(scan.skipped.len());
+        Ok::<_, std::io::Error>(value)
+    });
+    match work.await {
+        Ok(Ok(value)) => value,
+        Ok(Err(e)) => json!({"error": format!("cannot read the session logs: {e}")}),
+        Err(e) => json!({"error": format!("the summary failed: {e}")}),
+    }
+}

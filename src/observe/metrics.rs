@@ -1,0 +1,312 @@
+//! Prometheus metrics, one registry per router: names and the small `observe_*`
+//! functions, and the `GET /metrics` handler. Labels are low-cardinality only (route,
+//! label, status class, outcome, backend, result). Almost everything is read off the finished
+//! session record, so there is one place where a request is counted.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+use crate::edge::state::AppState;
+use crate::record::session::{Outcome, SessionRecord};
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    route: String,
+    class: String,
+    status: String,
+    /// `ok`, `error` or `client_disconnected`: a stream that fails after its 200 is
+    /// still an error, which the status class alone would hide.
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RouteLabel {
+    route: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BackendLabel {
+    backend: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BackendErrorLabel {
+    backend: String,
+    kind: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResultLabel {
+    result: String,
+}
+
+type Histograms<L> = Family<L, Histogram, fn() -> Histogram>;
+
+/// Requests and backend calls: 5 ms … ~3 min.
+fn latency() -> Histogram {
+    Histogram::new(exponential_buckets(0.005, 2.0, 16))
+}
+
+/// The router's own share of a request: 50 µs … ~1.6 s.
+fn overhead() -> Histogram {
+    Histogram::new(exponential_buckets(0.000_05, 2.0, 16))
+}
+
+/// Every metric the router exports.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    duration: Histograms<RouteLabel>,
+    ttft: Histograms<RouteLabel>,
+    overhead: Histograms<RouteLabel>,
+    classification: Histograms<ResultLabel>,
+    backend_duration: Histograms<BackendLabel>,
+    backend_errors: Family<BackendErrorLabel, Counter>,
+    in_flight: Gauge,
+    backend_up: Family<BackendLabel, Gauge>,
+    session_writes: Family<ResultLabel, Counter>,
+    prompt_reloads: Family<ResultLabel, Counter>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("ai_router");
+        let requests = Family::default();
+        let duration: Histograms<RouteLabel> = Family::new_with_constructor(latency);
+        let ttft: Histograms<RouteLabel> = Family::new_with_constructor(latency);
+        let overhead: Histograms<RouteLabel> = Family::new_with_constructor(overhead);
+        let classification: Histograms<ResultLabel> = Family::new_with_constructor(latency);
+        let backend_duration: Histograms<BackendLabel> = Family::new_with_constructor(latency);
+        let backend_errors = Family::default();
+        let in_flight = Gauge::default();
+        let backend_up = Family::default();
+        let session_writes = Family::default();
+        let prompt_reloads = Family::default();
+        registry.register(
+            "requests",
+            "Chat requests by route, label, status class and outcome",
+            requests.clone(),
+        );
+        registry.register(
+            "request_duration_seconds",
+            "Chat request time, end to end, by route",
+            duration.clone(),
+        );
+        registry.register(
+            "time_to_first_token_seconds",
+            "Time to the first token of a stream, by route",
+            ttft.clone(),
+        );
+        registry.register(
+            "overhead_seconds",
+            "Request time not spent waiting on backends, by route",
+            overhead.clone(),
+        );
+        registry.register(
+            "classification_duration_seconds",
+            "Classification time by result (label, fallback, cached)",
+            classification.clone(),
+        );
+        registry.register(
+            "backend_request_duration_seconds",
+            "Backend call time by backend",
+            backend_duration.clone(),
+        );
+        registry.register(
+            "backend_errors",
+            "Failed backend calls by backend and kind",
+            backend_errors.clone(),
+        );
+        registry.register(
+            "in_flight_requests",
+            "Chat requests being answered now",
+            in_flight.clone(),
+        );
+        registry.register(
+            "backend_up",
+            "1 when a backend is up, 0 when down (probes and calls)",
+            backend_up.clone(),
+        );
+        registry.register(
+            "session_log_writes",
+            "Session-log files written, by result",
+            session_writes.clone(),
+        );
+        registry.register(
+            "prompt_reloads",
+            "Prompt-folder reloads, by result",
+            prompt_reloads.clone(),
+        );
+        Metrics {
+            registry,
+            requests,
+            duration,
+            ttft,
+            overhead,
+            classification,
+            backend_duration,
+            backend_errors,
+            in_flight,
+            backend_up,
+            session_writes,
+            prompt_reloads,
+        }
+    }
+}
+
+impl Metrics {
+    /// A request has started.
+    pub fn started(&self) {
+        self.in_flight.inc();
+    }
+
+    /// A request has ended: counts it and its backend calls from its record.
+    pub fn finished(&self, record: &SessionRecord) {
+        self.in_flight.dec();
+        let route = record.route.unwrap_or("rejected").to_string();
+        let labels = RequestLabels {
+            route: route.clone(),
+            class: record
+                .classification
+                .clone()
+                .unwrap_or_else(|| "none".into()),
+            status: format!("{}xx", record.http_status / 100),
+            outcome: outcome_name(record.outcome),
+        };
+        self.requests.get_or_create(&labels).inc();
+        let route = RouteLabel { route };
+        self.duration
+            .get_or_create(&route)
+            .observe(seconds(record.total_ms));
+        let mut backend_ms = 0;
+        for step in &record.steps {
+            backend_ms += step.duration_ms;
+            let backend = BackendLabel {
+                backend: step.provider.to_string(),
+            };
+            self.backend_duration
+                .get_or_create(&backend)
+                .observe(seconds(step.duration_ms));
+            if step.error.is_some() {
+                let kind = step
+                    .status
+                    .map_or("no_response".to_string(), |s| format!("{}xx", s / 100));
+                self.backend_errors
+                    .get_or_create(&BackendErrorLabel {
+                        backend: backend.backend,
+                        kind,
+                    })
+                    .inc();
+            }
+            if step.step == "answer"
+                && let Some(ttft) = step.ttft_ms
+            {
+                self.ttft.get_or_create(&route).observe(seconds(ttft));
+            }
+        }
+        if record.steps.iter().any(|s| s.step == "classify") || record.classification_cached {
+            let result = match (
+                record.classification_cached,
+                &record.classification_fallback,
+            ) {
+                (true, _) => "cached",
+                (false, Some(_)) => "fallback",
+                (false, None) => "label",
+            };
+            self.classification
+                .get_or_create(&ResultLabel {
+                    result: result.into(),
+                })
+                .observe(seconds(record.classification_ms));
+        }
+        let own_ms = record.total_ms.saturating_sub(backend_ms);
+        self.overhead.get_or_create(&route).observe(seconds(own_ms));
+    }
+
+    /// A chat request was refused for a missing or wrong client key. It has no session
+    /// record, but a key being guessed must show on the dashboard.
+    pub fn unauthorized(&self) {
+        self.requests
+            .get_or_create(&RequestLabels {
+                route: "rejected".into(),
+                class: "none".into(),
+                status: "4xx".into(),
+                outcome: "unauthorized",
+            })
+            .inc();
+    }
+
+    /// A session-log file was written (`ok`) or could not be (`error`).
+    pub fn session_write(&self, ok: bool) {
+        let result = if ok { "ok" } else { "error" };
+        self.session_writes
+            .get_or_create(&ResultLabel {
+                result: result.into(),
+            })
+            .inc();
+    }
+
+    /// The prompt folder was reloaded: `changed`, or `unchanged`.
+    pub fn prompt_reload(&self, changed: bool) {
+        let result = if changed { "changed" } else { "unchanged" };
+        self.prompt_reloads
+            .get_or_create(&ResultLabel {
+                result: result.into(),
+            })
+            .inc();
+    }
+
+    /// Sets `backend_up` for each backend whose state is known.
+    pub fn backends_up(&self, states: &[(&'static str, i64)]) {
+        for (backend, up) in states {
+            let label = BackendLabel {
+                backend: (*backend).to_string(),
+            };
+            self.backend_up.get_or_create(&label).set(*up);
+        }
+    }
+
+    /// Everything in Prometheus' text format.
+    pub fn render(&self) -> String {
+        let mut text = String::new();
+        if prometheus_client::encoding::text::encode(&mut text, &self.registry).is_err() {
+            text.clear();
+        }
+        text
+    }
+}
+
+fn outcome_name(outcome: Outcome) -> &'static str {
+    match outcome {
+        Outcome::Ok => "ok",
+        Outcome::Error => "error",
+        Outcome::ClientDisconnected => "client_disconnected",
+    }
+}
+
+fn seconds(ms: u64) -> f64 {
+    ms as f64 / 1000.0
+}
+
+/// `GET /metrics`.
+pub async fn handler(State(state): State<Arc<AppState>>) -> impl IntoResponse {
+    let metrics = state.sessions.metrics();
+    metrics.backends_up(&state.sessions.health().gauges());
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        metrics.render(),
+    )
+}

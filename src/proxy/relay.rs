@@ -1,0 +1,366 @@
+//! Relays a backend's SSE stream to the client event by event, as each arrives. It peeks
+//! the first event before the 200 is committed (so early failures are real HTTP errors),
+//! rewrites `model`, captures the answer into the session record, and after the headers
+//! reports failures in-band: one `data: {"error":…}` event, then `[DONE]`.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::response::sse::Event;
+use eventsource_stream::{EventStreamError, Eventsource};
+use futures_util::{Stream, StreamExt};
+use serde_json::Value;
+use tracing::Instrument;
+
+use crate::error::Error;
+use crate::openai::error_body::UpstreamError;
+use crate::record::capture;
+use crate::record::session::{Outcome, Session, millis};
+use crate::upstream::backend::Upstream;
+
+mod read;
+pub use read::ReadError;
+
+type Events = Pin<
+    Box<dyn Stream<Item = Result<eventsource_stream::Event, EventStreamError<ReadError>>> + Send>,
+>;
+
+/// A backend stream whose first event has arrived and is not an error.
+pub struct OpenStream {
+    first: eventsource_stream::Event,
+    rest: Events,
+    backend: &'static str,
+    idle_secs: u64,
+}
+
+/// What the relay needs to know about the client and the router.
+pub struct RelayOptions {
+    /// Name written into every chunk's `model`.
+    pub virtual_model: Arc<str>,
+    /// Whether the client asked for the usage-only chunk.
+    pub include_usage: bool,
+    /// Resolves when shutdown's grace period is over: the stream must end now.
+    pub drained: Pin<Box<dyn Future<Output = ()> + Send>>,
+}
+
+/// Checks the stream's content type and waits (within the idle timeout) for its first
+/// event. Anything wrong so far is an ordinary error: nothing has reached the client.
+pub async fn open(upstream: &Upstream, response: reqwest::Response) -> Result<OpenStream, Error> {
+    let content_type = response
+        .headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !content_type.starts_with("text/event-stream") {
+        return Err(Error::UpstreamProtocol {
+            backend: upstream.name,
+            reason: format!("expected an event stream, got {content_type:?}"),
+        });
+    }
+    let idle = upstream.timeout;
+    let mut rest: Events = Box::pin(read::guarded(response.bytes_stream(), idle).eventsource());
+    let first = match rest.next().await {
+        Some(Ok(event)) => event,
+        Some(Err(e)) => return Err(read_error(upstream, idle, e)),
+        None => {
+            return Err(Error::UpstreamProtocol {
+                backend: upstream.name,
+                reason: "the stream ended before any event".into(),
+            });
+        }
+    };
+    match serde_json::from_str::<Value>(&first.data) {
+        Ok(value) if is_error(&value) => {
+            return Err(Error::UpstreamStatus {
+                backend: upstream.name,
+                error: Box::new(UpstreamError::from_event(upstream.name, &value)),
+            });
+        }
+        // Garbage before anything was relayed is an ordinary error too (a 502 the
+        // client may retry, or a failover), not a 200 that breaks off at once.
+        Err(_) if first.data.trim() != "[DONE]" => {
+            return Err(Error::UpstreamProtocol {
+                backend: upstream.name,
+                reason: "its first event is not JSON".into(),
+            });
+        }
+        _ => {}
+    }
+    Ok(OpenStream {
+        first,
+        rest,
+        backend: upstream.name,
+        idle_secs: idle.as_secs(),
+    })
+}
+
+fn read_error(upstream: &Upstream, idle: Duration, error: EventStreamError<ReadError>) -> Error {
+    match error {
+        EventStreamError::Transport(ReadError::Idle(_)) => upstream.timed_out(idle),
+        other => Error::UpstreamProtocol {
+            backend: upstream.name,
+            reason: other.to_string(),
+        },
+    }
+}
+
+enum Phase {
+    Relaying,
+    /// An error was sent in-band; `[DONE]` follows.
+    Ending,
+    Done,
+}
+
+struct Relay {
+    pending: Option<eventsource_stream::Event>,
+    events: Events,
+    session: Option<Session>,
+    step: usize,
+    called_at: Instant,
+    options: RelayOptions,
+    backend: &'static str,
+    idle_secs: u64,
+    saw_finish: bool,
+    error: Option<String>,
+    phase: Phase,
+    span: tracing::Span,
+}
+
+/// Turns an opened backend stream into the client's event stream. The session moves in:
+/// it is finished when the stream ends, or records `client_disconnected` if the client
+/// drops the stream first (which also drops, and so cancels, the backend request).
+pub fn relay(
+    stream: OpenStream,
+    session: Session,
+    step: usize,
+    called_at: Instant,
+    options: RelayOptions,
+) -> impl Stream<Item = Result<Event, Infallible>> + Send + 'static {
+    let relay = Relay {
+        pending: Some(stream.first),
+        events: stream.rest,
+        session: Some(session),
+        step,
+        called_at,
+        options,
+        backend: stream.backend,
+        idle_secs: stream.idle_secs,
+        saw_finish: false,
+        error: None,
+        phase: Phase::Relaying,
+        // The body is polled after the handler returned: keep the request's span.
+        span: tracing::Span::current(),
+    };
+    futures_util::stream::unfold(relay, |mut relay| async move {
+        let span = relay.span.clone();
+        let event = relay.next_event().instrument(span).await?;
+        Some((Ok(event), relay))
+    })
+}
+
+/// A backend stream opened after the client's headers were sent (ENRICH streams its
+/// headers first and keeps the client alive during the search hop).
+pub struct Prepared {
+    /// The opened stream, or why it could not be opened.
+    pub result: Result<OpenStream, Error>,
+    /// The session, now with every step before this one.
+    pub session: Session,
+    /// The step of the call being relayed.
+    pub step: usize,
+    /// When that call was sent.
+    pub called_at: Instant,
+}
+
+/// Relays the stream `prepare` opens. Headers have gone out before it resolves, so a
+/// failure to open becomes an in-band error followed by `[DONE]`.
+pub fn relay_after(
+    prepare: impl Future<Output = Prepared> + Send + 'static,
+    options: RelayOptions,
+) -> impl Stream<Item = Result<Event, Infallible>> + Send + 'static {
+    let mut options = Some(options);
+    // The closure runs when the body is first polled, outside the request's span: the
+    // relay must be built inside it to log with the request id.
+    let span = tracing::Span::current();
+    futures_util::stream::once(prepare).flat_map(move |prepared| {
+        let _in_request = span.enter();
+        let Prepared {
+            result,
+            session,
+            step,
+            called_at,
+        } = prepared;
+        // `once` yields a single item, so the options are always still here.
+        match (result, options.take()) {
+            (Ok(stream), Some(options)) => {
+                relay(stream, session, step, called_at, options).left_stream()
+            }
+            (Ok(_), None) => futures_util::stream::iter(Vec::new()).right_stream(),
+            (Err(error), _) => failed(error, session, step, called_at).right_stream(),
+        }
+    })
+}
+
+/// The two events that end a stream that could not be opened: the error, then `[DONE]`.
+fn failed(
+    error: Error,
+    mut session: Session,
+    step: usize,
+    called_at: Instant,
+) -> futures_util::stream::Iter<std::vec::IntoIter<Result<Event, Infallible>>> {
+    let message = error.to_string();
+    if let Some(record) = session.step(step) {
+        record.error = Some(message.clone());
+        record.duration_ms = millis(called_at.elapsed());
+        record.set_failed_status(&error);
+    }
+    session.finish(Outcome::Error, 200, Some(message));
+    futures_util::stream::iter(vec![
+        Ok(json_event(&error.envelope())),
+        Ok(Event::default().data("[DONE]")),
+    ])
+}
+
+impl Relay {
+    async fn next_event(&mut self) -> Option<Event> {
+        loop {
+            match self.phase {
+                Phase::Done => return None,
+                Phase::Ending => return Some(self.done()),
+                Phase::Relaying => {}
+            }
+            let next = match self.pending.take() {
+                Some(event) => Some(Ok(event)),
+                None => tokio::select! {
+                    biased;
+                    () = &mut self.options.drained => {
+                        let message = "the router is shutting down; the answer was cut short";
+                        return Some(self.fail(message.into(), "router_shutdown"));
+                    }
+                    next = self.events.next() => next,
+                },
+            };
+            match next {
+                Some(Ok(event)) if event.data.trim() == "[DONE]" => return Some(self.done()),
+                Some(Ok(event)) => {
+                    if let Some(out) = self.on_data(&event.data) {
+                        return Some(out);
+                    }
+                }
+                Some(Err(EventStreamError::Transport(ReadError::Idle(_)))) => {
+                    let message = format!(
+                        "the {} backend sent nothing for {} s",
+                        self.backend, self.idle_secs
+                    );
+                    return Some(self.fail(message, "upstream_timeout"));
+                }
+                Some(Err(EventStreamError::Transport(ReadError::Transport(e)))) => {
+                    let message = format!("the {} backend stream failed: {e}", self.backend);
+                    return Some(self.fail(message, "upstream_stream_error"));
+                }
+                // Bytes that are not text, or not SSE: the backend broke the protocol.
+                Some(Err(e)) => {
+                    let message =
+                        format!("the {} backend sent an invalid stream: {e}", self.backend);
+                    return Some(self.fail(message, "upstream_invalid_response"));
+                }
+                None if self.saw_finish => return Some(self.done()),
+                None => {
+                    let message = format!(
+                        "the {} backend closed the stream before the answer was complete",
+                        self.backend
+                    );
+                    return Some(self.fail(message, "upstream_stream_incomplete"));
+                }
+            }
+        }
+    }
+
+    /// Handles one data event; `None` means it is not for the client (a usage chunk
+    /// nobody asked for) and the next event should be read.
+    fn on_data(&mut self, data: &str) -> Option<Event> {
+        let Ok(mut chunk) = serde_json::from_str::<Value>(data) else {
+            let message = format!(
+                "the {} backend sent an event that is not JSON",
+                self.backend
+            );
+            return Some(self.fail(message, "upstream_invalid_response"));
+        };
+        if is_error(&chunk) {
+            let error = UpstreamError::from_event(self.backend, &chunk);
+            self.error = Some(error.message.clone());
+            self.phase = Phase::Ending;
+            return Some(json_event(&error.envelope()));
+        }
+        let elapsed = millis(self.called_at.elapsed());
+        if let Some(step) = self.session.as_mut().and_then(|s| s.step(self.step)) {
+            if capture::chunk(step, &chunk) && step.ttft_ms.is_none() {
+                step.ttft_ms = Some(elapsed);
+            }
+            self.saw_finish |= step.finish_reason.is_some();
+        }
+        if capture::is_usage_only(&chunk) && !self.options.include_usage {
+            return None;
+        }
+        if !self.options.include_usage
+            && let Some(fields) = chunk.as_object_mut()
+        {
+            // We asked the backend for usage on the client's behalf; keep it off the wire.
+            fields.remove("usage");
+        }
+        if let Some(fields) = chunk.as_object_mut() {
+            fields.insert("model".into(), Value::from(&*self.options.virtual_model));
+        }
+        Some(json_event(&chunk))
+    }
+
+    /// Sends an in-band error; `[DONE]` follows on the next poll.
+    fn fail(&mut self, message: String, code: &str) -> Event {
+        let envelope = serde_json::json!({
+            "error": {"message": message, "type": "upstream_error", "param": null, "code": code}
+        });
+        self.error = Some(message);
+        self.phase = Phase::Ending;
+        json_event(&envelope)
+    }
+
+    /// Sends `[DONE]` and finishes the session; the body closes after it.
+    fn done(&mut self) -> Event {
+        self.phase = Phase::Done;
+        let duration = millis(self.called_at.elapsed());
+        if let Some(mut session) = self.session.take() {
+            if let Some(step) = session.step(self.step) {
+                step.duration_ms = duration;
+                step.error.clone_from(&self.error);
+            }
+            let outcome = match self.error {
+                None => Outcome::Ok,
+                Some(_) => Outcome::Error,
+            };
+            session.finish(outcome, 200, self.error.clone());
+        }
+        Event::default().data("[DONE]")
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        // The client left mid-stream: the session's own guard records the disconnect;
+        // note how long the backend call ran and what it had sent by then.
+        let duration = millis(self.called_at.elapsed());
+        if let Some(step) = self.session.as_mut().and_then(|s| s.step(self.step)) {
+            step.duration_ms = duration;
+        }
+    }
+}
+
+/// An error event (`{"error": {…}}`); a chunk with `"error": null` is not one.
+fn is_error(event: &Value) -> bool {
+    event.get("error").is_some_and(|e| !e.is_null())
+}
+
+fn json_event(value: &Value) -> Event {
+    Event::default().data(value.to_string())
+}

@@ -1,0 +1,234 @@
+//! Shapes a client's chat request for one backend: the model name, the length rules
+//! and the single leading system message. Pure functions, unit-tested here.
+
+use serde_json::{Map, Value, json};
+
+use crate::config::XaiConfig;
+use crate::openai::chat::{ChatRequest, content_text};
+
+/// Roles whose text is folded into the one leading system message.
+const SYSTEM_ROLES: [&str; 2] = ["system", "developer"];
+
+/// The body for a local backend (vLLM, llama-server): `model` rewritten, no length cap,
+/// one leading system message, and usage requested on streams so the session log has it.
+/// Every other field passes through as the client sent it.
+pub fn for_local(request: &ChatRequest, model: &str, system_prompt: &str) -> Map<String, Value> {
+    let mut body = request.body.clone();
+    body.insert("model".into(), Value::from(model));
+    // Local models are reasoning models: any cap can end the answer inside <think>.
+    body.remove("max_tokens");
+    body.remove("max_completion_tokens");
+    let messages = with_one_system_message(request.messages(), system_prompt);
+    body.insert("messages".into(), Value::Array(messages));
+    if request.stream {
+        request_usage(&mut body);
+    }
+    body
+}
+
+/// The body for xAI: `model` rewritten, `max_tokens` raised to at least
+/// `xai.min_max_tokens` (never lowered; `max_completion_tokens` folded into it), the
+/// parameters Grok's reasoning models reject removed, one leading system message.
+pub fn for_xai(
+    request: &ChatRequest,
+    model: &str,
+    system_prompt: &str,
+    xai: &XaiConfig,
+) -> Map<String, Value> {
+    let mut body = request.body.clone();
+    body.insert("model".into(), Value::from(model));
+    let asked = ["max_tokens", "max_completion_tokens"]
+        .iter()
+        .filter_map(|key| body.remove(*key))
+        .filter_map(|v| v.as_u64())
+        .max()
+        .unwrap_or(0);
+    let floor = u64::from(xai.min_max_tokens);
+    body.insert("max_tokens".into(), Value::from(asked.max(floor)));
+    for param in &xai.drop_params {
+        body.remove(param);
+    }
+    let messages = with_one_system_message(request.messages(), system_prompt);
+    body.insert("messages".into(), Value::Array(messages));
+    if request.stream {
+        request_usage(&mut body);
+    }
+    body
+}
+
+/// Turns a reasoning model's thinking off for this request
+/// (`chat_template_kwargs.enable_thinking = false`), keeping other template arguments.
+pub fn disable_thinking(body: &mut Map<String, Value>) {
+    set_in(
+        body,
+        "chat_template_kwargs",
+        "enable_thinking",
+        Value::Bool(false),
+    );
+}
+
+/// Returns the conversation with every system/developer message folded into one
+/// leading system message: `system_prompt` first, then the client's text, each
+/// separated by a blank line. Chat templates such as Nemotron's expect exactly that.
+pub fn with_one_system_message(messages: &[Value], system_prompt: &str) -> Vec<Value> {
+    let mut system_texts: Vec<String> = Vec::new();
+    if !system_prompt.trim().is_empty() {
+        system_texts.push(system_prompt.trim().to_string());
+    }
+    let mut rest = Vec::with_capacity(messages.len() + 1);
+    for message in messages {
+        let role = message.get("role").and_then(Value::as_str).unwrap_or("");
+        if SYSTEM_ROLES.contains(&role) {
+            let text = content_text(message.get("content"));
+            if !text.trim().is_empty() {
+                system_texts.push(text.trim().to_string());
+            }
+        } else {
+            rest.push(message.clone());
+        }
+    }
+    if !system_texts.is_empty() {
+        rest.insert(
+            0,
+            json!({"role": "system", "content": system_texts.join("\n\n")}),
+        );
+    }
+    rest
+}
+
+/// Asks a streaming backend for its final usage chunk; the relay hides that chunk from
+/// clients that did not ask for it.
+fn request_usage(body: &mut Map<String, Value>) {
+    set_in(body, "stream_options", "include_usage", Value::Bool(true));
+}
+
+/// Sets `body[field][key]`, keeping the object's other keys; a `field` that is not an
+/// object (a client's `null`, say) is replaced by one.
+fn set_in(body: &mut Map<String, Value>, field: &str, key: &str, value: Value) {
+    let object = body
+        .entry(field)
+        .or_insert_with(|| Value::Object(Map::new()));
+    if !object.is_object() {
+        *object = Value::Object(Map::new());
+    }
+    if let Some(object) = object.as_object_mut() {
+        object.insert(key.into(), value);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(body: Value) -> ChatRequest {
+        ChatRequest::parse(body.to_string().as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn local_body_drops_length_caps_and_rewrites_model() {
+        let req = request(json!({
+            "model": "ai-router:latest",
+            "messages": [{"role": "user", "content": "hi"}],
+            "max_tokens": 100,
+            "max_completion_tokens": 200,
+            "temperature": 0.2,
+            "top_p": 0.9,
+            "seed": 7,
+            "chat_template_kwargs": {"enable_thinking": false}
+        }));
+        let body = for_local(&req, "nemotron", "Be kind.");
+        assert_eq!(body["model"], "nemotron");
+        assert!(!body.contains_key("max_tokens"));
+        assert!(!body.contains_key("max_completion_tokens"));
+        assert_eq!(body["temperature"], 0.2);
+        assert_eq!(body["top_p"], 0.9);
+        assert_eq!(body["seed"], 7);
+        assert_eq!(body["chat_template_kwargs"]["enable_thinking"], false);
+        assert!(!body.contains_key("stream_options"));
+    }
+
+    #[test]
+    fn one_leading_system_message_ours_then_the_clients() {
+        let messages = vec![
+            json!({"role": "system", "content": "Client rules."}),
+            json!({"role": "user", "content": "hi"}),
+            json!({"role": "developer", "content": [{"type": "text", "text": "More rules."}]}),
+            json!({"role": "assistant", "content": "hello"}),
+        ];
+        let out = with_one_system_message(&messages, "Ours.\n");
+        assert_eq!(out.len(), 3);
+        assert_eq!(out[0]["role"], "system");
+        assert_eq!(out[0]["content"], "Ours.\n\nClient rules.\n\nMore rules.");
+        assert_eq!(out[1]["content"], "hi");
+        assert_eq!(out[2]["role"], "assistant");
+        let systems = out.iter().filter(|m| m["role"] == "system").count();
+        assert_eq!(systems, 1);
+    }
+
+    #[test]
+    fn no_system_message_when_both_are_empty() {
+        let messages = vec![json!({"role": "user", "content": "hi"})];
+        assert_eq!(with_one_system_message(&messages, "  "), messages);
+        let only_ours = with_one_system_message(&messages, "Ours.");
+        assert_eq!(only_ours[0]["content"], "Ours.");
+    }
+
+    #[test]
+    fn xai_body_has_a_max_tokens_floor_and_no_rejected_params() {
+        let xai = XaiConfig::default();
+        let req = request(json!({
+            "messages": [{"role": "user", "content": "prove it"}],
+            "max_completion_tokens": 100,
+            "presence_penalty": 0.5, "frequency_penalty": 0.1, "stop": ["x"],
+            "reasoning_effort": "high", "temperature": 0.7
+        }));
+        let body = for_xai(&req, "grok", "Be rigorous.", &xai);
+        assert_eq!(body["model"], "grok");
+        assert_eq!(body["max_tokens"], 16384, "raised to the floor");
+        assert!(!body.contains_key("max_completion_tokens"));
+        for dropped in [
+            "presence_penalty",
+            "frequency_penalty",
+            "stop",
+            "reasoning_effort",
+        ] {
+            assert!(!body.contains_key(dropped), "{dropped} reached xAI");
+        }
+        assert_eq!(body["temperature"], 0.7);
+        assert_eq!(body["messages"][0]["content"], "Be rigorous.");
+        let big =
+            request(json!({"messages": [{"role": "user", "content": "x"}], "max_tokens": 50000}));
+        assert_eq!(
+            for_xai(&big, "grok", "", &xai)["max_tokens"],
+            50000,
+            "never lowered"
+        );
+    }
+
+    #[test]
+    fn thinking_is_turned_off_keeping_other_kwargs() {
+        let mut body = Map::new();
+        body.insert("chat_template_kwargs".into(), json!({"custom": 1}));
+        disable_thinking(&mut body);
+        assert_eq!(
+            body["chat_template_kwargs"],
+            json!({"custom": 1, "enable_thinking": false})
+        );
+        let mut empty = Map::new();
+        disable_thinking(&mut empty);
+        assert_eq!(empty["chat_template_kwargs"]["enable_thinking"], false);
+    }
+
+    #[test]
+    fn streams_ask_for_usage_and_keep_client_options() {
+        let req = request(json!({
+            "messages": [{"role": "user", "content": "hi"}],
+            "stream": true,
+            "stream_options": {"include_usage": false, "continuous_usage_stats": true}
+        }));
+        let body = for_local(&req, "m", "");
+        assert_eq!(body["stream_options"]["include_usage"], true);
+        assert_eq!(body["stream_options"]["continuous_usage_stats"], true);
+        assert_eq!(body["stream"], true);
+    }
+}

@@ -1,0 +1,370 @@
+//! The session record a request builds as it runs, and `Session`, its drop guard:
+//! whatever way a request ends (answered, failed, or dropped when the client left),
+//! exactly one record reaches the session-log writer.
+
+use std::time::Instant;
+
+use serde::Serialize;
+use serde_json::Value;
+use tokio::sync::mpsc;
+
+pub use crate::record::sink::{SessionSink, WriterMsg};
+
+/// Version of the session-log schema; bump when a field changes meaning.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// Longest `user_query` kept in the record (the full conversation is in `client_messages`).
+const USER_QUERY_CHARS: usize = 500;
+
+/// How a request ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// Answered in full.
+    Ok,
+    /// Answered with an error (to the client, or in-band on a stream).
+    Error,
+    /// The client went away before the answer was complete.
+    ClientDisconnected,
+}
+
+/// One request's session log, as written to `logs/sessions/*.json`.
+#[derive(Clone, Debug, Serialize)]
+pub struct SessionRecord {
+    /// When the request started, for the file name.
+    #[serde(skip)]
+    pub started_at: chrono::DateTime<chrono::Utc>,
+    pub schema_version: u32,
+    pub id: String,
+    pub timestamp: String,
+    pub client_ip: String,
+    pub user_agent: Option<String>,
+    /// The client key's fingerprint, when client keys are required (never the key).
+    pub client_key: Option<String>,
+    pub user_query: String,
+    pub client_messages: Value,
+    pub stream: bool,
+    pub route: Option<&'static str>,
+    pub classification: Option<String>,
+    pub classification_raw: Option<String>,
+    pub classification_ms: u64,
+    pub classification_fallback: Option<String>,
+    /// Whether the label came from the classification cache (no classifier call).
+    pub classification_cached: bool,
+    pub meta_match: Option<String>,
+    /// Why the route that answered is not the one the label asked for (e.g. no xAI
+    /// key), or why ENRICH answered without gathered context.
+    pub route_fallback: Option<String>,
+    /// Backends known to be down when the request arrived.
+    pub backends_down: Vec<&'static str>,
+    pub steps: Vec<StepRecord>,
+    pub total_ms: u64,
+    /// The HTTP status the client received.
+    pub http_status: u16,
+    pub outcome: Outcome,
+    pub error: Option<String>,
+}
+
+/// One upstream call within a request.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct StepRecord {
+    /// What the call was for: `classify`, `enrich` (the search hop) or `answer`.
+    pub step: &'static str,
+    /// Which backend: `primary`, `classifier` or `xai`.
+    pub provider: &'static str,
+    pub url: String,
+    pub model: String,
+    pub messages_sent: Value,
+    /// Everything sent besides `messages`.
+    pub params: Value,
+    pub response_content: String,
+    pub reasoning_content: String,
+    pub duration_ms: u64,
+    pub ttft_ms: Option<u64>,
+    /// The backend's HTTP status, when it answered; for a failure the router counts as
+    /// its own (a rejected key, a retired feature), the status the client got (502).
+    pub status: Option<u16>,
+    /// What the backend really sent, only when `status` differs from it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backend_status: Option<u16>,
+    pub finish_reason: Option<String>,
+    pub usage: Option<Value>,
+    pub error: Option<String>,
+}
+
+impl StepRecord {
+    /// Records the statuses of a call that failed with `error`.
+    pub fn set_failed_status(&mut self, error: &crate::error::Error) {
+        if let crate::error::Error::UpstreamStatus {
+            error: upstream, ..
+        } = error
+        {
+            self.status = Some(upstream.status.as_u16());
+            self.backend_status = (upstream.backend_status != upstream.status)
+                .then_some(upstream.backend_status.as_u16());
+        }
+    }
+}
+
+/// A request's record in progress. Dropping it unfinished (the client left and the
+/// request future or stream was dropped) records `client_disconnected`.
+#[derive(Debug)]
+pub struct Session {
+    record: Option<SessionRecord>,
+    started: Instant,
+    sink: SessionSink,
+    /// The request's place under `server.max_concurrent_requests`, released with the
+    /// session: for a stream, when the stream ends.
+    permit: Option<tokio::sync::OwnedSemaphorePermit>,
+    /// The record's reserved place in the writer's queue (see `reserve_slot`).
+    slot: Option<mpsc::OwnedPermit<WriterMsg>>,
+    /// The stream's place under its client key's `server.key_max_streams`.
+    stream_slot: Option<crate::edge::key_limits::StreamSlot>,
+    /// The request's span: a stream ends, or is dropped, outside it, and the final log
+    /// line must still carry the request id.
+    span: tracing::Span,
+}
+
+/// What is known about a request when it starts.
+#[derive(Debug)]
+pub struct SessionStart {
+    pub id: String,
+    pub client_ip: String,
+    pub user_agent: Option<String>,
+}
+
+impl Session {
+    /// Starts a record now.
+    pub fn start(start: SessionStart, sink: SessionSink) -> Self {
+        let now = chrono::Utc::now();
+        let record = SessionRecord {
+            started_at: now,
+            schema_version: SCHEMA_VERSION,
+            id: start.id,
+            timestamp: now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            client_ip: start.client_ip,
+            user_agent: start.user_agent,
+            client_key: None,
+            user_query: String::new(),
+            client_messages: Value::Null,
+            stream: false,
+            route: None,
+            classification: None,
+            classification_raw: None,
+            classification_ms: 0,
+            classification_fallback: None,
+            classification_cached: false,
+            meta_match: None,
+            route_fallback: None,
+            backends_down: sink.health().down(),
+            steps: Vec::new(),
+            total_ms: 0,
+            http_status: 0,
+            outcome: Outcome::Ok,
+            error: None,
+        };
+        sink.live().started();
+        sink.metrics().started();
+        Session {
+            record: Some(record),
+            started: Instant::now(),
+            sink,
+            permit: None,
+            slot: None,
+            stream_slot: None,
+            span: tracing::Span::current(),
+        }
+    }
+
+    /// Reserves the record's place in the writer's queue now, so that finishing (or
+    /// dropping) the session later hands it over without waiting and without a task.
+    pub async fn reserve_slot(&mut self) {
+        self.slot = self.sink.reserve().await;
+    }
+
+    /// Keeps the request's concurrency permit until the session ends.
+    pub fn hold(&mut self, permit: tokio::sync::OwnedSemaphorePermit) {
+        self.permit = Some(permit);
+    }
+
+    /// Keeps the stream's place under its key's stream limit until the session ends.
+    pub fn hold_stream_slot(&mut self, slot: crate::edge::key_limits::StreamSlot) {
+        self.stream_slot = Some(slot);
+    }
+
+    /// Milliseconds since the request started.
+    pub fn elapsed_ms(&self) -> u64 {
+        millis(self.started.elapsed())
+    }
+
+    /// The request's id.
+    pub fn id(&self) -> &str {
+        self.record.as_ref().map_or("", |r| r.id.as_str())
+    }
+
+    /// The record, for filling in as the request runs.
+    pub fn record(&mut self) -> Option<&mut SessionRecord> {
+        self.record.as_mut()
+    }
+
+    /// Notes the validated request: its conversation and the last user message.
+    pub fn set_request(&mut self, messages: &[Value], user_query: &str, stream: bool) {
+        if let Some(record) = self.record() {
+            record.client_messages = Value::Array(messages.to_vec());
+            record.user_query = cut(user_query, USER_QUERY_CHARS);
+            record.stream = stream;
+        }
+    }
+
+    /// Adds an upstream call and returns its index.
+    pub fn push_step(&mut self, step: StepRecord) -> usize {
+        match self.record() {
+            Some(record) => {
+                record.steps.push(step);
+                record.steps.len() - 1
+            }
+            None => 0,
+        }
+    }
+
+    /// The step at `index`, for the relay to fill in.
+    pub fn step(&mut self, index: usize) -> Option<&mut StepRecord> {
+        self.record().and_then(|r| r.steps.get_mut(index))
+    }
+
+    /// Ends the record with `outcome` and sends it to the writer.
+    pub fn finish(mut self, outcome: Outcome, http_status: u16, error: Option<String>) {
+        self.close(outcome, http_status, error);
+    }
+
+    fn close(&mut self, outcome: Outcome, http_status: u16, error: Option<String>) {
+        let total_ms = self.elapsed_ms();
+        let Some(mut record) = self.record.take() else {
+            return;
+        };
+        record.total_ms = total_ms;
+        record.outcome = outcome;
+        if record.http_status == 0 {
+            record.http_status = http_status;
+        }
+        record.error = error;
+        let _in_request = self.span.enter();
+        tracing::info!(
+            outcome = ?record.outcome,
+            route = record.route.unwrap_or("-"),
+            status = record.http_status,
+            total_ms,
+            ttft_ms = record.steps.last().and_then(|s| s.ttft_ms),
+            error = record.error.as_deref(),
+            "session finished"
+        );
+        self.sink.submit(record, self.slot.take());
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        if self.record.is_some() {
+            // 499: nginx's "client closed request", the usual mark for this case.
+            self.close(Outcome::ClientDisconnected, 499, None);
+        }
+    }
+}
+
+/// A `Duration` in whole milliseconds.
+pub fn millis(duration: std::time::Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// `text` cut to at most `max` characters, on a character boundary.
+pub fn cut(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((end, _)) => text[..end].to_string(),
+        None => text.to_string(),
+    }
+}
+
+/// A new session id: 8 lowercase hex characters.
+pub fn new_id() -> String {
+    format!("{:08x}", fastrand::u32(..))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn start(sink: SessionSink) -> Session {
+        Session::start(
+            SessionStart {
+                id: "abcd1234".into(),
+                client_ip: "127.0.0.1".into(),
+                user_agent: None,
+            },
+            sink,
+        )
+    }
+
+    async fn recv(rx: &mut mpsc::Receiver<WriterMsg>) -> SessionRecord {
+        match rx.recv().await {
+            Some(WriterMsg::Record(record)) => *record,
+            other => panic!("expected a record, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn dropping_an_unfinished_session_records_a_disconnect() {
+        let (tx, mut rx) = mpsc::channel(4);
+        drop(start(SessionSink::new(tx)));
+        let record = recv(&mut rx).await;
+        assert_eq!(record.outcome, Outcome::ClientDisconnected);
+        assert_eq!(record.http_status, 499);
+    }
+
+    #[tokio::test]
+    async fn finishing_sends_exactly_one_record() {
+        let (tx, mut rx) = mpsc::channel(4);
+        let session = start(SessionSink::new(tx));
+        session.finish(Outcome::Ok, 200, None);
+        let record = recv(&mut rx).await;
+        assert_eq!(record.outcome, Outcome::Ok);
+        assert!(rx.try_recv().is_err(), "a second record was sent");
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_delays_but_never_drops() {
+        let (tx, mut rx) = mpsc::channel(1);
+        for _ in 0..5 {
+            start(SessionSink::new(tx.clone())).finish(Outcome::Ok, 200, None);
+        }
+        for _ in 0..5 {
+            recv(&mut rx).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn a_busy_writer_makes_new_requests_wait_instead_of_filling_memory() {
+        let (tx, mut rx) = mpsc::channel(1);
+        let sink = SessionSink::new(tx);
+        let mut first = start(sink.clone());
+        first.reserve_slot().await;
+        let mut second = start(sink.clone());
+        // The only place is taken: the second request waits for the writer.
+        let waited =
+            tokio::time::timeout(std::time::Duration::from_millis(50), second.reserve_slot()).await;
+        assert!(waited.is_err(), "the second request did not wait");
+        first.finish(Outcome::Ok, 200, None);
+        assert_eq!(recv(&mut rx).await.outcome, Outcome::Ok);
+        second.reserve_slot().await;
+        drop(second);
+        assert_eq!(recv(&mut rx).await.outcome, Outcome::ClientDisconnected);
+    }
+
+    #[test]
+    fn ids_are_eight_hex_chars_and_cut_respects_chars() {
+        let id = new_id();
+        assert_eq!(id.len(), 8);
+        assert!(id.chars().all(|c| c.is_ascii_hexdigit()));
+        assert_eq!(cut("héllo", 2), "hé");
+        assert_eq!(cut("hi", 10), "hi");
+    }
+}

@@ -1,0 +1,295 @@
+//! Summarises logged sessions for `ai-router sessions stats` and `GET /stats`: shares
+//! per route and label, latency percentiles, errors and fallbacks by reason, xAI tokens
+//! and cost, and what the same traffic would have cost all-cloud.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::config::Price;
+use crate::record::store::LoggedSession;
+
+/// Latency percentiles (nearest rank) over `count` values, in milliseconds.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Percentiles {
+    pub count: usize,
+    pub p50: Option<u64>,
+    pub p95: Option<u64>,
+    pub p99: Option<u64>,
+}
+
+/// Token counts and what they cost.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Spend {
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    pub cost_usd: f64,
+    /// Models that had tokens but no price in `[prices]` (their cost counts as 0).
+    pub unpriced_models: Vec<String>,
+}
+
+/// The whole summary; `Serialize` gives the `--json` and `/stats` shape.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Summary {
+    pub sessions: usize,
+    pub routes: BTreeMap<String, usize>,
+    pub classes: BTreeMap<String, usize>,
+    pub meta_share: f64,
+    pub outcomes: BTreeMap<String, usize>,
+    pub classification_ms: Percentiles,
+    pub total_ms: BTreeMap<String, Percentiles>,
+    pub ttft_ms: BTreeMap<String, Percentiles>,
+    pub errors: BTreeMap<String, usize>,
+    pub classification_fallbacks: BTreeMap<String, usize>,
+    pub route_fallbacks: BTreeMap<String, usize>,
+    pub xai: Spend,
+    /// The same answers from xAI's model (`xai_model`), plus the search hops.
+    pub all_cloud: Spend,
+}
+
+/// Summarises `sessions`; `xai_model` prices the all-cloud estimate.
+pub fn summarise(
+    sessions: &[LoggedSession],
+    prices: &BTreeMap<String, Price>,
+    xai_model: &str,
+) -> Summary {
+    let mut summary = Summary {
+        sessions: sessions.len(),
+        ..Summary::default()
+    };
+    let mut classification = Vec::new();
+    let mut totals: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+    let mut ttfts: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+    for session in sessions {
+        let route = session.route.clone().unwrap_or_else(|| "none".into());
+        *summary.routes.entry(route.clone()).or_default() += 1;
+        if let Some(class) = &session.classification {
+            *summary.classes.entry(class.clone()).or_default() += 1;
+        }
+        *summary.outcomes.entry(session.outcome.clone()).or_default() += 1;
+        if let Some(step) = session.step("classify") {
+            classification.push(step.duration_ms.max(session.classification_ms));
+        }
+        totals
+            .entry(route.clone())
+            .or_default()
+            .push(session.total_ms);
+        if let Some(ttft) = session.step("answer").and_then(|s| s.ttft_ms) {
+            ttfts.entry(route).or_default().push(ttft);
+        }
+        if session.outcome == "error"
+            && let Some(error) = &session.error
+        {
+            *summary.errors.entry(reason(error)).or_default() += 1;
+        }
+        if let Some(why) = &session.classification_fallback {
+            *summary
+                .classification_fallbacks
+                .entry(reason(why))
+                .or_default() += 1;
+        }
+        if let Some(why) = &session.route_fallback {
+            *summary.route_fallbacks.entry(reason(why)).or_default() += 1;
+        }
+        for step in &session.steps {
+            let (input, output) = tokens(step.usage.as_ref());
+            if step.provider == "xai" {
+                add(&mut summary.xai, prices, &step.model, input, output);
+            }
+            match step.step.as_str() {
+                "answer" => add(&mut summary.all_cloud, prices, xai_model, input, output),
+                "enrich" => add(&mut summary.all_cloud, prices, &step.model, input, output),
+                _ => {}
+            }
+        }
+    }
+    let meta = summary.routes.get("meta").copied().unwrap_or(0);
+    summary.meta_share = share(meta, sessions.len());
+    summary.classification_ms = percentiles(classification);
+    summary.total_ms = totals
+        .into_iter()
+        .map(|(k, v)| (k, percentiles(v)))
+        .collect();
+    summary.ttft_ms = ttfts
+        .into_iter()
+        .map(|(k, v)| (k, percentiles(v)))
+        .collect();
+    summary
+}
+
+/// `part / whole`, 0 when there is nothing.
+fn share(part: usize, whole: usize) -> f64 {
+    if whole == 0 {
+        0.0
+    } else {
+        part as f64 / whole as f64
+    }
+}
+
+/// Nearest-rank percentiles: p is the smallest value with at least p% of values ≤ it.
+pub fn percentiles(mut values: Vec<u64>) -> Percentiles {
+    values.sort_unstable();
+    let rank = |p: usize| -> Option<u64> {
+        let n = values.len();
+        if n == 0 {
+            return None;
+        }
+        let index = (p * n).div_ceil(100).clamp(1, n) - 1;
+        values.get(index).copied()
+    };
+    Percentiles {
+        count: values.len(),
+        p50: rank(50),
+        p95: rank(95),
+        p99: rank(99),
+    }
+}
+
+/// A reason without its specifics after `;` (e.g. "…; used MODERATE (the default)"),
+/// cut to a readable length, so equal causes count together.
+fn reason(text: &str) -> String {
+    let head = text.split(';').next().unwrap_or(text).trim();
+    crate::record::session::cut(head, 100)
+}
+
+/// Input and output tokens from a chat (`prompt_tokens`) or Responses (`input_tokens`)
+/// usage object.
+fn tokens(usage: Option<&Value>) -> (u64, u64) {
+    let Some(usage) = usage else { return (0, 0) };
+    let get = |keys: [&str; 2]| {
+        keys.iter()
+            .find_map(|k| usage.get(*k).and_then(Value::as_u64))
+            .unwrap_or(0)
+    };
+    (
+        get(["prompt_tokens", "input_tokens"]),
+        get(["completion_tokens", "output_tokens"]),
+    )
+}
+
+fn add(spend: &mut Spend, prices: &BTreeMap<String, Price>, model: &str, input: u64, output: u64) {
+    if input + output == 0 {
+        return;
+    }
+    spend.input_tokens += input;
+    spend.output_tokens += output;
+    match prices.get(model) {
+        Some(price) => {
+            spend.cost_usd += (input as f64 * price.input_per_million
+                + output as f64 * price.output_per_million)
+                / 1_000_000.0;
+        }
+        None if !spend.unpriced_models.iter().any(|m| m == model) => {
+            spend.unpriced_models.push(model.to_string());
+        }
+        None => {}
+    }
+}
+
+/// The summary for people.
+pub fn render(summary: &Summary) -> String {
+    let mut out = String::new();
+    let n = summary.sessions;
+    let _ = writeln!(out, "sessions        {n}");
+    let _ = writeln!(out, "routes          {}", counts(&summary.routes, n));
+    let _ = writeln!(out, "labels          {}", counts(&summary.classes, n));
+    let _ = writeln!(out, "META share      {:.1}%", summary.meta_share * 100.0);
+    let _ = writeln!(out, "outcomes        {}", counts(&summary.outcomes, n));
+    let _ = writeln!(out, "classification  {}", pct(&summary.classification_ms));
+    for (route, p) in &summary.total_ms {
+        let _ = writeln!(out, "total {route:<9} {}", pct(p));
+    }
+    for (route, p) in &summary.ttft_ms {
+        let _ = writeln!(out, "ttft {route:<10} {}", pct(p));
+    }
+    for (title, reasons) in [
+        ("errors", &summary.errors),
+        ("classifier fallbacks", &summary.classification_fallbacks),
+        ("route fallbacks", &summary.route_fallbacks),
+    ] {
+        let _ = writeln!(
+            out,
+            "{title}: {}",
+            if reasons.is_empty() { "none" } else { "" }
+        );
+        for (why, count) in reasons {
+            let _ = writeln!(out, "  {count:>5}× {why}");
+        }
+    }
+    let _ = writeln!(out, "xAI spend       {}", spend(&summary.xai));
+    let _ = writeln!(out, "all-cloud       {}", spend(&summary.all_cloud));
+    out
+}
+
+fn counts(map: &BTreeMap<String, usize>, total: usize) -> String {
+    let mut items: Vec<_> = map.iter().collect();
+    items.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+    let parts: Vec<String> = items
+        .iter()
+        .map(|(k, v)| format!("{k} {v} ({:.1}%)", share(**v, total) * 100.0))
+        .collect();
+    if parts.is_empty() {
+        "-".into()
+    } else {
+        parts.join("  ")
+    }
+}
+
+fn pct(p: &Percentiles) -> String {
+    let ms = |v: Option<u64>| v.map_or("-".to_string(), |v| format!("{v}"));
+    format!(
+        "p50 {} ms  p95 {} ms  p99 {} ms  (n={})",
+        ms(p.p50),
+        ms(p.p95),
+        ms(p.p99),
+        p.count
+    )
+}
+
+fn spend(s: &Spend) -> String {
+    let mut text = format!(
+        "{} in / {} out tokens ≈ ${:.4}",
+        s.input_tokens, s.output_tokens, s.cost_usd
+    );
+    if !s.unpriced_models.is_empty() {
+        let _ = write!(text, " (no price for: {})", s.unpriced_models.join(", "));
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nearest_rank_percentiles() {
+        let p = percentiles((1..=100).collect());
+        assert_eq!(
+            (p.p50, p.p95, p.p99, p.count),
+            (Some(50), Some(95), Some(99), 100)
+        );
+        let few = percentiles(vec![30, 10, 20]);
+        assert_eq!((few.p50, few.p95, few.p99), (Some(20), Some(30), Some(30)));
+        assert_eq!(percentiles(vec![]).p50, None);
+        assert_eq!(percentiles(vec![7]).p99, Some(7));
+    }
+
+    #[test]
+    fn reasons_group_without_their_specifics() {
+        assert_eq!(
+            reason("the classifier timed out after 10 s; used MODERATE (the default)"),
+            "the classifier timed out after 10 s"
+        );
+    }
+
+    #[test]
+    fn tokens_from_both_usage_shapes() {
+        let chat = serde_json::json!({"prompt_tokens": 10, "completion_tokens": 5});
+        let responses = serde_json::json!({"input_tokens": 7, "output_tokens": 3});
+        assert_eq!(tokens(Some(&chat)), (10, 5));
+        assert_eq!(tokens(Some(&responses)), (7, 3));
+        assert_eq!(tokens(None), (0, 0));
+    }
+}

@@ -1,0 +1,178 @@
+//! The command line: `serve`, `check`, `classify` and `sessions …`, and the dispatch of
+//! the `sessions` commands (read the logs, or replay them through the classifier).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::{self, Config};
+use crate::edge::state::AppState;
+use crate::prompts::PromptSet;
+use crate::record::session::SessionSink;
+use crate::tools::replay::{self, ReplayOptions};
+use crate::tools::sessions::{self, ListFilter};
+
+/// An OpenAI-compatible router: each chat request goes to the backend that should answer it.
+#[derive(Parser)]
+#[command(name = "ai-router", version)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// `--config FILE`, shared by every command.
+#[derive(Args, Clone)]
+pub struct ConfigArg {
+    /// Config file (TOML); the environment overrides it (AI_ROUTER_<SECTION>__<KEY>).
+    #[arg(
+        long,
+        value_name = "FILE",
+        default_value = "config/router.toml",
+        global = true
+    )]
+    pub config: PathBuf,
+}
+
+/// The commands.
+#[derive(Subcommand)]
+pub enum Command {
+    /// Run the proxy on `server.listen` until SIGTERM or Ctrl-C.
+    Serve(ConfigArg),
+    /// Validate the config, prompts and META rules and print the effective settings
+    /// (secrets masked); exits non-zero with the reason when something is wrong.
+    Check(ConfigArg),
+    /// Show how TEXT would be routed (META rules, then the classifier with the prompts
+    /// as they are now): the decision, the classifier's raw reply and the time it took.
+    Classify {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// The message to classify, as a user would send it.
+        text: String,
+    },
+    /// Read the session logs: list, show, stats, replay, export.
+    Sessions {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// The session folder (default: `sessions.dir` from the config).
+        #[arg(long, global = true)]
+        dir: Option<PathBuf>,
+        /// Output JSON for agents instead of text for people.
+        #[arg(long, global = true)]
+        json: bool,
+        #[command(subcommand)]
+        command: SessionsCommand,
+    },
+}
+
+/// `ai-router sessions …`.
+#[derive(Subcommand)]
+pub enum SessionsCommand {
+    /// One line per session: time, id, route, label, classification ms, total ms, outcome, query.
+    List(ListFilter),
+    /// One session, readable: query, decision and why, each step, the error.
+    Show {
+        /// The session id (from `x-request-id`), or a unique prefix of it.
+        id: String,
+    },
+    /// Shares per route and label, latency percentiles, errors and fallbacks, xAI cost.
+    Stats {
+        /// Only sessions this recent: 30m, 24h, 7d, 2w.
+        #[arg(long)]
+        since: Option<String>,
+    },
+    /// Re-classify logged conversations with the prompts as they are now and report
+    /// agreement with the logged decisions (needs the classifier).
+    Replay {
+        /// How far back.
+        #[arg(long, default_value = "7d")]
+        since: String,
+        /// At most this many sessions (the most recent).
+        #[arg(long)]
+        limit: Option<usize>,
+        /// Only sessions logged on this route.
+        #[arg(long)]
+        route: Option<String>,
+        /// Classifier calls in flight at once.
+        #[arg(long, default_value_t = 4)]
+        concurrency: usize,
+        /// Where to write the JSON report (default: logs/replays/replay-<time>.json).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Every session as one JSON line (JSONL), oldest first.
+    Export {
+        /// Only sessions this recent: 30m, 24h, 7d, 2w.
+        #[arg(long)]
+        since: Option<String>,
+    },
+}
+
+/// Runs an `ai-router sessions …` command and returns what to print.
+pub fn sessions(
+    config_path: &Path,
+    dir: Option<PathBuf>,
+    json: bool,
+    command: SessionsCommand,
+) -> Result<String, String> {
+    let config = config::load(config_path).map_err(|e| e.to_string())?;
+    let dir = dir.unwrap_or_else(|| config.sessions.dir.clone());
+    match command {
+        SessionsCommand::List(filter) => sessions::list(&dir, &filter, json),
+        SessionsCommand::Show { id } => sessions::show(&dir, &id, json),
+        SessionsCommand::Stats { since } => sessions::stats(&config, &dir, since.as_deref(), json),
+        SessionsCommand::Export { since } => {
+            let mut stdout = std::io::stdout().lock();
+            let count = sessions::export(&dir, since.as_deref(), &mut stdout)?;
+            eprintln!("exported {count} sessions");
+            Ok(String::new())
+        }
+        SessionsCommand::Replay {
+            since,
+            limit,
+            route,
+            concurrency,
+            out,
+        } => {
+            let options = ReplayOptions {
+                since,
+                limit,
+                route,
+                concurrency,
+                out,
+            };
+            run_replay(config, &dir, &options, json)
+        }
+    }
+}
+
+fn run_replay(
+    config: Config,
+    dir: &Path,
+    options: &ReplayOptions,
+    json: bool,
+) -> Result<String, String> {
+    let prompts = PromptSet::load(&config.server.prompts_dir).map_err(|e| e.to_string())?;
+    let rules = crate::routing::meta::load_rules(&config.meta).map_err(|e| e.to_string())?;
+    let runtime = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
+    runtime.block_on(async {
+        let state = AppState::new(config, prompts, rules, SessionSink::disabled())
+            .map_err(|e| e.to_string())?;
+        let report = replay::replay(Arc::new(state), dir, options).await?;
+        let path = replay::write_report(&report, dir, options.out.as_deref())?;
+        if report.replayed > 0 && report.failed.len() == report.replayed {
+            // Nothing was compared: an agreement figure would mislead a script or agent.
+            let first = report.failed.first().map_or("", |f| f.reason.as_str());
+            return Err(format!(
+                "every replay failed (first: {first}); is the classifier up? report: {}",
+                path.display()
+            ));
+        }
+        if json {
+            return serde_json::to_string_pretty(&report)
+                .map(|t| t + "\n")
+                .map_err(|e| e.to_string());
+        }
+        Ok(replay::render(&report, &path))
+    })
+}

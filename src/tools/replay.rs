@@ -1,0 +1,208 @@
+//! `ai-router sessions replay`: re-classifies logged user conversations with the prompts
+//! as they are now, through the classifier, and reports agreement with the logged
+//! decisions and every changed one. How a routing-prompt edit is judged before it is
+//! trusted.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use futures_util::StreamExt;
+use serde::Serialize;
+
+use crate::edge::state::AppState;
+use crate::record::session::cut;
+use crate::record::store::LoggedSession;
+use crate::routing::classify;
+use crate::tools::sessions;
+
+/// What to replay.
+#[derive(Clone, Debug)]
+pub struct ReplayOptions {
+    /// How far back, e.g. `7d`.
+    pub since: String,
+    /// At most this many sessions (the most recent).
+    pub limit: Option<usize>,
+    /// Only sessions logged on this route.
+    pub route: Option<String>,
+    /// Classifier calls in flight at once.
+    pub concurrency: usize,
+    /// Where the JSON report goes (default `<sessions dir>/../replays/replay-<time>.json`).
+    pub out: Option<PathBuf>,
+}
+
+/// The replay's result, also written as JSON for agents.
+#[derive(Debug, Serialize)]
+pub struct ReplayReport {
+    pub generated_at: String,
+    pub since: String,
+    pub classifier: String,
+    pub replayed: usize,
+    pub agreed: usize,
+    /// `agreed / (replayed - failed)`, 0 when nothing could be compared.
+    pub agreement: f64,
+    pub changed: Vec<Change>,
+    pub failed: Vec<Failure>,
+}
+
+/// A session whose label would change.
+#[derive(Debug, Serialize)]
+pub struct Change {
+    pub id: String,
+    pub query: String,
+    pub before: String,
+    /// Whether the logged label came from a fallback, not the classifier.
+    pub before_was_fallback: bool,
+    pub after: String,
+    pub raw: String,
+}
+
+/// A session the classifier could not label now.
+#[derive(Debug, Serialize)]
+pub struct Failure {
+    pub id: String,
+    pub query: String,
+    pub reason: String,
+}
+
+/// Replays the sessions in `dir` chosen by `options`; progress goes to stderr.
+pub async fn replay(
+    state: Arc<AppState>,
+    dir: &Path,
+    options: &ReplayOptions,
+) -> Result<ReplayReport, String> {
+    let scan = sessions::load(dir, Some(&options.since))?;
+    let mut chosen: Vec<LoggedSession> = scan
+        .sessions
+        .into_iter()
+        .filter(|s| s.was_classified() && s.classification.is_some())
+        .filter(|s| {
+            options
+                .route
+                .as_ref()
+                .is_none_or(|r| s.route.as_deref() == Some(r.as_str()))
+        })
+        .collect();
+    if let Some(limit) = options.limit {
+        chosen.drain(..chosen.len().saturating_sub(limit));
+    }
+    let total = chosen.len();
+    let concurrency = options.concurrency.max(1);
+    // One snapshot for the whole replay: every session is judged by the same prompts.
+    let prompts = state.prompts.load_full();
+    let mut results = futures_util::stream::iter(chosen)
+        .map(|session| {
+            let state = state.clone();
+            let prompts = prompts.clone();
+            async move {
+                let messages = session
+                    .client_messages
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default();
+                let now = classify::classify(&state, &prompts, &messages, None).await;
+                (session, now)
+            }
+        })
+        .buffered(concurrency);
+    let mut report = ReplayReport {
+        generated_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        since: options.since.clone(),
+        classifier: format!("{} ({})", state.classifier.base_url, state.classifier.model),
+        replayed: 0,
+        agreed: 0,
+        agreement: 0.0,
+        changed: Vec::new(),
+        failed: Vec::new(),
+    };
+    while let Some((session, now)) = results.next().await {
+        report.replayed += 1;
+        eprint!("\rreplayed {}/{total}", report.replayed);
+        let query = cut(&session.user_query.replace('\n', " "), 120);
+        let before = session.classification.clone().unwrap_or_default();
+        match now.label {
+            Some(label) if label.as_str() == before => report.agreed += 1,
+            Some(label) => report.changed.push(Change {
+                id: session.id.clone(),
+                query,
+                before,
+                before_was_fallback: session.classification_fallback.is_some(),
+                after: label.as_str().to_string(),
+                raw: cut(&now.raw, 200),
+            }),
+            None => report.failed.push(Failure {
+                id: session.id.clone(),
+                query,
+                reason: now.failure.unwrap_or_default(),
+            }),
+        }
+    }
+    if total > 0 {
+        eprintln!();
+    }
+    let compared = report.replayed - report.failed.len();
+    if compared > 0 {
+        report.agreement = report.agreed as f64 / compared as f64;
+    }
+    Ok(report)
+}
+
+/// Writes the report as JSON and returns where.
+pub fn write_report(
+    report: &ReplayReport,
+    dir: &Path,
+    out: Option<&Path>,
+) -> Result<PathBuf, String> {
+    let path = match out {
+        Some(path) => path.to_path_buf(),
+        None => {
+            let folder = dir.parent().unwrap_or(Path::new(".")).join("replays");
+            std::fs::create_dir_all(&folder).map_err(|e| format!("{}: {e}", folder.display()))?;
+            let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%SZ");
+            folder.join(format!("replay-{stamp}.json"))
+        }
+    };
+    let text = serde_json::to_string_pretty(report).map_err(|e| e.to_string())?;
+    std::fs::write(&path, text + "\n").map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(path)
+}
+
+/// The report for people.
+pub fn render(report: &ReplayReport, path: &Path) -> String {
+    let mut out = String::new();
+    let compared = report.replayed - report.failed.len();
+    let _ = writeln!(
+        out,
+        "replayed {} sessions since {} through {}",
+        report.replayed, report.since, report.classifier
+    );
+    let _ = writeln!(
+        out,
+        "agreement {}/{compared} = {:.1}%   changed {}   failed {}",
+        report.agreed,
+        report.agreement * 100.0,
+        report.changed.len(),
+        report.failed.len()
+    );
+    for change in &report.changed {
+        let mark = if change.before_was_fallback {
+            " (was a fallback)"
+        } else {
+            ""
+        };
+        let _ = writeln!(
+            out,
+            "  {}  {} → {}{mark}  {}",
+            change.id, change.before, change.after, change.query
+        );
+    }
+    for failure in &report.failed {
+        let _ = writeln!(
+            out,
+            "  {}  failed: {}  {}",
+            failure.id, failure.reason, failure.query
+        );
+    }
+    let _ = writeln!(out, "report: {}", path.display());
+    out
+}

@@ -1,0 +1,216 @@
+//! `ai-router sessions list|show|stats|export`: the session logs for people (text) and
+//! agents (`--json`). Skipped files are reported on stderr, never fatal.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use serde_json::{Value, json};
+
+use crate::config::Config;
+use crate::record::session::cut;
+use crate::record::store::{self, LoggedSession, Scan};
+use crate::record::summary;
+
+/// Filters for `sessions list`.
+#[derive(Clone, Debug, Default, clap::Args)]
+pub struct ListFilter {
+    /// Only sessions this recent: 30m, 24h, 7d, 2w.
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Only this route: primary, xai, enrich, meta.
+    #[arg(long)]
+    pub route: Option<String>,
+    /// Only this label: SIMPLE, MODERATE, COMPLEX, ENRICH, META.
+    #[arg(long)]
+    pub class: Option<String>,
+    /// Only sessions that did not end ok.
+    #[arg(long)]
+    pub errors: bool,
+    /// Only sessions where a fallback decided (classifier or route).
+    #[arg(long)]
+    pub fallbacks: bool,
+    /// Only sessions that took at least this many milliseconds.
+    #[arg(long)]
+    pub slow_ms: Option<u64>,
+    /// At most this many (the most recent).
+    #[arg(long, default_value_t = 50)]
+    pub limit: usize,
+}
+
+/// Reads `dir`, keeping sessions since `since` (e.g. `24h`), and reports skipped files.
+pub fn load(dir: &Path, since: Option<&str>) -> Result<Scan, String> {
+    let since = since.map(store::since).transpose()?;
+    let scan = store::scan(dir, since).map_err(|e| format!("{}: {e}", dir.display()))?;
+    if !scan.skipped.is_empty() {
+        eprintln!(
+            "skipped {} file(s) that are not readable sessions:",
+            scan.skipped.len()
+        );
+        for skipped in scan.skipped.iter().take(5) {
+            eprintln!("  {}: {}", skipped.path.display(), skipped.reason);
+        }
+    }
+    Ok(scan)
+}
+
+/// `sessions list`: one line per matching session, newest last.
+pub fn list(dir: &Path, filter: &ListFilter, as_json: bool) -> Result<String, String> {
+    let scan = load(dir, filter.since.as_deref())?;
+    let matching: Vec<&LoggedSession> = scan.sessions.iter().filter(|s| keep(s, filter)).collect();
+    let shown = &matching[matching.len().saturating_sub(filter.limit)..];
+    if as_json {
+        let rows: Vec<Value> = shown.iter().map(|s| row(s)).collect();
+        return Ok(format!("{}\n", Value::Array(rows)));
+    }
+    let mut out = String::new();
+    for s in shown {
+        let _ = writeln!(
+            out,
+            "{}  {}  {:<7} {:<8} cls {:>5} ms  total {:>6} ms  {:<19} {}",
+            s.timestamp
+                .get(..19)
+                .unwrap_or(&s.timestamp)
+                .replace('T', " "),
+            s.id,
+            s.route.as_deref().unwrap_or("-"),
+            s.classification.as_deref().unwrap_or("-"),
+            s.classification_ms,
+            s.total_ms,
+            s.outcome,
+            cut(&s.user_query.replace('\n', " "), 60),
+        );
+    }
+    let _ = writeln!(out, "{} of {} sessions", shown.len(), scan.sessions.len());
+    Ok(out)
+}
+
+fn keep(s: &LoggedSession, f: &ListFilter) -> bool {
+    f.route
+        .as_ref()
+        .is_none_or(|r| s.route.as_deref() == Some(r.as_str()))
+        && f.class.as_ref().is_none_or(|c| {
+            s.classification
+                .as_deref()
+                .is_some_and(|l| l.eq_ignore_ascii_case(c))
+        })
+        && (!f.errors || s.outcome != "ok")
+        && (!f.fallbacks || s.used_fallback())
+        && f.slow_ms.is_none_or(|ms| s.total_ms >= ms)
+}
+
+fn row(s: &LoggedSession) -> Value {
+    json!({
+        "timestamp": s.timestamp, "id": s.id, "route": s.route,
+        "classification": s.classification, "classification_ms": s.classification_ms,
+        "classification_fallback": s.classification_fallback, "route_fallback": s.route_fallback,
+        "meta_match": s.meta_match, "total_ms": s.total_ms, "outcome": s.outcome,
+        "error": s.error, "query": cut(&s.user_query, 200),
+    })
+}
+
+/// `sessions show ID`: one session, readable; `--json` gives the record as written.
+pub fn show(dir: &Path, id: &str, as_json: bool) -> Result<String, String> {
+    let s = store::find(dir, id)?;
+    if as_json {
+        return serde_json::to_string_pretty(&s)
+            .map(|t| t + "\n")
+            .map_err(|e| e.to_string());
+    }
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "session {}  {}  from {}",
+        s.id, s.timestamp, s.client_ip
+    );
+    let _ = writeln!(out, "query     {}", cut(&s.user_query, 500));
+    let _ = writeln!(
+        out,
+        "decision  {} → {}{}",
+        s.classification.as_deref().unwrap_or("-"),
+        s.route.as_deref().unwrap_or("-"),
+        if s.stream { " (stream)" } else { "" }
+    );
+    let why = [
+        ("meta rule", &s.meta_match),
+        ("classifier said", &s.classification_raw),
+        ("fallback", &s.classification_fallback),
+        ("route fallback", &s.route_fallback),
+    ];
+    for (label, value) in why {
+        if let Some(value) = value {
+            let _ = writeln!(out, "  {label}: {}", cut(value.trim(), 300));
+        }
+    }
+    for (i, step) in s.steps.iter().enumerate() {
+        let _ = writeln!(
+            out,
+            "step {} {} via {} ({})  {} ms{}  status {}  finish {}",
+            i + 1,
+            step.step,
+            step.provider,
+            step.model,
+            step.duration_ms,
+            step.ttft_ms
+                .map_or(String::new(), |t| format!(" (first token {t} ms)")),
+            step.status.map_or("-".into(), |c| c.to_string()),
+            step.finish_reason.as_deref().unwrap_or("-"),
+        );
+        if !step.reasoning_content.is_empty() {
+            let _ = writeln!(
+                out,
+                "  reasoning: {}",
+                cut(step.reasoning_content.trim(), 300)
+            );
+        }
+        let _ = writeln!(
+            out,
+            "  answer:    {}",
+            cut(step.response_content.trim(), 800)
+        );
+        if let Some(error) = &step.error {
+            let _ = writeln!(out, "  error:     {error}");
+        }
+    }
+    let _ = writeln!(
+        out,
+        "outcome   {} (HTTP {}) in {} ms",
+        s.outcome, s.http_status, s.total_ms
+    );
+    if let Some(error) = &s.error {
+        let _ = writeln!(out, "error     {error}");
+    }
+    Ok(out)
+}
+
+/// `sessions stats`: the summary over the sessions since `since`.
+pub fn stats(
+    config: &Config,
+    dir: &Path,
+    since: Option<&str>,
+    as_json: bool,
+) -> Result<String, String> {
+    let scan = load(dir, since)?;
+    let summary = summary::summarise(&scan.sessions, &config.prices, &config.backends.xai.model);
+    if as_json {
+        return serde_json::to_string_pretty(&summary)
+            .map(|t| t + "\n")
+            .map_err(|e| e.to_string());
+    }
+    let mut out = format!("since           {}\n", since.unwrap_or("the beginning"));
+    out.push_str(&summary::render(&summary));
+    Ok(out)
+}
+
+/// `sessions export`: JSON Lines, one whole session record per line, oldest first.
+pub fn export(
+    dir: &Path,
+    since: Option<&str>,
+    out: &mut dyn std::io::Write,
+) -> Result<usize, String> {
+    let scan = load(dir, since)?;
+    for session in &scan.sessions {
+        let line = serde_json::to_string(session).map_err(|e| e.to_string())?;
+        writeln!(out, "{line}").map_err(|e| e.to_string())?;
+    }
+    Ok(scan.sessions.len())
+}

@@ -1,0 +1,4 @@
+//! The backends: their clients, the one call, and their health.
+
+pub mod backend;
+pub mod health;
