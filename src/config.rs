@@ -1,20 +1,27 @@
 //! The router's settings: serde structs with defaults, and `load()`, which layers
-//! built-in defaults < the TOML file < the environment, then validates.
+//! built-in defaults < the TOML file < the environment, writes the older keys onto the
+//! route table, then validates.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
+mod legacy;
+mod routes;
 mod routing;
 mod sections;
+mod validate;
 
-pub use routing::{FailoverConfig, KeywordRule, Label, MetaConfig, Price, RoutingConfig};
+pub use legacy::{FailoverConfig, XaiConfig};
+pub use routes::{MaxTokens, RouteConfig, SearchConfig, Thinking};
+pub use routing::{KeywordRule, MetaConfig, MissingKey, Price, RoutingConfig};
 pub use sections::{
-    BackendConfig, Backends, HealthConfig, LogFormat, MissingKey, ServerConfig, SessionsConfig,
-    XaiConfig,
+    BackendConfig, BaseUrls, HealthConfig, LogFormat, ServerConfig, SessionsConfig,
 };
+pub use validate::{META_LABEL, validate};
 
 /// Everything the router can be told. Every key is optional in the file.
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -22,36 +29,53 @@ pub use sections::{
 pub struct Config {
     /// `[server]`: the listener and what clients see.
     pub server: ServerConfig,
-    /// `[backends.*]`: where the models live.
-    pub backends: Backends,
-    /// `[xai]`: rules for the cloud backend.
-    pub xai: XaiConfig,
-    /// `[sessions]`: the per-request session logs.
-    pub sessions: SessionsConfig,
+    /// `[backends.NAME]`: the model servers, any number; several URLs make a pool.
+    pub backends: BTreeMap<String, BackendConfig>,
+    /// `[routes.LABEL]`: for each label, the backend that answers and how.
+    pub routes: BTreeMap<String, RouteConfig>,
     /// `[routing]`: how requests are classified.
     pub routing: RoutingConfig,
-    /// `[meta]`: how client task prompts are recognised and answered.
+    /// `[meta]`: how client task prompts are recognised.
     pub meta: MetaConfig,
-    /// `[health]`: background probes and when a backend counts as down.
+    /// `[health]`: background probes and when an endpoint counts as down.
     pub health: HealthConfig,
-    /// `[failover]`: the other backend answers when the chosen one fails early.
-    pub failover: FailoverConfig,
+    /// `[sessions]`: the per-request session logs.
+    pub sessions: SessionsConfig,
     /// `[prices."<model>"]`: USD per million tokens, for cost estimates.
-    pub prices: std::collections::BTreeMap<String, Price>,
+    pub prices: BTreeMap<String, Price>,
+    /// `[xai]`: older names for route settings (see `legacy`); empty once loaded.
+    #[serde(default, skip_serializing_if = "is_default_xai")]
+    pub xai: XaiConfig,
+    /// `[failover]`: older names for routes' failover lists; empty once loaded.
+    #[serde(default, skip_serializing_if = "is_default_failover")]
+    pub failover: FailoverConfig,
+    /// Where each older key that was set went, for `check` and the start-up log.
+    #[serde(skip)]
+    pub notes: Vec<String>,
+}
+
+fn is_default_xai(xai: &XaiConfig) -> bool {
+    serde_json::to_value(xai).is_ok_and(|v| v.as_object().is_some_and(|o| o.is_empty()))
+}
+
+fn is_default_failover(failover: &FailoverConfig) -> bool {
+    failover.primary_to_xai.is_none() && failover.xai_to_primary.is_none()
 }
 
 impl Default for Config {
     fn default() -> Self {
         Config {
             server: ServerConfig::default(),
-            backends: Backends::default(),
-            xai: XaiConfig::default(),
-            sessions: SessionsConfig::default(),
+            backends: sections::default_backends(),
+            routes: routes::default_routes(),
             routing: RoutingConfig::default(),
             meta: MetaConfig::default(),
-            failover: FailoverConfig::default(),
             health: HealthConfig::default(),
+            sessions: SessionsConfig::default(),
             prices: routing::default_prices(),
+            xai: XaiConfig::default(),
+            failover: FailoverConfig::default(),
+            notes: Vec::new(),
         }
     }
 }
@@ -75,12 +99,13 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
     if !path.is_file() {
         return Err(ConfigError::Missing(path.to_path_buf()));
     }
-    let config: Config = Figment::from(Serialized::defaults(Config::default()))
+    let mut config: Config = Figment::from(Serialized::defaults(Config::default()))
         .merge(Toml::file_exact(path))
         .merge(seed_env()?)
         .merge(overrides())
         .extract()
         .map_err(|e| ConfigError::Parse(describe(e)))?;
+    config.notes = legacy::apply(&mut config);
     validate(&config)?;
     Ok(config)
 }
@@ -111,11 +136,25 @@ fn describe(error: figment::Error) -> String {
 
 /// `AI_ROUTER_<SECTION>__<KEY>` variables. Only names with a `__` are settings: every
 /// key lives in a section, and scripts keep their own `AI_ROUTER_*` names (a cache
-/// folder, a test URL) that must not be mistaken for config.
+/// folder, a test URL) that must not be mistaken for config. Keys are lower case but
+/// for route labels, which are upper case (`AI_ROUTER_ROUTES__COMPLEX__BACKEND`).
 fn overrides() -> Env {
     Env::prefixed("AI_ROUTER_")
         .filter(|key| key.as_str().contains("__"))
-        .split("__")
+        .lowercase(false)
+        .map(|key| {
+            let mut parts: Vec<String> = key
+                .as_str()
+                .split("__")
+                .map(str::to_ascii_lowercase)
+                .collect();
+            if parts.first().is_some_and(|p| p == "routes")
+                && let Some(label) = parts.get_mut(1)
+            {
+                *label = label.to_ascii_uppercase();
+            }
+            parts.join(".").into()
+        })
 }
 
 /// The seed deployment's variable names, which admins' `.env` files still use.
@@ -146,86 +185,4 @@ fn seed_env() -> Result<Figment, ConfigError> {
         seed = seed.merge(Serialized::default("xai.min_max_tokens", floor));
     }
     Ok(seed)
-}
-
-/// Checks what types alone cannot: URLs, non-empty names, non-zero limits.
-pub fn validate(config: &Config) -> Result<(), ConfigError> {
-    let invalid = |key: &str, problem: &str| {
-        Err(ConfigError::Invalid {
-            key: key.into(),
-            problem: problem.into(),
-        })
-    };
-    if config.server.virtual_model.trim().is_empty() {
-        return invalid("server.virtual_model", "must not be empty");
-    }
-    if config.server.sse_keepalive_secs == 0 {
-        return invalid("server.sse_keepalive_secs", "must be at least 1");
-    }
-    if config.health.probe_interval_secs == 0 {
-        return invalid("health.probe_interval_secs", "must be at least 1");
-    }
-    if config.server.max_concurrent_requests == 0 {
-        return invalid("server.max_concurrent_requests", "must be at least 1");
-    }
-    if config.server.max_body_bytes == 0 {
-        return invalid("server.max_body_bytes", "must be greater than 0");
-    }
-    if config.server.max_header_bytes < 1024 {
-        return invalid("server.max_header_bytes", "must be at least 1024");
-    }
-    if config.server.header_read_timeout_secs == 0 {
-        return invalid("server.header_read_timeout_secs", "must be at least 1");
-    }
-    if config.server.body_read_timeout_secs == 0 {
-        return invalid("server.body_read_timeout_secs", "must be at least 1");
-    }
-    for (name, backend) in config.backends.iter() {
-        let key = |field: &str| format!("backends.{name}.{field}");
-        match reqwest::Url::parse(&backend.base_url) {
-            Ok(url) if matches!(url.scheme(), "http" | "https") => {}
-            _ => return invalid(&key("base_url"), "must be an http:// or https:// URL"),
-        }
-        if backend.model.trim().is_empty() {
-            return invalid(&key("model"), "must not be empty");
-        }
-        if backend.connect_timeout_secs == 0
-            || backend.timeout_secs == 0
-            || backend.response_timeout_secs == 0
-        {
-            return invalid(&key("*_timeout_secs"), "timeouts must be at least 1 second");
-        }
-    }
-    if config.xai.enrich_timeout_secs == 0 {
-        return invalid("xai.enrich_timeout_secs", "must be at least 1");
-    }
-    if config.routing.max_input_chars < 200 {
-        return invalid("routing.max_input_chars", "must be at least 200");
-    }
-    if config
-        .meta
-        .headers
-        .iter()
-        .any(|h| axum::http::HeaderName::try_from(h.as_str()).is_err())
-    {
-        return invalid("meta.headers", "must be valid HTTP header names");
-    }
-    if config.sessions.max_files == 0 {
-        return invalid("sessions.max_files", "must be at least 1");
-    }
-    if config.sessions.max_age_days == 0 {
-        return invalid("sessions.max_age_days", "must be at least 1");
-    }
-    Ok(())
-}
-
-impl Backends {
-    /// The backends with their config names, in a fixed order.
-    pub fn iter(&self) -> [(&'static str, &BackendConfig); 3] {
-        [
-            ("classifier", &self.classifier),
-            ("primary", &self.primary),
-            ("xai", &self.xai),
-        ]
-    }
 }

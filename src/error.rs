@@ -1,11 +1,15 @@
 //! The request path's one error type and its OpenAI-shaped response
-//! (`{"error":{"message","type","param","code"}}`), so SDKs raise the right exception.
+//! (`{"error":{"message","type","param","code"}}`), so SDKs raise the right exception;
+//! backends' own error bodies are read into it by `upstream`.
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use crate::openai::error_body::UpstreamError;
+use crate::names::BackendId;
+
+mod upstream;
+pub use upstream::UpstreamError;
 
 /// Everything that can go wrong while answering a request, in user terms.
 #[derive(Debug, thiserror::Error)]
@@ -39,22 +43,30 @@ pub enum Error {
     MethodNotAllowed { method: String, path: String },
     /// The backend could not be reached (refused, DNS, connect timeout).
     #[error("the {backend} backend is unreachable ({reason})")]
-    UpstreamUnreachable {
-        backend: &'static str,
-        reason: String,
-    },
+    UpstreamUnreachable { backend: BackendId, reason: String },
     /// The backend accepted the request but went silent for too long.
     #[error("the {backend} backend did not answer within {secs} s")]
-    UpstreamTimeout { backend: &'static str, secs: u64 },
+    UpstreamTimeout { backend: BackendId, secs: u64 },
     /// The backend answered with an error of its own; relayed with its status.
     #[error("{}", .error.message)]
     UpstreamStatus {
-        backend: &'static str,
+        backend: BackendId,
         error: Box<UpstreamError>,
     },
-    /// A route needs xAI, which has no key, and `xai.missing_key = "error"`.
-    #[error("this request needs the xai backend, which has no API key: set {variable}")]
-    XaiNotConfigured { variable: String },
+    /// A route needs a backend that has no key, and `routing.missing_key = "error"`.
+    #[error("this request needs the {backend} backend, which has no API key: set {variable}")]
+    KeyMissing {
+        backend: BackendId,
+        variable: String,
+    },
+    /// Every endpoint of the backend is down and none may be tried now.
+    #[error(
+        "the {backend} backend has no healthy endpoint ({endpoints} of {endpoints} down); retry shortly"
+    )]
+    NoHealthyEndpoint {
+        backend: BackendId,
+        endpoints: usize,
+    },
     /// Client keys are required and the request has none, or a wrong one.
     #[error("{}", if *missing { "an API key is required: send Authorization: Bearer <key>" } else { "the API key is not valid" })]
     Unauthorized { missing: bool },
@@ -74,10 +86,7 @@ pub enum Error {
     ShuttingDown,
     /// The backend answered something that is not the protocol we speak.
     #[error("the {backend} backend sent an invalid response ({reason})")]
-    UpstreamProtocol {
-        backend: &'static str,
-        reason: String,
-    },
+    UpstreamProtocol { backend: BackendId, reason: String },
 }
 
 impl Error {
@@ -108,9 +117,10 @@ impl Error {
                 StatusCode::BAD_GATEWAY
             }
             Error::UpstreamTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
-            Error::ShuttingDown | Error::XaiNotConfigured { .. } | Error::Overloaded { .. } => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            Error::ShuttingDown
+            | Error::KeyMissing { .. }
+            | Error::NoHealthyEndpoint { .. }
+            | Error::Overloaded { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Error::UpstreamStatus { error, .. } => error.status,
         }
     }
@@ -132,9 +142,10 @@ impl Error {
             Error::UpstreamUnreachable { .. }
             | Error::UpstreamTimeout { .. }
             | Error::UpstreamProtocol { .. } => "upstream_error",
-            Error::ShuttingDown | Error::XaiNotConfigured { .. } | Error::Overloaded { .. } => {
-                "server_error"
-            }
+            Error::ShuttingDown
+            | Error::KeyMissing { .. }
+            | Error::NoHealthyEndpoint { .. }
+            | Error::Overloaded { .. } => "server_error",
             Error::UpstreamStatus { error, .. } => &error.kind,
         }
     }
@@ -158,7 +169,11 @@ impl Error {
             Error::UpstreamProtocol { .. } => "upstream_invalid_response",
             Error::ShuttingDown => "router_shutdown",
             Error::Overloaded { .. } => "router_overloaded",
-            Error::XaiNotConfigured { .. } => "xai_not_configured",
+            Error::NoHealthyEndpoint { .. } => "backend_unavailable",
+            // `xai_not_configured` for the seed's xAI, as before.
+            Error::KeyMissing { backend, .. } => {
+                return Value::from(format!("{backend}_not_configured"));
+            }
             Error::UpstreamStatus { error, .. } => return error.code.clone(),
         };
         Value::from(name)
@@ -168,6 +183,8 @@ impl Error {
     pub fn retry_after_secs(&self) -> Option<u64> {
         match self {
             Error::Overloaded { .. } | Error::TooManyStreams { .. } => Some(1),
+            // Probes check a down endpoint again within seconds.
+            Error::NoHealthyEndpoint { .. } => Some(5),
             Error::RateLimited {
                 retry_after_secs, ..
             } => Some(*retry_after_secs),
@@ -239,7 +256,7 @@ mod tests {
     #[test]
     fn router_failures_name_the_backend_not_internals() {
         let err = Error::UpstreamUnreachable {
-            backend: "primary",
+            backend: "primary".into(),
             reason: "connection refused".into(),
         };
         assert_eq!(err.status(), StatusCode::BAD_GATEWAY);
@@ -248,7 +265,7 @@ mod tests {
             "the primary backend is unreachable (connection refused)"
         );
         let timeout = Error::UpstreamTimeout {
-            backend: "primary",
+            backend: "primary".into(),
             secs: 30,
         };
         assert_eq!(timeout.status(), StatusCode::GATEWAY_TIMEOUT);

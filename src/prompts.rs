@@ -1,103 +1,120 @@
-//! Loads the prompt files under `prompts_dir` into an immutable `PromptSet` and renders
-//! their `{{placeholders}}`. A missing file falls back to the copy built into the binary
-//! (logged as an error); a reload keeps the last good version of a broken file.
+//! Loads the prompt files under `prompts_dir` that the config names into an immutable
+//! `PromptSet` and renders their `{{placeholders}}`. A shipped file that is missing falls
+//! back to the copy built into the binary (logged as an error); a reload keeps the last
+//! good version of a broken file.
 
 use std::path::{Path, PathBuf};
 
-/// Every prompt the router sends, by its file.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum PromptId {
-    /// `primary/system.md`: the local model's base system prompt.
-    PrimarySystem,
-    /// `routing/system.md`: the classifier's system prompt.
-    RoutingSystem,
-    /// `routing/request.md`: the classifier's user turn (`{{query}}`, `{{context}}`).
-    RoutingRequest,
-    /// `routing/truncation_note.md`: marks the cut in an over-long input (`{{omitted}}`).
-    TruncationNote,
-    /// `xai/system.md`: Grok's system prompt for COMPLEX.
-    XaiSystem,
-    /// `enrichment/system.md`: Grok's instructions for the ENRICH search hop.
-    EnrichmentSystem,
-    /// `enrichment/injection.md`: how gathered context reaches the primary (`{{context}}`).
-    EnrichmentInjection,
-    /// `meta/system.md`: the system prompt for client task prompts.
-    MetaSystem,
-}
+use crate::config::Config;
 
-/// What the router knows about one prompt file: where it lives, its built-in copy, and
-/// the placeholders it cannot do without.
-struct Spec {
-    id: PromptId,
+/// `routing/system.md`: the classifier's system prompt.
+pub const ROUTING_SYSTEM: &str = "routing/system.md";
+/// `routing/request.md`: the classifier's user turn (`{{query}}`, `{{context}}`).
+pub const ROUTING_REQUEST: &str = "routing/request.md";
+/// `routing/truncation_note.md`: marks the cut in an over-long input (`{{omitted}}`).
+pub const TRUNCATION_NOTE: &str = "routing/truncation_note.md";
+
+/// A shipped prompt: its file, its built-in copy, and the placeholders it cannot do
+/// without.
+struct BuiltIn {
     name: &'static str,
-    fallback: &'static str,
+    text: &'static str,
     required: &'static [&'static str],
 }
 
 /// The shipped prompts, compiled in as fallbacks for missing files.
-const SPECS: [Spec; 8] = [
-    spec(
-        PromptId::PrimarySystem,
-        "primary/system.md",
-        include_str!("../prompts/primary/system.md"),
-        &[],
-    ),
-    spec(
-        PromptId::RoutingSystem,
-        "routing/system.md",
-        include_str!("../prompts/routing/system.md"),
-        &[],
-    ),
-    spec(
-        PromptId::RoutingRequest,
-        "routing/request.md",
-        include_str!("../prompts/routing/request.md"),
-        &["query"],
-    ),
-    spec(
-        PromptId::TruncationNote,
-        "routing/truncation_note.md",
-        include_str!("../prompts/routing/truncation_note.md"),
-        &[],
-    ),
-    spec(
-        PromptId::XaiSystem,
-        "xai/system.md",
-        include_str!("../prompts/xai/system.md"),
-        &[],
-    ),
-    spec(
-        PromptId::EnrichmentSystem,
-        "enrichment/system.md",
-        include_str!("../prompts/enrichment/system.md"),
-        &[],
-    ),
-    spec(
-        PromptId::EnrichmentInjection,
-        "enrichment/injection.md",
-        include_str!("../prompts/enrichment/injection.md"),
-        &["context"],
-    ),
-    spec(
-        PromptId::MetaSystem,
-        "meta/system.md",
-        include_str!("../prompts/meta/system.md"),
-        &[],
-    ),
+const BUILT_IN: [BuiltIn; 8] = [
+    BuiltIn {
+        name: "primary/system.md",
+        text: include_str!("../prompts/primary/system.md"),
+        required: &[],
+    },
+    BuiltIn {
+        name: ROUTING_SYSTEM,
+        text: include_str!("../prompts/routing/system.md"),
+        required: &[],
+    },
+    BuiltIn {
+        name: ROUTING_REQUEST,
+        text: include_str!("../prompts/routing/request.md"),
+        required: &["query"],
+    },
+    BuiltIn {
+        name: TRUNCATION_NOTE,
+        text: include_str!("../prompts/routing/truncation_note.md"),
+        required: &[],
+    },
+    BuiltIn {
+        name: "xai/system.md",
+        text: include_str!("../prompts/xai/system.md"),
+        required: &[],
+    },
+    BuiltIn {
+        name: "enrichment/system.md",
+        text: include_str!("../prompts/enrichment/system.md"),
+        required: &[],
+    },
+    BuiltIn {
+        name: "enrichment/injection.md",
+        text: include_str!("../prompts/enrichment/injection.md"),
+        required: &["context"],
+    },
+    BuiltIn {
+        name: "meta/system.md",
+        text: include_str!("../prompts/meta/system.md"),
+        required: &[],
+    },
 ];
 
-const fn spec(
-    id: PromptId,
-    name: &'static str,
-    fallback: &'static str,
-    required: &'static [&'static str],
-) -> Spec {
-    Spec {
-        id,
-        name,
-        fallback,
-        required,
+/// A prompt file the router needs, and the placeholders its use requires.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Wanted {
+    /// Path relative to the prompts folder, e.g. `primary/system.md`.
+    pub name: String,
+    /// Placeholders the file must contain.
+    pub required: Vec<&'static str>,
+    /// The config key that names it, for error messages.
+    pub named_by: String,
+}
+
+/// Every prompt file `config` names: the classifier's, each route's system prompt, and
+/// each search hop's instructions and injection (which must carry `{{context}}`).
+pub fn wanted(config: &Config) -> Vec<Wanted> {
+    let mut wanted: Vec<Wanted> = Vec::new();
+    let mut add = |name: &str, required: &[&'static str], named_by: String| {
+        if name.trim().is_empty() {
+            return;
+        }
+        match wanted.iter_mut().find(|w| w.name == name) {
+            Some(known) => {
+                for placeholder in required {
+                    if !known.required.contains(placeholder) {
+                        known.required.push(placeholder);
+                    }
+                }
+            }
+            None => wanted.push(Wanted {
+                name: name.to_string(),
+                required: required.to_vec(),
+                named_by,
+            }),
+        }
+    };
+    for name in [ROUTING_SYSTEM, ROUTING_REQUEST, TRUNCATION_NOTE] {
+        add(name, &[], "the classifier".into());
     }
+    for (label, route) in &config.routes {
+        add(&route.prompt, &[], format!("routes.{label}.prompt"));
+        if let Some(search) = &route.search {
+            add(&search.prompt, &[], format!("routes.{label}.search.prompt"));
+            add(
+                &search.injection,
+                &["context"],
+                format!("routes.{label}.search.injection"),
+            );
+        }
+    }
+    wanted
 }
 
 /// Where a prompt's text came from, for `ai-router check` and the logs.
@@ -112,14 +129,14 @@ pub enum PromptSource {
 /// One prompt: its text and where it came from.
 #[derive(Clone, Debug)]
 pub struct Prompt {
-    /// Which prompt this is.
-    pub id: PromptId,
     /// Path relative to the prompts folder, e.g. `primary/system.md`.
-    pub name: &'static str,
+    pub name: String,
     /// The text a model reads (trimmed), before placeholders are filled in.
     pub text: String,
     /// File or built-in fallback.
     pub source: PromptSource,
+    /// What is required of the file, kept for reloads.
+    wanted: Wanted,
 }
 
 /// Every prompt, loaded together so a request sees one consistent set.
@@ -137,13 +154,14 @@ pub struct PromptError {
 }
 
 impl PromptSet {
-    /// Loads every prompt from `dir`, strictly: a file that cannot be read or lacks a
-    /// required placeholder is an error (start-up and `check` fail fast). A missing file
-    /// uses its built-in copy, logged as an error.
-    pub fn load(dir: &Path) -> Result<Self, PromptError> {
-        let prompts = SPECS
+    /// Loads every `wanted` prompt from `dir`, strictly: a file that cannot be read or
+    /// lacks a required placeholder is an error (start-up and `check` fail fast). A
+    /// missing shipped file uses its built-in copy, logged as an error; a missing file
+    /// of the admin's own is an error naming the key that asks for it.
+    pub fn load(dir: &Path, wanted: &[Wanted]) -> Result<Self, PromptError> {
+        let prompts = wanted
             .iter()
-            .map(|spec| load_one(dir, spec))
+            .map(|w| load_one(dir, w))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(PromptSet { prompts })
     }
@@ -151,15 +169,15 @@ impl PromptSet {
     /// Loads `dir` again for a running router: each file that now fails keeps its
     /// version from `self` (with a warning) so a half-saved edit never breaks requests.
     /// Returns the new set and the names of the prompts whose text changed.
-    pub fn reload(&self, dir: &Path) -> (PromptSet, Vec<&'static str>) {
+    pub fn reload(&self, dir: &Path) -> (PromptSet, Vec<String>) {
         let mut changed = Vec::new();
-        let prompts = SPECS
+        let prompts = self
+            .prompts
             .iter()
-            .zip(&self.prompts)
-            .map(|(spec, old)| match load_one(dir, spec) {
+            .map(|old| match load_one(dir, &old.wanted) {
                 Ok(new) => {
                     if new.text != old.text || new.source != old.source {
-                        changed.push(spec.name);
+                        changed.push(old.name.clone());
                     }
                     new
                 }
@@ -172,16 +190,16 @@ impl PromptSet {
         (PromptSet { prompts }, changed)
     }
 
-    /// The prompt `id`.
-    pub fn get(&self, id: PromptId) -> &Prompt {
-        // `load` builds one prompt per spec, in `SPECS` order.
-        let index = SPECS.iter().position(|s| s.id == id).unwrap_or(0);
-        &self.prompts[index]
+    /// The prompt `name`, if the set has it.
+    pub fn get(&self, name: &str) -> Option<&Prompt> {
+        self.prompts.iter().find(|p| p.name == name)
     }
 
-    /// The text of `id` with `values` filled in.
-    pub fn render(&self, id: PromptId, values: &[(&str, &str)]) -> String {
-        render(&self.get(id).text, values)
+    /// The text of `name` with `values` filled in; empty for no prompt (`""`) or one the
+    /// set does not have (the config is validated against the set at start-up).
+    pub fn render(&self, name: &str, values: &[(&str, &str)]) -> String {
+        self.get(name)
+            .map_or_else(String::new, |p| render(&p.text, values))
     }
 
     /// Every prompt in the set, for reports.
@@ -190,14 +208,23 @@ impl PromptSet {
     }
 }
 
-fn load_one(dir: &Path, spec: &Spec) -> Result<Prompt, PromptError> {
-    let path = dir.join(spec.name);
+fn load_one(dir: &Path, wanted: &Wanted) -> Result<Prompt, PromptError> {
+    let path = dir.join(&wanted.name);
+    let built_in = BUILT_IN.iter().find(|b| b.name == wanted.name);
     let (text, source) = match std::fs::read_to_string(&path) {
         Ok(text) => (text.trim().to_string(), PromptSource::File(path.clone())),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            tracing::error!(path = %path.display(), "prompt file missing, using the built-in copy");
-            (spec.fallback.trim().to_string(), PromptSource::Fallback)
-        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => match built_in {
+            Some(built_in) => {
+                tracing::error!(path = %path.display(), "prompt file missing, using the built-in copy");
+                (built_in.text.trim().to_string(), PromptSource::Fallback)
+            }
+            None => {
+                return Err(PromptError {
+                    path,
+                    reason: format!("file not found (named by {})", wanted.named_by),
+                });
+            }
+        },
         Err(e) => {
             return Err(PromptError {
                 path,
@@ -205,22 +232,30 @@ fn load_one(dir: &Path, spec: &Spec) -> Result<Prompt, PromptError> {
             });
         }
     };
-    if let Some(missing) = spec
-        .required
+    let required = built_in
+        .map_or(&[][..], |b| b.required)
         .iter()
-        .find(|name| !placeholders(&text).contains(name))
-    {
-        return Err(PromptError {
-            path,
-            reason: format!("the required placeholder {{{{{missing}}}}} is missing"),
-        });
+        .chain(&wanted.required);
+    let found = placeholders(&text);
+    for missing in required {
+        if !found.contains(missing) {
+            return Err(PromptError {
+                path,
+                reason: format!("the required placeholder {{{{{missing}}}}} is missing"),
+            });
+        }
     }
     Ok(Prompt {
-        id: spec.id,
-        name: spec.name,
+        name: wanted.name.clone(),
         text,
         source,
+        wanted: wanted.clone(),
     })
+}
+
+/// Today's UTC date, for `{{date}}`.
+pub fn today() -> String {
+    chrono::Utc::now().format("%Y-%m-%d").to_string()
 }
 
 /// The names of the `{{name}}` placeholders in `template` (spaces inside allowed).
@@ -277,25 +312,64 @@ mod tests {
         std::fs::write(path, text).unwrap();
     }
 
+    fn shipped() -> Vec<Wanted> {
+        wanted(&Config::default())
+    }
+
+    #[test]
+    fn the_shipped_config_wants_the_eight_shipped_files() {
+        let mut names: Vec<String> = shipped().into_iter().map(|w| w.name).collect();
+        names.sort();
+        let mut built_in: Vec<&str> = BUILT_IN.iter().map(|b| b.name).collect();
+        built_in.sort_unstable();
+        assert_eq!(names, built_in);
+    }
+
     #[test]
     fn files_win_and_missing_files_fall_back() {
         let dir = tempfile::tempdir().unwrap();
         write(dir.path(), "primary/system.md", "\nBe brief.\n\n");
-        let set = PromptSet::load(dir.path()).unwrap();
-        let primary = set.get(PromptId::PrimarySystem);
+        let set = PromptSet::load(dir.path(), &shipped()).unwrap();
+        let primary = set.get("primary/system.md").unwrap();
         assert_eq!(primary.text, "Be brief.");
         assert!(matches!(primary.source, PromptSource::File(_)));
-        let meta = set.get(PromptId::MetaSystem);
+        let meta = set.get("meta/system.md").unwrap();
         assert_eq!(meta.source, PromptSource::Fallback);
-        assert_eq!(meta.text, SPECS[7].fallback.trim());
+        assert_eq!(meta.text, BUILT_IN[7].text.trim());
         assert_eq!(set.all().len(), 8);
+    }
+
+    #[test]
+    fn a_missing_file_of_the_admins_own_is_an_error_naming_its_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = Config::default();
+        config.routes.insert(
+            "CODE".into(),
+            crate::config::RouteConfig {
+                backend: "primary".into(),
+                prompt: "code/system.md".into(),
+                ..Default::default()
+            },
+        );
+        let err = PromptSet::load(dir.path(), &wanted(&config))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("code/system.md") && err.contains("routes.CODE.prompt"),
+            "{err}"
+        );
+        write(dir.path(), "code/system.md", "Write code.");
+        let set = PromptSet::load(dir.path(), &wanted(&config)).unwrap();
+        assert_eq!(set.render("code/system.md", &[]), "Write code.");
     }
 
     #[test]
     fn a_missing_required_placeholder_is_an_error_at_load() {
         let dir = tempfile::tempdir().unwrap();
         write(dir.path(), "routing/request.md", "Classify this.");
-        let err = PromptSet::load(dir.path()).unwrap_err().to_string();
+        let err = PromptSet::load(dir.path(), &shipped())
+            .unwrap_err()
+            .to_string();
         assert!(
             err.contains("routing/request.md") && err.contains("{{query}}"),
             "{err}"
@@ -306,12 +380,12 @@ mod tests {
     fn reload_keeps_the_last_good_version_of_a_broken_file() {
         let dir = tempfile::tempdir().unwrap();
         write(dir.path(), "routing/request.md", "Q: {{query}}");
-        let set = PromptSet::load(dir.path()).unwrap();
+        let set = PromptSet::load(dir.path(), &shipped()).unwrap();
         write(dir.path(), "routing/request.md", "Q: nothing");
         write(dir.path(), "primary/system.md", "New primary.");
         let (next, changed) = set.reload(dir.path());
-        assert_eq!(next.get(PromptId::RoutingRequest).text, "Q: {{query}}");
-        assert_eq!(next.get(PromptId::PrimarySystem).text, "New primary.");
+        assert_eq!(next.get(ROUTING_REQUEST).unwrap().text, "Q: {{query}}");
+        assert_eq!(next.get("primary/system.md").unwrap().text, "New primary.");
         assert_eq!(changed, vec!["primary/system.md"]);
     }
 
@@ -319,7 +393,7 @@ mod tests {
     fn required_placeholders_may_have_spaces() {
         let dir = tempfile::tempdir().unwrap();
         write(dir.path(), "routing/request.md", "Q: {{ query }}");
-        assert!(PromptSet::load(dir.path()).is_ok());
+        assert!(PromptSet::load(dir.path(), &shipped()).is_ok());
         assert_eq!(placeholders("{{a}} {{ b }} {{c"), ["a", "b"]);
     }
 

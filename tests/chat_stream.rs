@@ -12,6 +12,7 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
+use common::ConfigExt;
 use common::fake::{Fake, Reply, chunk_json, reasoning_json, stream_events};
 use common::{TestRouter, read_sse};
 use futures_util::StreamExt;
@@ -186,7 +187,7 @@ async fn a_silent_stream_gets_keep_alive_comments() {
     .await;
     let router = TestRouter::start(&fake.url, |c| {
         c.server.sse_keepalive_secs = 1;
-        c.backends.primary.timeout_secs = 10;
+        c.backend("primary").timeout_secs = 10;
     })
     .await;
     let response = router.chat(&stream_body(None)).await;

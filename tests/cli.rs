@@ -65,9 +65,14 @@ fn check_prints_the_effective_settings_from_file_and_environment() {
     assert!(out.contains("model = \"grok-4.3\""));
     assert!(out.contains("min_max_tokens = 20000"));
     assert!(out.contains("virtual_model = \"home-ai\""));
+    // The seed's variables land on the routes they always meant, and check says so.
+    assert!(out.contains("tools = [\"web_search\"]"), "{out}");
     assert!(
-        out.contains("search_tools = [\"web_search\"]")
-            || out.contains("search_tools = [\n    \"web_search\",\n]"),
+        out.contains("xai.search_tools → routes.ENRICH.search.tools"),
+        "{out}"
+    );
+    assert!(
+        out.contains("xai.min_max_tokens → routes.COMPLEX.min_max_tokens"),
         "{out}"
     );
     assert!(out.contains("XAI_API_KEY is set (***)"));

@@ -12,6 +12,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
+use common::ConfigExt;
 use common::fake::{Fake, Reply};
 use common::{TestRouter, client, error_of, still_serves, streaming, user};
 use serde_json::{Value, json};
@@ -227,7 +228,7 @@ async fn refused_429_and_5xx_are_retried_before_the_first_byte_but_4xx_are_not()
         _ => common::fake::vllm_reply(body),
     })
     .await;
-    let router = TestRouter::start(&fake.url, |c| c.backends.primary.retries = 2).await;
+    let router = TestRouter::start(&fake.url, |c| c.backend("primary").retries = 2).await;
     let started = Instant::now();
     let response = router.chat(&user("hi")).await;
     assert_eq!(response.status(), 200);

@@ -14,6 +14,7 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use common::ConfigExt;
 use common::fake::{Fake, Reply, label_reply, responses_json, vllm_reply};
 use common::{TestRouter, read_sse, streaming, user};
 use futures_util::StreamExt;
@@ -62,7 +63,10 @@ async fn every_finished_session_is_logged_with_its_request_id() {
     })
     .await;
     let xai_url = xai.url.clone();
-    let router = TestRouter::start(&primary.url, |c| c.backends.xai.base_url = xai_url).await;
+    let router = TestRouter::start(&primary.url, |c| {
+        c.backend("xai").base_url = xai_url.as_str().into()
+    })
+    .await;
     router.classifier.set(label_reply("ENRICH"));
     let body = streaming(user("weather in Oslo today?"), true);
     let enrich = router.chat(&body).await;

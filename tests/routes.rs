@@ -11,6 +11,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
+use common::ConfigExt;
 use common::fake::{Fake, Reply, completion_json, label_reply, responses_json};
 use common::{TestRouter, read_sse, streaming, user};
 use serde_json::{Value, json};
@@ -21,8 +22,8 @@ async fn routed(label: &'static str) -> (TestRouter, Fake, Fake) {
     let xai = Fake::start().await;
     let xai_url = xai.url.clone();
     let router = TestRouter::start(&primary.url, |c| {
-        c.backends.xai.base_url = xai_url;
-        c.backends.xai.model = "grok-test".into();
+        c.backend("xai").base_url = xai_url.as_str().into();
+        c.backend("xai").model = "grok-test".into();
     })
     .await;
     router.classifier.set(label_reply(label));
@@ -210,8 +211,8 @@ async fn streaming_enrich_keeps_the_client_alive_while_searching() {
     let xai_url = xai.url.clone();
     let router = TestRouter::start(&primary.url, |c| {
         c.server.sse_keepalive_secs = 1;
-        c.backends.xai.base_url = xai_url;
-        c.xai.enrich_timeout_secs = 3;
+        c.backend("xai").base_url = xai_url.as_str().into();
+        c.route("ENRICH").search.as_mut().unwrap().timeout_secs = 3;
     })
     .await;
     router.classifier.set(label_reply("ENRICH"));
@@ -283,7 +284,7 @@ async fn keyword_rules_refine_the_fallback() {
     let primary = Fake::start().await;
     let router = TestRouter::start(&primary.url, |c| {
         c.routing.fallback_rules = vec![ai_router::config::KeywordRule {
-            label: ai_router::config::Label::Enrich,
+            label: "ENRICH".into(),
             keywords: vec!["weather".into()],
         }];
     })

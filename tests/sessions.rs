@@ -11,6 +11,7 @@ mod common;
 
 use std::time::Duration;
 
+use common::ConfigExt;
 use common::fake::Fake;
 use common::{TestRouter, client, session_files, user};
 use serde_json::{Value, json};
@@ -124,7 +125,7 @@ async fn no_key_or_authorization_value_reaches_a_session_file() {
     let path_value = std::env::var("PATH").unwrap();
     let fake = Fake::start().await;
     let router = TestRouter::start(&fake.url, |c| {
-        c.backends.primary.api_key_env = "PATH".into()
+        c.backend("primary").api_key_env = "PATH".into()
     })
     .await;
     let response = client()

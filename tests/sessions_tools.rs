@@ -12,6 +12,7 @@ mod common;
 
 use std::path::Path;
 
+use common::ConfigExt;
 use common::fake::{Fake, Reply, completion_json};
 use common::{TestRouter, client, user};
 use serde_json::{Value, json};
@@ -44,7 +45,10 @@ async fn known_traffic() -> (TestRouter, Fake, Fake) {
     let primary = Fake::start().await;
     let xai = Fake::start().await;
     let xai_url = xai.url.clone();
-    let router = TestRouter::start(&primary.url, |c| c.backends.xai.base_url = xai_url).await;
+    let router = TestRouter::start(&primary.url, |c| {
+        c.backend("xai").base_url = xai_url.as_str().into()
+    })
+    .await;
     router.classifier.set(|body| {
         let text = body.to_string();
         if text.contains("prove") {

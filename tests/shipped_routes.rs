@@ -15,6 +15,7 @@ mod common;
 
 use std::path::Path;
 
+use common::ConfigExt;
 use common::fake::{Fake, Received, Reply, completion_json, label_reply, responses_json};
 use common::{TestRouter, streaming};
 use serde_json::{Map, Value, json};
@@ -61,11 +62,11 @@ async fn staged(label: &'static str, xai_key: bool) -> Stage {
     let xai = Fake::with(xai_reply).await;
     let (primary_url, xai_url) = (primary.url.clone(), xai.url.clone());
     let router = TestRouter::shipped(|c| {
-        c.backends.primary.base_url = primary_url;
-        c.backends.xai.base_url = xai_url;
+        c.backend("primary").base_url = primary_url.as_str().into();
+        c.backend("xai").base_url = xai_url.as_str().into();
         // PATH is certainly set: it stands in for XAI_API_KEY. An unset name stands
         // for an admin who has no xAI key.
-        c.backends.xai.api_key_env = if xai_key {
+        c.backend("xai").api_key_env = if xai_key {
             "PATH".into()
         } else {
             "AI_ROUTER_TEST_NO_XAI_KEY".into()

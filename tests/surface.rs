@@ -8,6 +8,7 @@
 
 mod common;
 
+use common::ConfigExt;
 use common::fake::{Fake, Reply, chunk_json};
 use common::{TestRouter, client};
 use serde_json::Value;
@@ -70,8 +71,8 @@ async fn ready_is_503_when_the_primary_is_down() {
     drop(closed);
     let fake = Fake::start().await;
     let router = TestRouter::start(&fake.url, |c| {
-        c.backends.primary.base_url = dead;
-        c.backends.xai.api_key_env = "AI_ROUTER_TEST_KEY_THAT_IS_NEVER_SET".into();
+        c.backend("primary").base_url = dead.as_str().into();
+        c.backend("xai").api_key_env = "AI_ROUTER_TEST_KEY_THAT_IS_NEVER_SET".into();
     })
     .await;
     let (status, _, body) = get(&router, "/health/ready").await;
@@ -244,7 +245,7 @@ async fn background_probes_find_a_dead_backend_without_traffic() {
     drop(closed);
     let fake = Fake::start().await;
     let router = TestRouter::start(&fake.url, |c| {
-        c.backends.primary.base_url = dead;
+        c.backend("primary").base_url = dead.as_str().into();
         c.health.probe_interval_secs = 1;
         c.health.failure_threshold = 2;
     })

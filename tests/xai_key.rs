@@ -10,6 +10,7 @@
 
 mod common;
 
+use common::ConfigExt;
 use common::fake::{Fake, label_reply};
 use common::{TestRouter, user};
 use serde_json::Value;
@@ -18,7 +19,7 @@ use serde_json::Value;
 async fn without_an_xai_key_complex_is_answered_locally_and_says_why() {
     let primary = Fake::start().await;
     let router = TestRouter::start(&primary.url, |c| {
-        c.backends.xai.api_key_env = "AI_ROUTER_TEST_UNSET_KEY".into();
+        c.backend("xai").api_key_env = "AI_ROUTER_TEST_UNSET_KEY".into();
     })
     .await;
     router.classifier.set(label_reply("COMPLEX"));
@@ -36,8 +37,8 @@ async fn without_an_xai_key_complex_is_answered_locally_and_says_why() {
     );
 
     let strict = TestRouter::start(&primary.url, |c| {
-        c.backends.xai.api_key_env = "AI_ROUTER_TEST_UNSET_KEY".into();
-        c.xai.missing_key = ai_router::config::MissingKey::Error;
+        c.backend("xai").api_key_env = "AI_ROUTER_TEST_UNSET_KEY".into();
+        c.routing.missing_key = ai_router::config::MissingKey::Error;
     })
     .await;
     strict.classifier.set(label_reply("ENRICH"));
@@ -61,8 +62,8 @@ async fn the_xai_key_is_sent_as_a_bearer_token_and_never_logged() {
     let xai = Fake::start().await;
     let xai_url = xai.url.clone();
     let router = TestRouter::start(&primary.url, |c| {
-        c.backends.xai.base_url = xai_url;
-        c.backends.xai.api_key_env = "PATH".into();
+        c.backend("xai").base_url = xai_url.as_str().into();
+        c.backend("xai").api_key_env = "PATH".into();
     })
     .await;
     router.classifier.set(label_reply("COMPLEX"));

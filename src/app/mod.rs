@@ -1,8 +1,132 @@
-//! Builds the router from its config and serves it: the accept loop, shutdown, tracing,
-//! the open-file limit and prompt hot reload.
+//! Builds the router from its config — one `App::build` for `serve` and the tests —
+//! and serves it: the accept loop, shutdown, tracing, the open-file limit, prompt hot
+//! reload and backend probes.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+
+use crate::config::Config;
+use crate::edge::state::{AppState, Parts};
+use crate::observe::live::LiveStats;
+use crate::observe::metrics::Metrics;
+use crate::prompts::{self, PromptSet};
+use crate::record::sink::{Observer, SessionSink};
+use crate::record::writer::{self, SessionWriter};
+use crate::routing::{RouteTable, Routing};
+use crate::upstream::{Backends, probe};
 
 pub mod accept;
 pub mod fd_limit;
 pub mod prompt_watch;
+mod serve;
 pub mod shutdown;
 pub mod telemetry;
+
+pub use serve::serve;
+
+/// A router ready to serve: its state, and the session-log writer to flush at the end.
+#[derive(Debug)]
+pub struct App {
+    pub state: Arc<AppState>,
+    pub writer: Option<SessionWriter>,
+}
+
+/// What runs beside the server: prompt hot reload and backend probes. Dropping it stops
+/// both.
+pub struct Background {
+    _watcher: prompt_watch::PromptWatcher,
+    probes: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        self.probes.abort();
+    }
+}
+
+impl App {
+    /// Everything `config` describes: prompts, META rules, backends and their pools,
+    /// routing, the session-log writer (when enabled), metrics. Runs on a Tokio runtime
+    /// (the writer's sweeper is a task).
+    pub fn build(config: Config) -> anyhow::Result<App> {
+        let prompts = PromptSet::load(&config.server.prompts_dir, &prompts::wanted(&config))?;
+        let backends = Arc::new(
+            Backends::build(&config.backends, config.health.failure_threshold)
+                .context("HTTP client")?,
+        );
+        let routing = Routing::build(&config, &backends)?;
+        let metrics = Arc::new(Metrics::default());
+        let live = Arc::new(LiveStats::new(
+            route_names(&routing.table).iter().map(String::as_str),
+        ));
+        let observers: Vec<Arc<dyn Observer>> = vec![metrics.clone(), live.clone()];
+        let (sessions, writer) = if config.sessions.enabled {
+            let (sink, writer) = writer::start(&config.sessions, backends.secrets(), observers)
+                .with_context(|| format!("session logs in {}", config.sessions.dir.display()))?;
+            (sink, Some(writer))
+        } else {
+            (SessionSink::disabled().observed_by(observers), None)
+        };
+        for note in &config.notes {
+            tracing::info!(note = %note, "older config key applied");
+        }
+        let state = AppState::new(Parts {
+            config,
+            prompts,
+            backends,
+            routing,
+            sessions,
+            metrics,
+            live,
+        })?;
+        Ok(App {
+            state: Arc::new(state),
+            writer,
+        })
+    }
+
+    /// Serves on `listener` until `shutdown` resolves (then lets in-flight requests
+    /// finish within `server.shutdown_grace_secs`), and flushes the session logs.
+    pub async fn run(
+        self,
+        listener: tokio::net::TcpListener,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let background = background(&self.state)?;
+        let grace = Duration::from_secs(self.state.config.server.shutdown_grace_secs);
+        serve(listener, self.state, shutdown, grace).await?;
+        drop(background);
+        if let Some(writer) = self.writer {
+            writer.shutdown().await;
+        }
+        Ok(())
+    }
+}
+
+/// Starts prompt hot reload and the background probes for `state`.
+pub fn background(state: &AppState) -> anyhow::Result<Background> {
+    let watcher = prompt_watch::start(
+        state.prompts.clone(),
+        &state.config.server.prompts_dir,
+        state.metrics.clone(),
+    )
+    .context("watching the prompts folder")?;
+    let every = Duration::from_secs(state.config.health.probe_interval_secs);
+    Ok(Background {
+        _watcher: watcher,
+        probes: probe::spawn(state.backends.clone(), every),
+    })
+}
+
+/// The route names, in the table's order.
+fn route_names(table: &RouteTable) -> Vec<String> {
+    let mut names: Vec<String> = Vec::new();
+    for route in table.iter() {
+        if !names.iter().any(|n| n == route.name.as_str()) {
+            names.push(route.name.to_string());
+        }
+    }
+    names
+}

@@ -5,10 +5,12 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use notify::{RecommendedWatcher, RecursiveMode, Watcher};
 use tokio::sync::mpsc;
 
-use crate::edge::state::AppState;
+use crate::observe::metrics::Metrics;
+use crate::prompts::PromptSet;
 
 /// Editors save in bursts (write temp, rename, touch): wait this long after the first
 /// change, then reload once.
@@ -25,12 +27,16 @@ impl Drop for PromptWatcher {
     }
 }
 
-/// Starts watching `state.config.server.prompts_dir`. The folder is watched by path:
-/// recursively (editors replace files, which shows up on the folder, not on the old
-/// file), and its parent too, so a folder that is replaced or deleted and recreated
-/// (a `git checkout`, a deploy) is picked up and watched again.
-pub fn start(state: Arc<AppState>) -> notify::Result<PromptWatcher> {
-    let dir = std::path::absolute(&state.config.server.prompts_dir)?;
+/// Starts watching `dir` for `prompts`. The folder is watched by path: recursively
+/// (editors replace files, which shows up on the folder, not on the old file), and its
+/// parent too, so a folder that is replaced or deleted and recreated (a `git checkout`,
+/// a deploy) is picked up and watched again. Reloads are counted in `metrics`.
+pub fn start(
+    prompts: Arc<ArcSwap<PromptSet>>,
+    dir: &Path,
+    metrics: Arc<Metrics>,
+) -> notify::Result<PromptWatcher> {
+    let dir = std::path::absolute(dir)?;
     // One slot is enough: a pending signal already means "reload", so extra events are
     // coalesced by dropping them, and the channel can never grow.
     let (changed, mut on_change) = mpsc::channel::<()>(1);
@@ -53,7 +59,7 @@ pub fn start(state: Arc<AppState>) -> notify::Result<PromptWatcher> {
             // The folder may be a new one by now: watch it again by path.
             let _ = watcher.unwatch(&dir);
             arm(&mut watcher, &dir);
-            reload(&state, &dir);
+            reload(&prompts, &dir, &metrics);
         }
     });
     Ok(PromptWatcher { task })
@@ -67,16 +73,16 @@ fn arm(watcher: &mut RecommendedWatcher, dir: &Path) {
 
 /// Loads the folder again and swaps the set in; broken files keep their last good text,
 /// and a folder that is missing for a moment keeps the whole set.
-fn reload(state: &AppState, dir: &Path) {
+fn reload(prompts: &ArcSwap<PromptSet>, dir: &Path, metrics: &Metrics) {
     if !dir.is_dir() {
         tracing::warn!(dir = %dir.display(), "prompts folder missing; keeping the current prompts");
         return;
     }
-    let current = state.prompts.load();
+    let current = prompts.load();
     let (next, changed) = current.reload(dir);
-    state.sessions.metrics().prompt_reload(!changed.is_empty());
+    metrics.prompt_reload(!changed.is_empty());
     if !changed.is_empty() {
         tracing::info!(prompts = ?changed, "prompts reloaded");
-        state.prompts.store(Arc::new(next));
+        prompts.store(Arc::new(next));
     }
 }

@@ -5,28 +5,14 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-/// A classification label, as the classifier writes it.
-#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
-#[serde(rename_all = "UPPERCASE")]
-pub enum Label {
-    /// Greetings, small talk, trivial questions: the primary.
-    Simple,
-    /// Coding, analysis, explanations: the primary.
-    Moderate,
-    /// Research-level, novel problems: xAI.
-    Complex,
-    /// Needs real-time data: xAI gathers, the primary answers.
-    Enrich,
-    /// The client's own task prompts: the primary, without thinking.
-    Meta,
-}
-
 /// `[routing]`.
 #[derive(Clone, Debug, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct RoutingConfig {
+    /// The backend that labels each request.
+    pub backend: String,
     /// The label used when the classifier fails, is slow, or answers without a label.
-    pub fallback: Label,
+    pub fallback: String,
     /// Keyword rules that refine the fallback: the first rule with a keyword in the last
     /// user message (case-insensitive) gives the label instead.
     pub fallback_rules: Vec<KeywordRule>,
@@ -43,6 +29,10 @@ pub struct RoutingConfig {
     pub cache_entries: usize,
     /// How long a remembered decision is used.
     pub cache_ttl_secs: u64,
+    /// A route whose backend (or search backend) has no API key: `fallback` answers it
+    /// another way (its failover routes, else the fallback label's; ENRICH without its
+    /// search) and the session log says why; `error` refuses it with a 503.
+    pub missing_key: MissingKey,
 }
 
 impl Default for RoutingConfig {
@@ -50,7 +40,8 @@ impl Default for RoutingConfig {
         let mut classifier_params = serde_json::Map::new();
         classifier_params.insert("temperature".into(), serde_json::Value::from(0.0));
         RoutingConfig {
-            fallback: Label::Moderate,
+            backend: "classifier".into(),
+            fallback: "MODERATE".into(),
             fallback_rules: Vec::new(),
             context_messages: 4,
             context_chars: 1500,
@@ -58,8 +49,19 @@ impl Default for RoutingConfig {
             classifier_params,
             cache_entries: 1024,
             cache_ttl_secs: 600,
+            missing_key: MissingKey::Fallback,
         }
     }
+}
+
+/// What a route does when a backend it needs has no API key.
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum MissingKey {
+    /// Answer another way and say so in the session log.
+    Fallback,
+    /// Answer 503 naming the missing variable.
+    Error,
 }
 
 /// One `[[routing.fallback_rules]]` entry.
@@ -67,23 +69,23 @@ impl Default for RoutingConfig {
 #[serde(deny_unknown_fields)]
 pub struct KeywordRule {
     /// The label this rule gives.
-    pub label: Label,
+    pub label: String,
     /// Words or phrases; any one of them is enough.
     pub keywords: Vec<String>,
 }
 
 /// `[meta]`.
 #[derive(Clone, Debug, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct MetaConfig {
     /// Request headers whose non-empty value marks a task prompt (Open WebUI's
     /// `X-OpenWebUI-Task`, set up as a connection header).
     pub headers: Vec<String>,
     /// The TOML file of text rules that recognise task prompts; empty for none.
     pub rules_file: PathBuf,
-    /// Send `chat_template_kwargs.enable_thinking = false` with META requests, so a
-    /// reasoning model does not spend a title's budget on thinking.
-    pub disable_thinking: bool,
+    /// The older name of `routes.META.thinking`: `false` lets the client decide.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub disable_thinking: Option<bool>,
 }
 
 impl Default for MetaConfig {
@@ -91,7 +93,7 @@ impl Default for MetaConfig {
         MetaConfig {
             headers: vec!["x-openwebui-task".into()],
             rules_file: "config/meta_rules.toml".into(),
-            disable_thinking: true,
+            disable_thinking: None,
         }
     }
 }
@@ -120,24 +122,4 @@ pub(crate) fn default_prices() -> std::collections::BTreeMap<String, Price> {
     .into_iter()
     .map(|model| (model.to_string(), grok))
     .collect()
-}
-
-/// `[failover]`: answering from the other backend when the chosen one fails before
-/// anything reached the client.
-#[derive(Clone, Debug, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct FailoverConfig {
-    /// Primary unreachable or failing → xAI answers. Off by default: it costs money.
-    pub primary_to_xai: bool,
-    /// xAI unreachable or failing on COMPLEX → the primary answers.
-    pub xai_to_primary: bool,
-}
-
-impl Default for FailoverConfig {
-    fn default() -> Self {
-        FailoverConfig {
-            primary_to_xai: false,
-            xai_to_primary: true,
-        }
-    }
 }

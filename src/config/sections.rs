@@ -1,6 +1,7 @@
-//! `[server]`, `[backends.*]`, `[xai]` and `[sessions]`: the listener, the model
-//! servers, the cloud backend's rules, and the session logs.
+//! `[server]`, `[backends.*]`, `[sessions]` and `[health]`: the listener, the model
+//! servers, the session logs and how backends are watched.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -92,22 +93,13 @@ pub enum LogFormat {
     Json,
 }
 
-/// `[backends]`: the three model servers the router knows.
-#[derive(Clone, Debug, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct Backends {
-    /// The small model that labels each request.
-    pub classifier: BackendConfig,
-    /// The local model that answers SIMPLE, MODERATE and META.
-    pub primary: BackendConfig,
-    /// xAI's Grok, for COMPLEX and the first ENRICH hop.
-    pub xai: BackendConfig,
-}
-
-impl Default for Backends {
-    fn default() -> Self {
-        Backends {
-            classifier: BackendConfig {
+/// The backends a fresh install knows: the classifier and primary vLLM servers of the
+/// Compose deployment, and xAI. `[backends.NAME]` adds any number more.
+pub(crate) fn default_backends() -> BTreeMap<String, BackendConfig> {
+    let backends = [
+        (
+            "classifier",
+            BackendConfig {
                 base_url: "http://vllm-router:8000/v1".into(),
                 model: "cyankiwi/Nemotron-Orchestrator-8B-AWQ-4bit".into(),
                 // A label is a few tokens: a slow classifier should fall back quickly,
@@ -117,12 +109,18 @@ impl Default for Backends {
                 retries: 0,
                 ..BackendConfig::default()
             },
-            primary: BackendConfig {
+        ),
+        (
+            "primary",
+            BackendConfig {
                 base_url: "http://vllm-primary:8000/v1".into(),
                 model: "nvidia/NVIDIA-Nemotron-3-Nano-30B-A3B-NVFP4".into(),
                 ..BackendConfig::default()
             },
-            xai: BackendConfig {
+        ),
+        (
+            "xai",
+            BackendConfig {
                 base_url: "https://api.x.ai/v1".into(),
                 model: "grok-4-1-fast-reasoning".into(),
                 api_key_env: "XAI_API_KEY".into(),
@@ -131,16 +129,22 @@ impl Default for Backends {
                 timeout_secs: 60,
                 ..BackendConfig::default()
             },
-        }
-    }
+        ),
+    ];
+    backends
+        .into_iter()
+        .map(|(name, backend)| (name.to_string(), backend))
+        .collect()
 }
 
-/// `[backends.<name>]`: one OpenAI-compatible server.
+/// `[backends.<name>]`: one OpenAI-compatible server (vLLM, llama-server, Ollama, xAI…),
+/// or several serving the same model: a pool.
 #[derive(Clone, Debug, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct BackendConfig {
-    /// Base URL up to and including `/v1`.
-    pub base_url: String,
+    /// Base URL up to and including `/v1`; a list of them makes a pool, whose requests go
+    /// to the healthy endpoint with the fewest in flight.
+    pub base_url: BaseUrls,
     /// The model name the server expects (vLLM answers 404 to any other).
     pub model: String,
     /// Name of the environment variable holding the bearer key; empty for none.
@@ -153,14 +157,15 @@ pub struct BackendConfig {
     pub response_timeout_secs: u64,
     /// Retries of a refused connection, a 429 or a 5xx before anything reached the
     /// client (backoff with jitter, or the backend's Retry-After, within the same
-    /// deadline). Never for other 4xx, never once a stream has started.
+    /// deadline). Never for other 4xx, never once a stream has started. The other
+    /// endpoints of a pool are tried first, at once, without counting as retries.
     pub retries: u32,
 }
 
 impl Default for BackendConfig {
     fn default() -> Self {
         BackendConfig {
-            base_url: String::new(),
+            base_url: BaseUrls::default(),
             model: String::new(),
             api_key_env: String::new(),
             connect_timeout_secs: 5,
@@ -171,49 +176,57 @@ impl Default for BackendConfig {
     }
 }
 
-/// `[xai]`: how requests are shaped for Grok.
-#[derive(Clone, Debug, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct XaiConfig {
-    /// `max_tokens` is raised to at least this for xAI (never lowered).
-    pub min_max_tokens: u32,
-    /// Server-side tools used by the ENRICH hop.
-    pub search_tools: Vec<String>,
-    /// Parameters Grok's reasoning models reject; removed on the way.
-    pub drop_params: Vec<String>,
-    /// Longest wait for the ENRICH search hop (x_search can take 20–45 s).
-    pub enrich_timeout_secs: u64,
-    /// With no xAI key: `fallback` answers COMPLEX on the primary and ENRICH without
-    /// gathered context (the session log says why); `error` refuses them with a 503.
-    pub missing_key: MissingKey,
+/// One base URL, or several: `base_url = "http://gpu1:8000/v1"` or
+/// `base_url = ["http://gpu1:8000/v1", "http://gpu2:8000/v1"]`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct BaseUrls(pub Vec<String>);
+
+impl BaseUrls {
+    /// The URLs, in the order they were written.
+    pub fn iter(&self) -> impl Iterator<Item = &str> {
+        self.0.iter().map(String::as_str)
+    }
 }
 
-/// What COMPLEX and ENRICH do when xAI has no key.
-#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum MissingKey {
-    /// Answer locally and say so in the session log.
-    Fallback,
-    /// Answer 503 naming the missing variable.
-    Error,
+impl From<String> for BaseUrls {
+    fn from(url: String) -> Self {
+        BaseUrls(vec![url])
+    }
 }
 
-impl Default for XaiConfig {
-    fn default() -> Self {
-        XaiConfig {
-            min_max_tokens: 16384,
-            search_tools: vec!["web_search".into(), "x_search".into()],
-            drop_params: [
-                "presence_penalty",
-                "frequency_penalty",
-                "stop",
-                "reasoning_effort",
-            ]
-            .map(String::from)
-            .to_vec(),
-            enrich_timeout_secs: 90,
-            missing_key: MissingKey::Fallback,
+impl From<&str> for BaseUrls {
+    fn from(url: &str) -> Self {
+        BaseUrls(vec![url.to_string()])
+    }
+}
+
+impl From<Vec<String>> for BaseUrls {
+    fn from(urls: Vec<String>) -> Self {
+        BaseUrls(urls)
+    }
+}
+
+impl Serialize for BaseUrls {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self.0.as_slice() {
+            [one] => serializer.serialize_str(one),
+            many => many.serialize(serializer),
         }
+    }
+}
+
+impl<'de> Deserialize<'de> for BaseUrls {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum OneOrMany {
+            One(String),
+            Many(Vec<String>),
+        }
+        Ok(match OneOrMany::deserialize(deserializer)? {
+            OneOrMany::One(url) => BaseUrls(vec![url]),
+            OneOrMany::Many(urls) => BaseUrls(urls),
+        })
     }
 }
 
@@ -249,9 +262,10 @@ impl Default for SessionsConfig {
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct HealthConfig {
-    /// Seconds between background probes of each backend.
+    /// Seconds between background probes of each backend endpoint.
     pub probe_interval_secs: u64,
-    /// Failures in a row (probes or real calls) that mark a backend down.
+    /// Failures in a row (probes or real calls: refused, timed out, 5xx) that mark a
+    /// backend's endpoint down; a pool stops sending it requests until it is back.
     pub failure_threshold: u32,
 }
 

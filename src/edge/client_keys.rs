@@ -113,7 +113,7 @@ pub async fn require(
         }
         Err(error) => {
             if request.uri().path().ends_with("/chat/completions") {
-                state.sessions.metrics().unauthorized();
+                state.metrics.unauthorized();
             }
             error.into_response()
         }

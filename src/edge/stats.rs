@@ -1,16 +1,19 @@
 //! `GET /stats`: live counters since start-up and the last 24 hours' summary (the same as
 //! `ai-router sessions stats --since 24h`), read from the session logs on a blocking
-//! thread and cached briefly, so request handling never waits on it.
+//! thread and cached briefly, so request handling never waits on it; and `GET /metrics`.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::Json;
 use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
 use serde_json::{Value, json};
 use tokio::sync::Mutex;
 
-use crate::edge::state::AppState;
+use super::state::AppState;
+use crate::observe::metrics::EndpointReading;
 use crate::record::store;
 use crate::record::summary;
 
@@ -23,9 +26,9 @@ pub struct SummaryCache {
     last: Mutex<Option<(Instant, Arc<Value>)>>,
 }
 
-/// The handler.
+/// `GET /stats`.
 pub async fn stats(State(state): State<Arc<AppState>>) -> Json<Value> {
-    let live = state.sessions.live().snapshot();
+    let live = state.live.snapshot();
     let day = last_day(&state).await;
     Json(json!({"since_start": live, "last_24h": *day}))
 }
@@ -51,11 +54,7 @@ async fn compute(state: Arc<AppState>) -> Value {
     let work = tokio::task::spawn_blocking(move || {
         let since = chrono::Utc::now() - chrono::Duration::hours(24);
         let scan = store::scan(&state.config.sessions.dir, Some(since))?;
-        let summary = summary::summarise(
-            &scan.sessions,
-            &state.config.prices,
-            &state.config.backends.xai.model,
-        );
+        let summary = summary::summarise(&scan.sessions, &state.cloud);
         let mut value = serde_json::to_value(summary).unwrap_or(Value::Null);
         value["skipped_files"] = Value::from(scan.skipped.len());
         Ok::<_, std::io::Error>(value)
@@ -65,4 +64,36 @@ async fn compute(state: Arc<AppState>) -> Value {
         Ok(Err(e)) => json!({"error": format!("cannot read the session logs: {e}")}),
         Err(e) => json!({"error": format!("the summary failed: {e}")}),
     }
+}
+
+/// `GET /metrics`, with every backend endpoint's state read now.
+pub async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
+    let readings: Vec<EndpointReading> = state
+        .backends
+        .iter()
+        .flat_map(|backend| {
+            backend.pool.endpoints().iter().map(|endpoint| {
+                let status = endpoint.status();
+                EndpointReading {
+                    backend: backend.id.to_string(),
+                    endpoint: status.url,
+                    up: match status.state {
+                        "up" => Some(true),
+                        "down" => Some(false),
+                        _ => None,
+                    },
+                    in_flight: status.in_flight,
+                    latency_seconds: status.latency_ms.map(|ms| ms as f64 / 1000.0),
+                }
+            })
+        })
+        .collect();
+    state.metrics.endpoints(&readings);
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        state.metrics.render(),
+    )
 }

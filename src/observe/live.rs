@@ -5,17 +5,18 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 use serde_json::{Value, json};
 
-use crate::record::session::{Outcome, SessionRecord};
+use crate::record::log::{Outcome, SessionRecord};
+use crate::record::sink::Observer;
 
-/// Routes as counted, in the order they are reported; "rejected" is a request that
-/// never got a route (bad input).
-const ROUTES: [&str; 5] = ["primary", "xai", "enrich", "meta", "rejected"];
+/// A request that never got a route (bad input, a refused key).
+const REJECTED: &str = "rejected";
 
 /// The counters.
 #[derive(Debug)]
 pub struct LiveStats {
     started_at: String,
-    routes: [AtomicU64; 5],
+    /// The route names in the order they are reported, `rejected` last.
+    routes: Vec<(String, AtomicU64)>,
     ok: AtomicU64,
     errors: AtomicU64,
     disconnects: AtomicU64,
@@ -24,11 +25,18 @@ pub struct LiveStats {
     in_flight: AtomicI64,
 }
 
-impl Default for LiveStats {
-    fn default() -> Self {
+impl LiveStats {
+    /// Counters for the routes named `routes` (the route table's names, in order).
+    pub fn new<'a>(routes: impl IntoIterator<Item = &'a str>) -> Self {
+        let mut names: Vec<String> = Vec::new();
+        for name in routes.into_iter().chain([REJECTED]) {
+            if !names.iter().any(|n| n == name) {
+                names.push(name.to_string());
+            }
+        }
         LiveStats {
             started_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-            routes: Default::default(),
+            routes: names.into_iter().map(|n| (n, AtomicU64::new(0))).collect(),
             ok: AtomicU64::new(0),
             errors: AtomicU64::new(0),
             disconnects: AtomicU64::new(0),
@@ -37,47 +45,16 @@ impl Default for LiveStats {
             in_flight: AtomicI64::new(0),
         }
     }
-}
-
-impl LiveStats {
-    /// A request has started.
-    pub fn started(&self) {
-        self.in_flight.fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// A request has ended with `record`.
-    pub fn finished(&self, record: &SessionRecord) {
-        self.in_flight.fetch_sub(1, Ordering::Relaxed);
-        let route = record.route.unwrap_or("rejected");
-        let index = ROUTES
-            .iter()
-            .position(|r| *r == route)
-            .unwrap_or(ROUTES.len() - 1);
-        self.routes[index].fetch_add(1, Ordering::Relaxed);
-        let outcome = match record.outcome {
-            Outcome::Ok => &self.ok,
-            Outcome::Error => &self.errors,
-            Outcome::ClientDisconnected => &self.disconnects,
-        };
-        outcome.fetch_add(1, Ordering::Relaxed);
-        if record.classification_fallback.is_some() {
-            self.classification_fallbacks
-                .fetch_add(1, Ordering::Relaxed);
-        }
-        if record.route_fallback.is_some() {
-            self.route_fallbacks.fetch_add(1, Ordering::Relaxed);
-        }
-    }
 
     /// The counters as JSON.
     pub fn snapshot(&self) -> Value {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        let routes: serde_json::Map<String, Value> = ROUTES
+        let routes: serde_json::Map<String, Value> = self
+            .routes
             .iter()
-            .zip(&self.routes)
-            .map(|(name, count)| (name.to_string(), Value::from(get(count))))
+            .map(|(name, count)| (name.clone(), Value::from(get(count))))
             .collect();
-        let total: u64 = self.routes.iter().map(get).sum();
+        let total: u64 = self.routes.iter().map(|(_, c)| get(c)).sum();
         json!({
             "started_at": self.started_at,
             "requests": total,
@@ -87,5 +64,39 @@ impl LiveStats {
             "route_fallbacks": get(&self.route_fallbacks),
             "in_flight": self.in_flight.load(Ordering::Relaxed).max(0),
         })
+    }
+}
+
+impl Observer for LiveStats {
+    fn started(&self) {
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn finished(&self, record: &SessionRecord) {
+        self.in_flight.fetch_sub(1, Ordering::Relaxed);
+        let decision = &record.decision;
+        let route = decision.route.as_deref().unwrap_or(REJECTED);
+        let counter = self
+            .routes
+            .iter()
+            .find(|(name, _)| name == route)
+            .or_else(|| self.routes.last())
+            .map(|(_, count)| count);
+        if let Some(counter) = counter {
+            counter.fetch_add(1, Ordering::Relaxed);
+        }
+        let outcome = match record.outcome {
+            Outcome::Ok => &self.ok,
+            Outcome::Error => &self.errors,
+            Outcome::ClientDisconnected => &self.disconnects,
+        };
+        outcome.fetch_add(1, Ordering::Relaxed);
+        if decision.classification_fallback.is_some() {
+            self.classification_fallbacks
+                .fetch_add(1, Ordering::Relaxed);
+        }
+        if decision.route_fallback.is_some() {
+            self.route_fallbacks.fetch_add(1, Ordering::Relaxed);
+        }
     }
 }

@@ -1,13 +1,10 @@
-//! Prometheus metrics, one registry per router: names and the small `observe_*`
-//! functions, and the `GET /metrics` handler. Labels are low-cardinality only (route,
-//! label, status class, outcome, backend, result). Almost everything is read off the finished
-//! session record, so there is one place where a request is counted.
+//! Prometheus metrics, one registry per router. Labels are low-cardinality only: route,
+//! label, status class, outcome, backend, endpoint (each from the config), result.
+//! Almost everything is read off the finished session record, so there is one place
+//! where a request is counted.
 
-use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 
-use axum::extract::State;
-use axum::http::header;
-use axum::response::IntoResponse;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -15,8 +12,9 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
-use crate::edge::state::AppState;
-use crate::record::session::{Outcome, SessionRecord};
+use crate::names::Step;
+use crate::record::log::SessionRecord;
+use crate::record::sink::Observer;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
@@ -36,6 +34,24 @@ struct RouteLabel {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct BackendLabel {
     backend: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct EndpointLabel {
+    backend: String,
+    /// The endpoint's base URL, without credentials: one per configured URL.
+    endpoint: String,
+}
+
+/// One endpoint's state, as `/metrics` shows it.
+#[derive(Clone, Debug)]
+pub struct EndpointReading {
+    pub backend: String,
+    pub endpoint: String,
+    /// `None` until it was first probed or called.
+    pub up: Option<bool>,
+    pub in_flight: u32,
+    pub latency_seconds: Option<f64>,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -74,6 +90,9 @@ pub struct Metrics {
     backend_errors: Family<BackendErrorLabel, Counter>,
     in_flight: Gauge,
     backend_up: Family<BackendLabel, Gauge>,
+    endpoint_up: Family<EndpointLabel, Gauge>,
+    endpoint_in_flight: Family<EndpointLabel, Gauge>,
+    endpoint_latency: Family<EndpointLabel, Gauge<f64, AtomicU64>>,
     session_writes: Family<ResultLabel, Counter>,
     prompt_reloads: Family<ResultLabel, Counter>,
 }
@@ -90,6 +109,9 @@ impl Default for Metrics {
         let backend_errors = Family::default();
         let in_flight = Gauge::default();
         let backend_up = Family::default();
+        let endpoint_up = Family::default();
+        let endpoint_in_flight = Family::default();
+        let endpoint_latency = Family::default();
         let session_writes = Family::default();
         let prompt_reloads = Family::default();
         registry.register(
@@ -134,8 +156,23 @@ impl Default for Metrics {
         );
         registry.register(
             "backend_up",
-            "1 when a backend is up, 0 when down (probes and calls)",
+            "1 when a backend has an endpoint up, 0 when all are down (probes and calls)",
             backend_up.clone(),
+        );
+        registry.register(
+            "endpoint_up",
+            "1 when a backend endpoint is up, 0 when ejected",
+            endpoint_up.clone(),
+        );
+        registry.register(
+            "endpoint_in_flight_requests",
+            "Requests a backend endpoint is answering now",
+            endpoint_in_flight.clone(),
+        );
+        registry.register(
+            "endpoint_latency_seconds",
+            "Running average of a backend endpoint's time to answer headers",
+            endpoint_latency.clone(),
         );
         registry.register(
             "session_log_writes",
@@ -158,30 +195,36 @@ impl Default for Metrics {
             backend_errors,
             in_flight,
             backend_up,
+            endpoint_up,
+            endpoint_in_flight,
+            endpoint_latency,
             session_writes,
             prompt_reloads,
         }
     }
 }
 
-impl Metrics {
-    /// A request has started.
-    pub fn started(&self) {
+impl Observer for Metrics {
+    fn started(&self) {
         self.in_flight.inc();
     }
 
-    /// A request has ended: counts it and its backend calls from its record.
-    pub fn finished(&self, record: &SessionRecord) {
+    /// Counts the request and its backend calls from its record.
+    fn finished(&self, record: &SessionRecord) {
         self.in_flight.dec();
-        let route = record.route.unwrap_or("rejected").to_string();
+        let decision = &record.decision;
+        let route = decision
+            .route
+            .as_ref()
+            .map_or_else(|| "rejected".to_string(), |r| r.to_string());
         let labels = RequestLabels {
             route: route.clone(),
-            class: record
+            class: decision
                 .classification
-                .clone()
-                .unwrap_or_else(|| "none".into()),
+                .as_ref()
+                .map_or_else(|| "none".to_string(), |l| l.to_string()),
             status: format!("{}xx", record.http_status / 100),
-            outcome: outcome_name(record.outcome),
+            outcome: record.outcome.as_str(),
         };
         self.requests.get_or_create(&labels).inc();
         let route = RouteLabel { route };
@@ -208,16 +251,16 @@ impl Metrics {
                     })
                     .inc();
             }
-            if step.step == "answer"
+            if step.step == Step::Answer
                 && let Some(ttft) = step.ttft_ms
             {
                 self.ttft.get_or_create(&route).observe(seconds(ttft));
             }
         }
-        if record.steps.iter().any(|s| s.step == "classify") || record.classification_cached {
+        if record.steps.iter().any(|s| s.step == Step::Classify) || decision.classification_cached {
             let result = match (
-                record.classification_cached,
-                &record.classification_fallback,
+                decision.classification_cached,
+                &decision.classification_fallback,
             ) {
                 (true, _) => "cached",
                 (false, Some(_)) => "fallback",
@@ -227,12 +270,23 @@ impl Metrics {
                 .get_or_create(&ResultLabel {
                     result: result.into(),
                 })
-                .observe(seconds(record.classification_ms));
+                .observe(seconds(decision.classification_ms));
         }
         let own_ms = record.total_ms.saturating_sub(backend_ms);
         self.overhead.get_or_create(&route).observe(seconds(own_ms));
     }
 
+    fn written(&self, ok: bool) {
+        let result = if ok { "ok" } else { "error" };
+        self.session_writes
+            .get_or_create(&ResultLabel {
+                result: result.into(),
+            })
+            .inc();
+    }
+}
+
+impl Metrics {
     /// A chat request was refused for a missing or wrong client key. It has no session
     /// record, but a key being guessed must show on the dashboard.
     pub fn unauthorized(&self) {
@@ -242,16 +296,6 @@ impl Metrics {
                 class: "none".into(),
                 status: "4xx".into(),
                 outcome: "unauthorized",
-            })
-            .inc();
-    }
-
-    /// A session-log file was written (`ok`) or could not be (`error`).
-    pub fn session_write(&self, ok: bool) {
-        let result = if ok { "ok" } else { "error" };
-        self.session_writes
-            .get_or_create(&ResultLabel {
-                result: result.into(),
             })
             .inc();
     }
@@ -266,13 +310,38 @@ impl Metrics {
             .inc();
     }
 
-    /// Sets `backend_up` for each backend whose state is known.
-    pub fn backends_up(&self, states: &[(&'static str, i64)]) {
-        for (backend, up) in states {
-            let label = BackendLabel {
-                backend: (*backend).to_string(),
+    /// Sets the endpoint gauges, and `backend_up` for each backend with an endpoint
+    /// whose state is known (up while any endpoint is).
+    pub fn endpoints(&self, readings: &[EndpointReading]) {
+        let mut backends: std::collections::BTreeMap<&str, Option<bool>> = Default::default();
+        for reading in readings {
+            let label = EndpointLabel {
+                backend: reading.backend.clone(),
+                endpoint: reading.endpoint.clone(),
             };
-            self.backend_up.get_or_create(&label).set(*up);
+            if let Some(up) = reading.up {
+                self.endpoint_up.get_or_create(&label).set(i64::from(up));
+            }
+            self.endpoint_in_flight
+                .get_or_create(&label)
+                .set(i64::from(reading.in_flight));
+            if let Some(latency) = reading.latency_seconds {
+                self.endpoint_latency.get_or_create(&label).set(latency);
+            }
+            let backend = backends.entry(&reading.backend).or_default();
+            *backend = match (*backend, reading.up) {
+                (Some(true), _) | (_, Some(true)) => Some(true),
+                (Some(false), _) | (_, Some(false)) => Some(false),
+                (None, None) => None,
+            };
+        }
+        for (backend, up) in backends {
+            if let Some(up) = up {
+                let label = BackendLabel {
+                    backend: backend.to_string(),
+                };
+                self.backend_up.get_or_create(&label).set(i64::from(up));
+            }
         }
     }
 
@@ -286,27 +355,6 @@ impl Metrics {
     }
 }
 
-fn outcome_name(outcome: Outcome) -> &'static str {
-    match outcome {
-        Outcome::Ok => "ok",
-        Outcome::Error => "error",
-        Outcome::ClientDisconnected => "client_disconnected",
-    }
-}
-
 fn seconds(ms: u64) -> f64 {
     ms as f64 / 1000.0
-}
-
-/// `GET /metrics`.
-pub async fn handler(State(state): State<Arc<AppState>>) -> impl IntoResponse {
-    let metrics = state.sessions.metrics();
-    metrics.backends_up(&state.sessions.health().gauges());
-    (
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        metrics.render(),
-    )
 }

@@ -1,205 +1,327 @@
-//! Calls one backend and relays its answer to the client: the JSON or SSE response, the
-//! failover to the other backend when the first fails before anything was relayed, and
-//! the error response otherwise. Every path ends the session record exactly once.
+//! Calls the routes that answer a request — the first, then its failover routes in
+//! order while a failure happened before anything reached the client — and turns what
+//! came back into the client's response: a JSON answer, an SSE relay, or an error.
+//! Routes with a search hop run it first. Every path ends the session record once.
 
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Instant;
 
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::sse::{KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value};
+use tracing::Instrument;
 
-use crate::edge::state::AppState;
+use super::relay::{self, Prepared, RelayOptions};
+use super::search::{self, Gathered};
+use super::{FAILOVER_HEADER, Proxy, ROUTE_HEADER, shape};
 use crate::error::Error;
-use crate::openai::chat::ChatRequest;
-use crate::proxy::pipeline::ROUTE_HEADER;
-use crate::proxy::relay::{self, RelayOptions};
+use crate::names::{BackendId, Step};
+use crate::openai::ChatRequest;
+use crate::prompts::{PromptSet, today};
 use crate::record::capture;
-use crate::record::session::{Outcome, Session, millis};
-use crate::routing::decision::Route;
-use crate::upstream::backend::{Expect, Upstream};
+use crate::record::log::{Outcome, StepRecord};
+use crate::record::session::{Session, millis};
+use crate::routing::Route;
+use crate::routing::answering::Answering;
+use crate::upstream::{Expect, Reply, call, outcome};
 
-/// What the relay needs to know about this client and router.
-pub(crate) fn relay_options(state: &AppState, request: &ChatRequest) -> RelayOptions {
-    RelayOptions {
-        virtual_model: state.virtual_model.clone(),
-        include_usage: request.include_usage,
-        drained: Box::pin(state.drained()),
-    }
-}
-
-/// What a backend call produced, before the client's response is built.
-pub(crate) enum Answer {
-    /// A stream whose first event arrived.
-    Stream(relay::OpenStream),
-    /// A whole JSON completion, already renamed to the virtual model.
-    Json(Vec<u8>),
-}
-
-/// Another backend that may answer if the first fails before anything was relayed.
-pub(crate) struct Failover<'a> {
-    pub upstream: &'a Upstream,
-    pub route: Route,
-    pub body: Map<String, Value>,
-}
-
-/// The response header that says a failover happened (`primary->xai`).
-pub const FAILOVER_HEADER: &str = "x-ai-router-failover";
-
-/// Calls `upstream` with the shaped `body` and relays its answer to the client; if it
-/// fails before anything was relayed and `failover` is given, that backend answers.
-pub(crate) async fn answer(
-    state: &AppState,
-    upstream: &Upstream,
-    body: Map<String, Value>,
-    request: &ChatRequest,
-    mut session: Session,
-    failover: Option<Failover<'_>>,
-) -> Response {
-    tracing::Span::current().record("backend", upstream.name);
-    let step =
-        session.push_step(upstream.step_record("answer", "/chat/completions", &body, "messages"));
-    let called_at = Instant::now();
-    let drained = state.drained();
-    let result = tokio::select! {
-        biased;
-        () = drained => Err(Error::ShuttingDown),
-        result = call(state, upstream, &body, request, &mut session, step) => result,
-    };
-    if let Some(record) = session.step(step) {
-        record.duration_ms = millis(called_at.elapsed());
-    }
-    match result {
-        Ok(Answer::Stream(stream)) => {
-            let options = relay_options(state, request);
-            let events = relay::relay(stream, session, step, called_at, options);
-            Sse::new(events)
-                .keep_alive(keep_alive(state))
-                .into_response()
-        }
-        Ok(Answer::Json(body)) => {
-            session.finish(Outcome::Ok, 200, None);
-            (
-                [(axum::http::header::CONTENT_TYPE, "application/json")],
-                body,
-            )
-                .into_response()
-        }
-        Err(error) => match failover.filter(|_| worth_failing_over(&error)) {
-            Some(other) => {
-                let from = upstream.name;
-                let note = format!(
-                    "{from} failed before answering ({error}); answered by {} (failover)",
-                    other.upstream.name
-                );
-                if let Some(record) = session.step(step) {
-                    record.error = Some(error.to_string());
-                }
-                if let Some(record) = session.record() {
-                    record.route = Some(other.route.as_str());
-                    record.route_fallback = Some(note);
-                }
-                let mut response = Box::pin(answer(
-                    state,
-                    other.upstream,
-                    other.body,
-                    request,
-                    session,
-                    None,
-                ))
-                .await;
-                let headers = response.headers_mut();
-                let to = other.upstream.name;
-                if let Ok(value) = HeaderValue::from_str(&format!("{from}->{to}")) {
-                    headers.insert(FAILOVER_HEADER, value);
-                }
-                headers.insert(ROUTE_HEADER, HeaderValue::from_static(other.route.as_str()));
-                response
-            }
-            None => fail(session, Some(step), error),
-        },
-    }
-}
-
-/// Failures after which another backend may answer: the backend could not be reached,
-/// went silent, broke the protocol, or failed on its side (429, 5xx). A 4xx is about
-/// the request and would fail anywhere.
-fn worth_failing_over(error: &Error) -> bool {
-    match error {
-        Error::UpstreamUnreachable { .. }
-        | Error::UpstreamTimeout { .. }
-        | Error::UpstreamProtocol { .. } => true,
-        Error::UpstreamStatus { error, .. } => {
-            error.status.as_u16() == 429 || error.status.is_server_error()
-        }
-        _ => false,
-    }
-}
-
-/// The backend call up to the point where the client's response can be built.
-pub(crate) async fn call(
-    state: &AppState,
-    upstream: &Upstream,
-    body: &Map<String, Value>,
-    request: &ChatRequest,
-    session: &mut Session,
+/// What the answering routes produced, before the client's response is built.
+struct Attempted {
+    result: Result<Reply, Error>,
+    /// The step of the call whose result this is.
     step: usize,
-) -> Result<Answer, Error> {
+    called_at: Instant,
+    /// The route that answered (or failed last).
+    route: Arc<Route>,
+    /// The backends that failed before it, in order.
+    failed: Vec<BackendId>,
+}
+
+/// Calls the answering route, then each failover route in turn while the failure is one
+/// another backend may help with. `gathered` is the search hop's findings, if any.
+async fn attempt(
+    proxy: &Proxy,
+    prompts: &PromptSet,
+    answering: &Answering,
+    request: &ChatRequest,
+    gathered: Option<&Gathered>,
+    session: &mut Session,
+) -> Attempted {
+    let mut routes = std::iter::once(&answering.route).chain(&answering.failover);
+    let mut route = &answering.route;
+    routes.next();
+    let mut failed = Vec::new();
+    loop {
+        let (step, called_at, result) =
+            attempt_route(proxy, prompts, route, request, gathered, session).await;
+        let next = match &result {
+            Err(error) if outcome::judge(error).failover => routes.next(),
+            _ => None,
+        };
+        let (Some(next), Err(error)) = (next, &result) else {
+            return Attempted {
+                result,
+                step,
+                called_at,
+                route: route.clone(),
+                failed,
+            };
+        };
+        let note = format!(
+            "{} failed before answering ({error}); answered by {} (failover)",
+            route.backend, next.backend
+        );
+        if let Some(decision) = session.decision() {
+            decision.route = Some(next.name.clone());
+            decision.route_fallback = Some(note);
+        }
+        failed.push(route.backend.clone());
+        route = next;
+    }
+}
+
+/// One route's call: its body shaped, recorded as an `answer` step, raced with the end
+/// of shutdown's grace period.
+async fn attempt_route(
+    proxy: &Proxy,
+    prompts: &PromptSet,
+    route: &Route,
+    request: &ChatRequest,
+    gathered: Option<&Gathered>,
+    session: &mut Session,
+) -> (usize, Instant, Result<Reply, Error>) {
+    let called_at = Instant::now();
+    let Some(backend) = proxy.backends.get(&route.backend) else {
+        // The config is validated: every route names a backend that exists.
+        let error = Error::UpstreamProtocol {
+            backend: route.backend.clone(),
+            reason: "not configured".into(),
+        };
+        return (0, called_at, Err(error));
+    };
+    tracing::Span::current().record("backend", backend.id.as_str());
+    let mut system = prompts.render(&route.prompt, &[("date", &today())]);
+    if let (Some(gathered), Some(hop)) = (gathered, &route.search) {
+        system = search::injection(prompts, hop, &system, gathered);
+    }
+    let body = shape::for_route(request, route, &backend.model, &system);
+    let step = session.push_step(StepRecord::sending(
+        Step::Answer,
+        &backend.id,
+        &backend.model,
+        &body,
+        "messages",
+    ));
     let expect = if request.stream {
         Expect::Stream
     } else {
         Expect::Json
     };
-    let id = session.id().to_string();
-    let response = upstream
-        .post("/chat/completions", body, &id, expect)
-        .await?;
+    let result = tokio::select! {
+        biased;
+        () = proxy.drain.drained() => Err(Error::ShuttingDown),
+        result = call(backend, "/chat/completions", &body, expect, session, step) => result,
+    };
     if let Some(record) = session.step(step) {
-        record.status = Some(response.status().as_u16());
+        record.duration_ms = millis(called_at.elapsed());
     }
-    if request.stream {
-        return relay::open(upstream, response).await.map(Answer::Stream);
-    }
-    read_completion(state, upstream, response, session, step)
-        .await
-        .map(Answer::Json)
+    (step, called_at, result)
 }
 
-/// A `: keep-alive` comment after `server.sse_keepalive_secs` of silence on a stream.
-pub(crate) fn keep_alive(state: &AppState) -> KeepAlive {
-    KeepAlive::new()
-        .interval(Duration::from_secs(state.config.server.sse_keepalive_secs))
-        .text("keep-alive")
+/// Answers `request` with `answering`'s routes and builds the client's response.
+pub(super) async fn answer(
+    proxy: &Proxy,
+    prompts: &PromptSet,
+    answering: &Answering,
+    request: &ChatRequest,
+    gathered: Option<&Gathered>,
+    mut session: Session,
+) -> Response {
+    let attempted = attempt(proxy, prompts, answering, request, gathered, &mut session).await;
+    let mut response = match attempted.result {
+        Ok(Reply::Stream(stream)) => {
+            let events = relay::relay(
+                stream,
+                session,
+                attempted.step,
+                attempted.called_at,
+                relay_options(proxy, request),
+            );
+            Sse::new(events)
+                .keep_alive(keep_alive(proxy))
+                .into_response()
+        }
+        Ok(Reply::Json(completion)) => json_answer(proxy, completion, session, attempted.step),
+        Err(error) => fail(session, Some(attempted.step), error),
+    };
+    let headers = response.headers_mut();
+    if !attempted.failed.is_empty() {
+        let chain: Vec<&str> = attempted
+            .failed
+            .iter()
+            .chain([&attempted.route.backend])
+            .map(|b| b.as_str())
+            .collect();
+        if let Ok(value) = HeaderValue::from_str(&chain.join("->")) {
+            headers.insert(FAILOVER_HEADER, value);
+        }
+    }
+    if let Ok(value) = HeaderValue::from_str(&attempted.route.name) {
+        headers.insert(ROUTE_HEADER, value);
+    }
+    response
 }
 
-/// Reads a non-streamed completion, captures it and renames its model.
-async fn read_completion(
-    state: &AppState,
-    upstream: &Upstream,
-    response: reqwest::Response,
-    session: &mut Session,
+/// A whole JSON completion: captured for the log, renamed to the virtual model.
+fn json_answer(
+    proxy: &Proxy,
+    mut completion: Value,
+    mut session: Session,
     step: usize,
-) -> Result<Vec<u8>, Error> {
-    let bytes = tokio::time::timeout(upstream.timeout, response.bytes())
-        .await
-        .map_err(|_| upstream.timed_out(upstream.timeout))?
-        .map_err(|e| Error::UpstreamProtocol {
-            backend: upstream.name,
-            // Without the URL: the client must not learn our internal addresses.
-            reason: format!("the answer could not be read: {}", e.without_url()),
-        })?;
-    let mut completion: Value =
-        serde_json::from_slice(&bytes).map_err(|_| Error::UpstreamProtocol {
-            backend: upstream.name,
-            reason: "the answer is not JSON".into(),
-        })?;
+) -> Response {
     if let Some(record) = session.step(step) {
         capture::completion(record, &completion);
     }
     if let Some(fields) = completion.as_object_mut() {
-        fields.insert("model".into(), Value::from(&*state.virtual_model));
+        fields.insert("model".into(), Value::from(&*proxy.virtual_model));
     }
-    Ok(completion.to_string().into_bytes())
+    session.finish(Outcome::Ok, 200, None);
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        completion.to_string(),
+    )
+        .into_response()
+}
+
+/// A route with a search hop: the search, then the answer with what it found. A
+/// streaming client gets its headers at once and keep-alive comments while the search
+/// runs (tunnels cut a response that stays silent for 100 s).
+pub(super) async fn search_then_answer(
+    proxy: Arc<Proxy>,
+    prompts: Arc<PromptSet>,
+    answering: Answering,
+    request: ChatRequest,
+    mut session: Session,
+) -> Response {
+    if !request.stream {
+        let drained = proxy.drain.drained();
+        let gathered = tokio::select! {
+            biased;
+            () = drained => return fail(session, None, Error::ShuttingDown),
+            gathered = search_hop(&proxy, &prompts, &answering, &request, &mut session) => gathered,
+        };
+        return answer(
+            &proxy,
+            &prompts,
+            &answering,
+            &request,
+            gathered.as_ref(),
+            session,
+        )
+        .await;
+    }
+    let keep_alive = keep_alive(&proxy);
+    let options = relay_options(&proxy, &request);
+    let prepare = async move {
+        // Shutdown must not wait for a search that can take 90 s.
+        let drained = proxy.drain.drained();
+        let gathered = tokio::select! {
+            biased;
+            () = drained => None,
+            gathered = search_hop(&proxy, &prompts, &answering, &request, &mut session) => Some(gathered),
+        };
+        let Some(gathered) = gathered else {
+            let route = &answering.route;
+            let model = proxy.backends.get(&route.backend).map_or("", |b| b.model.as_str());
+            let step = session.push_step(StepRecord::sending(
+                Step::Answer,
+                &route.backend,
+                model,
+                &Map::new(),
+                "messages",
+            ));
+            return Prepared {
+                result: Err(Error::ShuttingDown),
+                session,
+                step,
+                called_at: Instant::now(),
+            };
+        };
+        let attempted = attempt(
+            &proxy,
+            &prompts,
+            &answering,
+            &request,
+            gathered.as_ref(),
+            &mut session,
+        )
+        .await;
+        let result = attempted.result.and_then(|reply| match reply {
+            Reply::Stream(stream) => Ok(stream),
+            Reply::Json(_) => Err(Error::UpstreamProtocol {
+                backend: attempted.route.backend.clone(),
+                reason: "expected an event stream".into(),
+            }),
+        });
+        Prepared {
+            result,
+            session,
+            step: attempted.step,
+            called_at: attempted.called_at,
+        }
+    }
+    .instrument(tracing::Span::current());
+    Sse::new(relay::relay_after(prepare, options))
+        .keep_alive(keep_alive)
+        .into_response()
+}
+
+/// Runs the answering route's search hop and returns what it found, or `None` (with a
+/// note in the log) when it found nothing or failed.
+async fn search_hop(
+    proxy: &Proxy,
+    prompts: &PromptSet,
+    answering: &Answering,
+    request: &ChatRequest,
+    session: &mut Session,
+) -> Option<Gathered> {
+    let hop = answering.route.search.as_ref()?;
+    let backend = proxy.backends.get(&hop.backend)?;
+    let note = match search::gather(
+        backend,
+        hop,
+        proxy.limits,
+        prompts,
+        request.messages(),
+        session,
+    )
+    .await
+    {
+        Ok(gathered) if !gathered.text.trim().is_empty() => return Some(gathered),
+        Ok(_) => "the search hop found nothing; answered without gathered context".to_string(),
+        Err(error) => format!("the search hop failed ({error}); answered without gathered context"),
+    };
+    if let Some(decision) = session.decision() {
+        decision.route_fallback = Some(note);
+    }
+    None
+}
+
+/// What the relay needs to know about this client and router.
+fn relay_options(proxy: &Proxy, request: &ChatRequest) -> RelayOptions {
+    RelayOptions {
+        virtual_model: proxy.virtual_model.clone(),
+        include_usage: request.include_usage,
+        drained: Box::pin(proxy.drain.drained()),
+    }
+}
+
+/// A `: keep-alive` comment after `server.sse_keepalive_secs` of silence on a stream.
+fn keep_alive(proxy: &Proxy) -> KeepAlive {
+    KeepAlive::new()
+        .interval(proxy.keep_alive)
+        .text("keep-alive")
 }
 
 /// Ends the session with `error` and renders it for the client.

@@ -1,8 +1,111 @@
-//! Runs a routing decision: the plan, the calls with failover, request shaping, the
-//! search hop and the SSE relay to the client.
+//! Runs a routing decision: which routes answer (`routing::answering`), the search hop,
+//! the calls with failover, request shaping, and the SSE relay to the client. Every path
+//! ends the session record exactly once.
 
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::http::HeaderValue;
+use axum::response::Response;
+
+use crate::config::{Config, MissingKey};
+use crate::names::RouteName;
+use crate::openai::ChatRequest;
+use crate::prompts::PromptSet;
+use crate::record::session::Session;
+use crate::routing::answering;
+use crate::routing::{InputLimits, RouteTable};
+use crate::upstream::Backends;
+
+mod drain;
 pub mod execute;
-pub mod pipeline;
 pub mod relay;
 pub mod search;
 pub mod shape;
+
+pub use drain::Drain;
+
+/// The response header that names the route taken.
+pub const ROUTE_HEADER: &str = "x-ai-router-route";
+
+/// The response header that says a failover happened (`primary->xai`).
+pub const FAILOVER_HEADER: &str = "x-ai-router-failover";
+
+/// What running a decision needs, built once at start-up.
+#[derive(Debug)]
+pub struct Proxy {
+    /// Every backend.
+    pub backends: Arc<Backends>,
+    /// The route table.
+    pub table: Arc<RouteTable>,
+    /// What a route whose backend has no key does.
+    pub missing_key: MissingKey,
+    /// How much of the conversation a search hop sees.
+    pub limits: InputLimits,
+    /// The model name clients see in every answer.
+    pub virtual_model: Arc<str>,
+    /// A `: keep-alive` comment after this much silence on a stream.
+    pub keep_alive: Duration,
+    /// The end of shutdown's grace period.
+    pub drain: Drain,
+}
+
+impl Proxy {
+    /// The proxy `config` describes, over `backends` and `table`.
+    pub fn new(config: &Config, backends: Arc<Backends>, table: Arc<RouteTable>) -> Self {
+        Proxy {
+            backends,
+            table,
+            missing_key: config.routing.missing_key,
+            limits: InputLimits::of(&config.routing),
+            virtual_model: Arc::from(config.server.virtual_model.as_str()),
+            keep_alive: Duration::from_secs(config.server.sse_keepalive_secs),
+            drain: Drain::default(),
+        }
+    }
+
+    /// Answers `request`, whose decision (in `session`) gave `label`, and returns the
+    /// client's response.
+    pub async fn run(
+        self: &Arc<Self>,
+        prompts: Arc<PromptSet>,
+        label: &str,
+        request: ChatRequest,
+        mut session: Session,
+    ) -> Response {
+        let asked = self.table.get(label).map(|r| r.name.clone());
+        let answering =
+            match answering::resolve(&self.table, &self.backends, self.missing_key, label) {
+                Ok(answering) => answering,
+                Err(error) => {
+                    let response = execute::fail(session, None, error);
+                    return with_route(response, asked.as_ref());
+                }
+            };
+        if let Some(decision) = session.decision() {
+            decision.route = Some(answering.route.name.clone());
+            decision.route_fallback.clone_from(&answering.note);
+        }
+        tracing::Span::current().record("route", answering.route.name.as_str());
+        let route = answering.route.name.clone();
+        let response = if answering.search {
+            execute::search_then_answer(self.clone(), prompts, answering, request, session).await
+        } else {
+            execute::answer(self, &prompts, &answering, &request, None, session).await
+        };
+        with_route(response, Some(&route))
+    }
+}
+
+/// Names the route on the response, unless a failover already named the one that
+/// really answered.
+fn with_route(mut response: Response, route: Option<&RouteName>) -> Response {
+    let headers = response.headers_mut();
+    if let Some(route) = route
+        && !headers.contains_key(ROUTE_HEADER)
+        && let Ok(value) = HeaderValue::from_str(route)
+    {
+        headers.insert(ROUTE_HEADER, value);
+    }
+    response
+}

@@ -1,5 +1,5 @@
-//! Relays a backend's SSE stream to the client event by event, as each arrives. It peeks
-//! the first event before the 200 is committed (so early failures are real HTTP errors),
+//! Relays a backend's SSE stream to the client event by event, as each arrives (its
+//! first event was read before the 200 was committed: see `upstream::stream`). It
 //! rewrites `model`, captures the answer into the session record, and after the headers
 //! reports failures in-band: one `data: {"error":…}` event, then `[DONE]`.
 
@@ -7,34 +7,22 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use axum::response::sse::Event;
-use eventsource_stream::{EventStreamError, Eventsource};
+use eventsource_stream::EventStreamError;
 use futures_util::{Stream, StreamExt};
 use serde_json::Value;
 use tracing::Instrument;
 
 use crate::error::Error;
-use crate::openai::error_body::UpstreamError;
+use crate::error::UpstreamError;
+use crate::names::BackendId;
 use crate::record::capture;
-use crate::record::session::{Outcome, Session, millis};
-use crate::upstream::backend::Upstream;
-
-mod read;
-pub use read::ReadError;
-
-type Events = Pin<
-    Box<dyn Stream<Item = Result<eventsource_stream::Event, EventStreamError<ReadError>>> + Send>,
->;
-
-/// A backend stream whose first event has arrived and is not an error.
-pub struct OpenStream {
-    first: eventsource_stream::Event,
-    rest: Events,
-    backend: &'static str,
-    idle_secs: u64,
-}
+use crate::record::log::Outcome;
+use crate::record::session::{Session, millis};
+use crate::upstream::pool::Lease;
+use crate::upstream::stream::{Events, OpenStream, ReadError, is_error};
 
 /// What the relay needs to know about the client and the router.
 pub struct RelayOptions {
@@ -44,67 +32,6 @@ pub struct RelayOptions {
     pub include_usage: bool,
     /// Resolves when shutdown's grace period is over: the stream must end now.
     pub drained: Pin<Box<dyn Future<Output = ()> + Send>>,
-}
-
-/// Checks the stream's content type and waits (within the idle timeout) for its first
-/// event. Anything wrong so far is an ordinary error: nothing has reached the client.
-pub async fn open(upstream: &Upstream, response: reqwest::Response) -> Result<OpenStream, Error> {
-    let content_type = response
-        .headers()
-        .get(reqwest::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    if !content_type.starts_with("text/event-stream") {
-        return Err(Error::UpstreamProtocol {
-            backend: upstream.name,
-            reason: format!("expected an event stream, got {content_type:?}"),
-        });
-    }
-    let idle = upstream.timeout;
-    let mut rest: Events = Box::pin(read::guarded(response.bytes_stream(), idle).eventsource());
-    let first = match rest.next().await {
-        Some(Ok(event)) => event,
-        Some(Err(e)) => return Err(read_error(upstream, idle, e)),
-        None => {
-            return Err(Error::UpstreamProtocol {
-                backend: upstream.name,
-                reason: "the stream ended before any event".into(),
-            });
-        }
-    };
-    match serde_json::from_str::<Value>(&first.data) {
-        Ok(value) if is_error(&value) => {
-            return Err(Error::UpstreamStatus {
-                backend: upstream.name,
-                error: Box::new(UpstreamError::from_event(upstream.name, &value)),
-            });
-        }
-        // Garbage before anything was relayed is an ordinary error too (a 502 the
-        // client may retry, or a failover), not a 200 that breaks off at once.
-        Err(_) if first.data.trim() != "[DONE]" => {
-            return Err(Error::UpstreamProtocol {
-                backend: upstream.name,
-                reason: "its first event is not JSON".into(),
-            });
-        }
-        _ => {}
-    }
-    Ok(OpenStream {
-        first,
-        rest,
-        backend: upstream.name,
-        idle_secs: idle.as_secs(),
-    })
-}
-
-fn read_error(upstream: &Upstream, idle: Duration, error: EventStreamError<ReadError>) -> Error {
-    match error {
-        EventStreamError::Transport(ReadError::Idle(_)) => upstream.timed_out(idle),
-        other => Error::UpstreamProtocol {
-            backend: upstream.name,
-            reason: other.to_string(),
-        },
-    }
 }
 
 enum Phase {
@@ -121,8 +48,10 @@ struct Relay {
     step: usize,
     called_at: Instant,
     options: RelayOptions,
-    backend: &'static str,
+    backend: BackendId,
     idle_secs: u64,
+    /// The endpoint counts this stream in flight until the relay ends.
+    _lease: Lease,
     saw_finish: bool,
     error: Option<String>,
     phase: Phase,
@@ -147,7 +76,8 @@ pub fn relay(
         called_at,
         options,
         backend: stream.backend,
-        idle_secs: stream.idle_secs,
+        idle_secs: stream.idle.as_secs(),
+        _lease: stream.lease,
         saw_finish: false,
         error: None,
         phase: Phase::Relaying,
@@ -289,7 +219,7 @@ impl Relay {
             return Some(self.fail(message, "upstream_invalid_response"));
         };
         if is_error(&chunk) {
-            let error = UpstreamError::from_event(self.backend, &chunk);
+            let error = UpstreamError::from_event(&self.backend, &chunk);
             self.error = Some(error.message.clone());
             self.phase = Phase::Ending;
             return Some(json_event(&error.envelope()));
@@ -354,11 +284,6 @@ impl Drop for Relay {
             step.duration_ms = duration;
         }
     }
-}
-
-/// An error event (`{"error": {…}}`); a chunk with `"error": null` is not one.
-fn is_error(event: &Value) -> bool {
-    event.get("error").is_some_and(|e| !e.is_null())
 }
 
 fn json_event(value: &Value) -> Event {

@@ -1,89 +1,94 @@
-//! ENRICH's first hop: xAI's Responses API with its server-side search tools gathers
-//! current context for the question; `injection` renders it for the primary, which
-//! writes the answer in the second hop.
+//! A route's search hop (ENRICH's): a backend's Responses API with its server-side
+//! search tools gathers current context for the question; `injection` renders it into
+//! the answering route's system prompt.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use serde_json::{Map, Value, json};
 
-use crate::edge::state::AppState;
 use crate::error::Error;
-use crate::openai::chat::content_text;
-use crate::prompts::{PromptId, PromptSet};
+use crate::names::Step;
+use crate::openai::content_text;
+use crate::prompts::{PromptSet, today};
+use crate::record::log::StepRecord;
 use crate::record::session::{Session, millis};
-use crate::upstream::backend::Expect;
+use crate::routing::InputLimits;
+use crate::routing::classify::cut_middle;
+use crate::routing::table::SearchHop;
+use crate::upstream::{Backend, Expect, Reply, call};
 
 /// What the search hop found.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Gathered {
-    /// The text Grok wrote from its searches.
+    /// The text the model wrote from its searches.
     pub text: String,
     /// The URLs it cited, in order, without repeats.
     pub sources: Vec<String>,
 }
 
-/// Runs the search hop for `messages` and records it in `session` as an `enrich` step.
+/// Runs `hop` through `backend` for `messages` and records it in `session` as an
+/// `enrich` step, within the hop's timeout.
 pub async fn gather(
-    state: &AppState,
+    backend: &Backend,
+    hop: &SearchHop,
+    limits: InputLimits,
     prompts: &PromptSet,
     messages: &[Value],
     session: &mut Session,
 ) -> Result<Gathered, Error> {
-    let xai = &state.xai;
-    let body = request_body(state, prompts, messages);
-    let mut step = xai.step_record("enrich", "/responses", &body, "input");
+    let body = request_body(backend, hop, limits, prompts, messages);
     // Recorded before the call, so a client that leaves mid-search still shows it.
-    let index = session.push_step(step.clone());
+    let step = session.push_step(StepRecord::sending(
+        Step::Search,
+        &backend.id,
+        &backend.model,
+        &body,
+        "input",
+    ));
     let started = Instant::now();
-    let wait = Duration::from_secs(state.config.xai.enrich_timeout_secs);
-    let id = session.id().to_string();
-    let call = async {
-        let response = xai.post("/responses", &body, &id, Expect::Json).await?;
-        let bytes = response
-            .bytes()
-            .await
-            .map_err(|e| Error::UpstreamProtocol {
-                backend: xai.name,
-                reason: e.without_url().to_string(),
-            })?;
-        serde_json::from_slice::<Value>(&bytes).map_err(|_| Error::UpstreamProtocol {
-            backend: xai.name,
-            reason: "the answer is not JSON".into(),
-        })
+    let reply = tokio::time::timeout(
+        hop.timeout,
+        call(backend, "/responses", &body, Expect::Json, session, step),
+    )
+    .await;
+    let result = match reply {
+        Err(_) => Err(backend.timed_out(hop.timeout)),
+        Ok(Err(error)) => Err(error),
+        Ok(Ok(Reply::Json(reply))) => Ok(reply),
+        Ok(Ok(Reply::Stream(_))) => Err(backend.protocol_error("expected JSON")),
     };
-    let result = match tokio::time::timeout(wait, call).await {
-        Err(_) => Err(xai.timed_out(wait)),
-        Ok(result) => result,
+    let Some(record) = session.step(step) else {
+        return result.map(|reply| extract(&reply));
     };
-    step.duration_ms = millis(started.elapsed());
-    let result = result.map(|reply| {
-        step.status = Some(200);
-        step.usage = reply.get("usage").cloned();
-        extract(&reply)
-    });
-    match &result {
-        Ok(gathered) => {
-            step.response_content.clone_from(&gathered.text);
-            step.finish_reason = Some("completed".into());
+    record.duration_ms = millis(started.elapsed());
+    match result {
+        Ok(reply) => {
+            let gathered = extract(&reply);
+            record.usage = reply.get("usage").cloned();
+            record.response_content.clone_from(&gathered.text);
+            record.finish_reason = Some("completed".into());
+            Ok(gathered)
         }
         Err(error) => {
-            step.set_failed_status(error);
-            step.error = Some(error.to_string());
+            record.set_failed_status(&error);
+            record.error = Some(error.to_string());
+            Err(error)
         }
     }
-    if let Some(slot) = session.step(index) {
-        *slot = step;
-    }
-    result
 }
 
-/// The Responses API request: `enrichment/system.md` as instructions, the recent
-/// conversation as input, and the configured search tools.
-fn request_body(state: &AppState, prompts: &PromptSet, messages: &[Value]) -> Map<String, Value> {
-    let instructions = prompts.render(PromptId::EnrichmentSystem, &[("date", &today())]);
+/// The Responses API request: the hop's instructions, the recent conversation as
+/// input, and its search tools.
+fn request_body(
+    backend: &Backend,
+    hop: &SearchHop,
+    limits: InputLimits,
+    prompts: &PromptSet,
+    messages: &[Value],
+) -> Map<String, Value> {
+    let instructions = prompts.render(&hop.prompt, &[("date", &today())]);
     // The question plus short context, bounded like the classifier's input: a RAG
     // attachment of 200 KB is not worth a search model's tokens.
-    let routing = &state.config.routing;
     let turns: Vec<(String, String)> = messages
         .iter()
         .filter_map(|m| match m.get("role").and_then(Value::as_str) {
@@ -93,31 +98,23 @@ fn request_body(state: &AppState, prompts: &PromptSet, messages: &[Value]) -> Ma
             _ => None,
         })
         .collect();
-    let recent = &turns[turns.len().saturating_sub(routing.context_messages + 1)..];
-    let mut context_budget = routing.context_chars;
+    let recent = &turns[turns.len().saturating_sub(limits.context_messages + 1)..];
+    let mut context_budget = limits.context_chars;
     let mut input = Vec::with_capacity(recent.len());
     for (i, (role, text)) in recent.iter().enumerate().rev() {
         let text = if i + 1 == recent.len() {
-            crate::routing::classify::cut_middle(text, routing.max_input_chars, |_| "…".to_string())
+            cut_middle(text, limits.max_input_chars, |_| "…".to_string())
         } else {
-            let kept = crate::routing::classify::cut_middle(text, context_budget.max(1), |_| {
-                "…".to_string()
-            });
+            let kept = cut_middle(text, context_budget.max(1), |_| "…".to_string());
             context_budget = context_budget.saturating_sub(kept.chars().count());
             kept
         };
         input.push(json!({"role": role, "content": text}));
     }
     input.reverse();
-    let tools: Vec<Value> = state
-        .config
-        .xai
-        .search_tools
-        .iter()
-        .map(|tool| json!({"type": tool}))
-        .collect();
+    let tools: Vec<Value> = hop.tools.iter().map(|tool| json!({"type": tool})).collect();
     let mut body = Map::new();
-    body.insert("model".into(), Value::from(state.xai.model.as_str()));
+    body.insert("model".into(), Value::from(backend.model.as_str()));
     body.insert("instructions".into(), Value::from(instructions));
     body.insert("input".into(), Value::Array(input));
     body.insert("tools".into(), Value::Array(tools));
@@ -170,30 +167,29 @@ pub fn extract(reply: &Value) -> Gathered {
     gathered
 }
 
-/// The primary's system prompt for the second hop: `primary/system.md`, then
-/// `enrichment/injection.md` filled with what was gathered.
-pub fn injection(prompts: &PromptSet, gathered: &Gathered) -> String {
+/// The answering model's system prompt after a search: `system` (its route's prompt),
+/// then the hop's injection filled with what was gathered.
+pub fn injection(
+    prompts: &PromptSet,
+    hop: &SearchHop,
+    system: &str,
+    gathered: &Gathered,
+) -> String {
     let sources: Vec<String> = gathered.sources.iter().map(|u| format!("- {u}")).collect();
     let injection = prompts.render(
-        PromptId::EnrichmentInjection,
+        &hop.injection,
         &[
             ("context", gathered.text.as_str()),
             ("sources", &sources.join("\n")),
             ("date", &today()),
         ],
     );
-    let primary = prompts.render(PromptId::PrimarySystem, &[("date", &today())]);
-    [primary.as_str(), injection.trim()]
+    [system, injection.trim()]
         .iter()
         .filter(|t| !t.is_empty())
         .copied()
         .collect::<Vec<_>>()
         .join("\n\n")
-}
-
-/// Today's UTC date, for `{{date}}`.
-pub fn today() -> String {
-    chrono::Utc::now().format("%Y-%m-%d").to_string()
 }
 
 #[cfg(test)]

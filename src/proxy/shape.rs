@@ -1,51 +1,52 @@
-//! Shapes a client's chat request for one backend: the model name, the length rules
-//! and the single leading system message. Pure functions, unit-tested here.
+//! Shapes a client's chat request for the route that answers it: the model name, the
+//! length rule, dropped parameters, thinking, and the single leading system message.
+//! Pure functions, unit-tested here.
 
 use serde_json::{Map, Value, json};
 
-use crate::config::XaiConfig;
-use crate::openai::chat::{ChatRequest, content_text};
+use crate::config::{MaxTokens, Thinking};
+use crate::openai::{ChatRequest, content_text};
+use crate::routing::Route;
 
 /// Roles whose text is folded into the one leading system message.
 const SYSTEM_ROLES: [&str; 2] = ["system", "developer"];
 
-/// The body for a local backend (vLLM, llama-server): `model` rewritten, no length cap,
-/// one leading system message, and usage requested on streams so the session log has it.
-/// Every other field passes through as the client sent it.
-pub fn for_local(request: &ChatRequest, model: &str, system_prompt: &str) -> Map<String, Value> {
-    let mut body = request.body.clone();
-    body.insert("model".into(), Value::from(model));
-    // Local models are reasoning models: any cap can end the answer inside <think>.
-    body.remove("max_tokens");
-    body.remove("max_completion_tokens");
-    let messages = with_one_system_message(request.messages(), system_prompt);
-    body.insert("messages".into(), Value::Array(messages));
-    if request.stream {
-        request_usage(&mut body);
-    }
-    body
-}
+/// The length fields a client may send; the route decides what happens to them.
+const LENGTH_FIELDS: [&str; 2] = ["max_tokens", "max_completion_tokens"];
 
-/// The body for xAI: `model` rewritten, `max_tokens` raised to at least
-/// `xai.min_max_tokens` (never lowered; `max_completion_tokens` folded into it), the
-/// parameters Grok's reasoning models reject removed, one leading system message.
-pub fn for_xai(
+/// The body for `route`'s backend, which serves `model`: `model` rewritten, the length
+/// cap stripped (reasoning models: any cap can end the answer inside `<think>`), raised
+/// to the route's floor (never lowered; `max_completion_tokens` folded in) or passed,
+/// the route's dropped parameters removed, thinking set as the route says, one leading
+/// system message (`system_prompt` first), and usage requested on streams so the
+/// session log has it. Every other field passes through as the client sent it.
+pub fn for_route(
     request: &ChatRequest,
+    route: &Route,
     model: &str,
     system_prompt: &str,
-    xai: &XaiConfig,
 ) -> Map<String, Value> {
     let mut body = request.body.clone();
     body.insert("model".into(), Value::from(model));
-    let asked = ["max_tokens", "max_completion_tokens"]
-        .iter()
-        .filter_map(|key| body.remove(*key))
-        .filter_map(|v| v.as_u64())
-        .max()
-        .unwrap_or(0);
-    let floor = u64::from(xai.min_max_tokens);
-    body.insert("max_tokens".into(), Value::from(asked.max(floor)));
-    for param in &xai.drop_params {
+    match route.max_tokens {
+        MaxTokens::Strip => {
+            for field in LENGTH_FIELDS {
+                body.remove(field);
+            }
+        }
+        MaxTokens::Floor => {
+            let asked = LENGTH_FIELDS
+                .iter()
+                .filter_map(|field| body.remove(*field))
+                .filter_map(|v| v.as_u64())
+                .max()
+                .unwrap_or(0);
+            let floor = u64::from(route.min_max_tokens);
+            body.insert("max_tokens".into(), Value::from(asked.max(floor)));
+        }
+        MaxTokens::Pass => {}
+    }
+    for param in &route.drop_params {
         body.remove(param);
     }
     let messages = with_one_system_message(request.messages(), system_prompt);
@@ -53,17 +54,22 @@ pub fn for_xai(
     if request.stream {
         request_usage(&mut body);
     }
+    match route.thinking {
+        Thinking::Pass => {}
+        Thinking::Off => set_thinking(&mut body, false),
+        Thinking::On => set_thinking(&mut body, true),
+    }
     body
 }
 
-/// Turns a reasoning model's thinking off for this request
-/// (`chat_template_kwargs.enable_thinking = false`), keeping other template arguments.
-pub fn disable_thinking(body: &mut Map<String, Value>) {
+/// Turns a reasoning model's thinking on or off for this request
+/// (`chat_template_kwargs.enable_thinking`), keeping other template arguments.
+pub fn set_thinking(body: &mut Map<String, Value>, on: bool) {
     set_in(
         body,
         "chat_template_kwargs",
         "enable_thinking",
-        Value::Bool(false),
+        Value::Bool(on),
     );
 }
 
@@ -119,9 +125,15 @@ fn set_in(body: &mut Map<String, Value>, field: &str, key: &str, value: Value) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Config;
+    use crate::routing::RouteTable;
 
     fn request(body: Value) -> ChatRequest {
         ChatRequest::parse(body.to_string().as_bytes()).unwrap()
+    }
+
+    fn route(label: &str) -> Route {
+        Route::clone(RouteTable::new(&Config::default()).get(label).unwrap())
     }
 
     #[test]
@@ -136,7 +148,7 @@ mod tests {
             "seed": 7,
             "chat_template_kwargs": {"enable_thinking": false}
         }));
-        let body = for_local(&req, "nemotron", "Be kind.");
+        let body = for_route(&req, &route("MODERATE"), "nemotron", "Be kind.");
         assert_eq!(body["model"], "nemotron");
         assert!(!body.contains_key("max_tokens"));
         assert!(!body.contains_key("max_completion_tokens"));
@@ -174,15 +186,15 @@ mod tests {
     }
 
     #[test]
-    fn xai_body_has_a_max_tokens_floor_and_no_rejected_params() {
-        let xai = XaiConfig::default();
+    fn the_cloud_route_has_a_max_tokens_floor_and_no_rejected_params() {
+        let complex = route("COMPLEX");
         let req = request(json!({
             "messages": [{"role": "user", "content": "prove it"}],
             "max_completion_tokens": 100,
             "presence_penalty": 0.5, "frequency_penalty": 0.1, "stop": ["x"],
             "reasoning_effort": "high", "temperature": 0.7
         }));
-        let body = for_xai(&req, "grok", "Be rigorous.", &xai);
+        let body = for_route(&req, &complex, "grok", "Be rigorous.");
         assert_eq!(body["model"], "grok");
         assert_eq!(body["max_tokens"], 16384, "raised to the floor");
         assert!(!body.contains_key("max_completion_tokens"));
@@ -199,24 +211,37 @@ mod tests {
         let big =
             request(json!({"messages": [{"role": "user", "content": "x"}], "max_tokens": 50000}));
         assert_eq!(
-            for_xai(&big, "grok", "", &xai)["max_tokens"],
+            for_route(&big, &complex, "grok", "")["max_tokens"],
             50000,
             "never lowered"
         );
     }
 
     #[test]
-    fn thinking_is_turned_off_keeping_other_kwargs() {
+    fn pass_leaves_the_length_cap_and_meta_turns_thinking_off() {
+        let req = request(json!({"messages": [{"role": "user", "content": "x"}], "max_tokens": 7}));
+        let pass = Route {
+            max_tokens: MaxTokens::Pass,
+            ..route("MODERATE")
+        };
+        assert_eq!(for_route(&req, &pass, "m", "")["max_tokens"], 7);
+        let meta = for_route(&req, &route("META"), "m", "");
+        assert_eq!(meta["chat_template_kwargs"]["enable_thinking"], false);
+        assert!(!meta.contains_key("max_tokens"));
+    }
+
+    #[test]
+    fn thinking_is_set_keeping_other_kwargs() {
         let mut body = Map::new();
         body.insert("chat_template_kwargs".into(), json!({"custom": 1}));
-        disable_thinking(&mut body);
+        set_thinking(&mut body, false);
         assert_eq!(
             body["chat_template_kwargs"],
             json!({"custom": 1, "enable_thinking": false})
         );
         let mut empty = Map::new();
-        disable_thinking(&mut empty);
-        assert_eq!(empty["chat_template_kwargs"]["enable_thinking"], false);
+        set_thinking(&mut empty, true);
+        assert_eq!(empty["chat_template_kwargs"]["enable_thinking"], true);
     }
 
     #[test]
@@ -226,7 +251,7 @@ mod tests {
             "stream": true,
             "stream_options": {"include_usage": false, "continuous_usage_stats": true}
         }));
-        let body = for_local(&req, "m", "");
+        let body = for_route(&req, &route("SIMPLE"), "m", "");
         assert_eq!(body["stream_options"]["include_usage"], true);
         assert_eq!(body["stream_options"]["continuous_usage_stats"], true);
         assert_eq!(body["stream"], true);

@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 
-use crate::record::session::StepRecord;
+use super::log::StepRecord;
 
 /// Reasoning arrives under one of these names depending on the server and version.
 const REASONING_FIELDS: [&str; 3] = ["reasoning_content", "reasoning", "thinking"];

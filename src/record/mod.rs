@@ -1,6 +1,10 @@
-//! The session record and its drop guard, the writer, rotation, the store and summaries.
+//! The session record: the decision, the log's fields, the drop guard that finishes every
+//! request's record exactly once, where records go (the writer, the observers), rotation,
+//! and reading the folder back (the store, summaries).
 
 pub mod capture;
+pub mod decision;
+pub mod log;
 pub mod rotation;
 pub mod session;
 pub mod sink;

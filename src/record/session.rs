@@ -1,110 +1,19 @@
-//! The session record a request builds as it runs, and `Session`, its drop guard:
-//! whatever way a request ends (answered, failed, or dropped when the client left),
-//! exactly one record reaches the session-log writer.
+//! `Session`, the drop guard of a request's session record: whatever way a request ends
+//! (answered, failed, or dropped when the client left), exactly one record reaches the
+//! session-log writer and the observers.
 
 use std::time::Instant;
 
-use serde::Serialize;
 use serde_json::Value;
 use tokio::sync::mpsc;
 
-pub use crate::record::sink::{SessionSink, WriterMsg};
-
-/// Version of the session-log schema; bump when a field changes meaning.
-pub const SCHEMA_VERSION: u32 = 1;
+use super::decision::Decision;
+use super::log::{Outcome, SCHEMA_VERSION, SessionRecord, StepRecord};
+use super::sink::{SessionSink, WriterMsg};
+use crate::names::BackendId;
 
 /// Longest `user_query` kept in the record (the full conversation is in `client_messages`).
 const USER_QUERY_CHARS: usize = 500;
-
-/// How a request ended.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Outcome {
-    /// Answered in full.
-    Ok,
-    /// Answered with an error (to the client, or in-band on a stream).
-    Error,
-    /// The client went away before the answer was complete.
-    ClientDisconnected,
-}
-
-/// One request's session log, as written to `logs/sessions/*.json`.
-#[derive(Clone, Debug, Serialize)]
-pub struct SessionRecord {
-    /// When the request started, for the file name.
-    #[serde(skip)]
-    pub started_at: chrono::DateTime<chrono::Utc>,
-    pub schema_version: u32,
-    pub id: String,
-    pub timestamp: String,
-    pub client_ip: String,
-    pub user_agent: Option<String>,
-    /// The client key's fingerprint, when client keys are required (never the key).
-    pub client_key: Option<String>,
-    pub user_query: String,
-    pub client_messages: Value,
-    pub stream: bool,
-    pub route: Option<&'static str>,
-    pub classification: Option<String>,
-    pub classification_raw: Option<String>,
-    pub classification_ms: u64,
-    pub classification_fallback: Option<String>,
-    /// Whether the label came from the classification cache (no classifier call).
-    pub classification_cached: bool,
-    pub meta_match: Option<String>,
-    /// Why the route that answered is not the one the label asked for (e.g. no xAI
-    /// key), or why ENRICH answered without gathered context.
-    pub route_fallback: Option<String>,
-    /// Backends known to be down when the request arrived.
-    pub backends_down: Vec<&'static str>,
-    pub steps: Vec<StepRecord>,
-    pub total_ms: u64,
-    /// The HTTP status the client received.
-    pub http_status: u16,
-    pub outcome: Outcome,
-    pub error: Option<String>,
-}
-
-/// One upstream call within a request.
-#[derive(Clone, Debug, Default, Serialize)]
-pub struct StepRecord {
-    /// What the call was for: `classify`, `enrich` (the search hop) or `answer`.
-    pub step: &'static str,
-    /// Which backend: `primary`, `classifier` or `xai`.
-    pub provider: &'static str,
-    pub url: String,
-    pub model: String,
-    pub messages_sent: Value,
-    /// Everything sent besides `messages`.
-    pub params: Value,
-    pub response_content: String,
-    pub reasoning_content: String,
-    pub duration_ms: u64,
-    pub ttft_ms: Option<u64>,
-    /// The backend's HTTP status, when it answered; for a failure the router counts as
-    /// its own (a rejected key, a retired feature), the status the client got (502).
-    pub status: Option<u16>,
-    /// What the backend really sent, only when `status` differs from it.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub backend_status: Option<u16>,
-    pub finish_reason: Option<String>,
-    pub usage: Option<Value>,
-    pub error: Option<String>,
-}
-
-impl StepRecord {
-    /// Records the statuses of a call that failed with `error`.
-    pub fn set_failed_status(&mut self, error: &crate::error::Error) {
-        if let crate::error::Error::UpstreamStatus {
-            error: upstream, ..
-        } = error
-        {
-            self.status = Some(upstream.status.as_u16());
-            self.backend_status = (upstream.backend_status != upstream.status)
-                .then_some(upstream.backend_status.as_u16());
-        }
-    }
-}
 
 /// A request's record in progress. Dropping it unfinished (the client left and the
 /// request future or stream was dropped) records `client_disconnected`.
@@ -113,13 +22,11 @@ pub struct Session {
     record: Option<SessionRecord>,
     started: Instant,
     sink: SessionSink,
-    /// The request's place under `server.max_concurrent_requests`, released with the
-    /// session: for a stream, when the stream ends.
-    permit: Option<tokio::sync::OwnedSemaphorePermit>,
+    /// Places the request holds until it ends (for a stream, when the stream ends): its
+    /// place under `server.max_concurrent_requests`, its key's stream slot.
+    held: Vec<Box<dyn std::any::Any + Send + Sync>>,
     /// The record's reserved place in the writer's queue (see `reserve_slot`).
     slot: Option<mpsc::OwnedPermit<WriterMsg>>,
-    /// The stream's place under its client key's `server.key_max_streams`.
-    stream_slot: Option<crate::edge::key_limits::StreamSlot>,
     /// The request's span: a stream ends, or is dropped, outside it, and the final log
     /// line must still carry the request id.
     span: tracing::Span,
@@ -131,6 +38,8 @@ pub struct SessionStart {
     pub id: String,
     pub client_ip: String,
     pub user_agent: Option<String>,
+    /// Backends whose every endpoint is down as the request arrives.
+    pub backends_down: Vec<BackendId>,
 }
 
 impl Session {
@@ -148,30 +57,21 @@ impl Session {
             user_query: String::new(),
             client_messages: Value::Null,
             stream: false,
-            route: None,
-            classification: None,
-            classification_raw: None,
-            classification_ms: 0,
-            classification_fallback: None,
-            classification_cached: false,
-            meta_match: None,
-            route_fallback: None,
-            backends_down: sink.health().down(),
+            decision: Decision::default(),
+            backends_down: start.backends_down,
             steps: Vec::new(),
             total_ms: 0,
             http_status: 0,
             outcome: Outcome::Ok,
             error: None,
         };
-        sink.live().started();
-        sink.metrics().started();
+        sink.started();
         Session {
             record: Some(record),
             started: Instant::now(),
             sink,
-            permit: None,
+            held: Vec::new(),
             slot: None,
-            stream_slot: None,
             span: tracing::Span::current(),
         }
     }
@@ -182,14 +82,9 @@ impl Session {
         self.slot = self.sink.reserve().await;
     }
 
-    /// Keeps the request's concurrency permit until the session ends.
-    pub fn hold(&mut self, permit: tokio::sync::OwnedSemaphorePermit) {
-        self.permit = Some(permit);
-    }
-
-    /// Keeps the stream's place under its key's stream limit until the session ends.
-    pub fn hold_stream_slot(&mut self, slot: crate::edge::key_limits::StreamSlot) {
-        self.stream_slot = Some(slot);
+    /// Keeps `place` (a concurrency permit, a stream slot) until the session ends.
+    pub fn hold(&mut self, place: impl std::any::Any + Send + Sync) {
+        self.held.push(Box::new(place));
     }
 
     /// Milliseconds since the request started.
@@ -205,6 +100,11 @@ impl Session {
     /// The record, for filling in as the request runs.
     pub fn record(&mut self) -> Option<&mut SessionRecord> {
         self.record.as_mut()
+    }
+
+    /// The routing decision in the record, for filling in as the request runs.
+    pub fn decision(&mut self) -> Option<&mut Decision> {
+        self.record.as_mut().map(|r| &mut r.decision)
     }
 
     /// Notes the validated request: its conversation and the last user message.
@@ -251,7 +151,7 @@ impl Session {
         let _in_request = self.span.enter();
         tracing::info!(
             outcome = ?record.outcome,
-            route = record.route.unwrap_or("-"),
+            route = record.decision.route.as_deref().unwrap_or("-"),
             status = record.http_status,
             total_ms,
             ttft_ms = record.steps.last().and_then(|s| s.ttft_ms),
@@ -299,6 +199,7 @@ mod tests {
                 id: "abcd1234".into(),
                 client_ip: "127.0.0.1".into(),
                 user_agent: None,
+                backends_down: Vec::new(),
             },
             sink,
         )

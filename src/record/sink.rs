@@ -1,20 +1,29 @@
 //! Where finished session records go: the writer's bounded queue (or nowhere when
-//! logging is off), and the observers that count every request from its record: live
-//! stats, Prometheus metrics and backend health.
+//! logging is off), and the observers (metrics, live counters) that count every request
+//! from its record, so a request is counted in one place.
 
 use std::sync::Arc;
 
 use tokio::sync::mpsc;
 
-use crate::record::session::SessionRecord;
+use super::log::SessionRecord;
+
+/// Something that counts requests from their records. The record layer calls it; it
+/// lives above (`observe`), so the record never depends on what watches it.
+pub trait Observer: Send + Sync + std::fmt::Debug {
+    /// A request has started.
+    fn started(&self) {}
+    /// A request has ended with `record`.
+    fn finished(&self, record: &SessionRecord);
+    /// A session-log file was written (`ok`) or could not be.
+    fn written(&self, _ok: bool) {}
+}
 
 /// Where finished records go: the writer's queue, or nowhere when logging is off.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct SessionSink {
     queue: Option<mpsc::Sender<WriterMsg>>,
-    live: Arc<crate::observe::live::LiveStats>,
-    metrics: Arc<crate::observe::metrics::Metrics>,
-    health: Arc<crate::upstream::health::HealthBoard>,
+    observers: Arc<[Arc<dyn Observer>]>,
 }
 
 /// What the session-log writer is asked to do, in order.
@@ -33,65 +42,40 @@ impl SessionSink {
     pub fn new(queue: mpsc::Sender<WriterMsg>) -> Self {
         SessionSink {
             queue: Some(queue),
-            live: Arc::default(),
-            metrics: Arc::default(),
-            health: Arc::default(),
+            observers: Arc::new([]),
         }
     }
 
-    /// A sink that discards records (`sessions.enabled = false`).
+    /// A sink that discards records (`sessions.enabled = false`, tools).
     pub fn disabled() -> Self {
-        SessionSink {
-            queue: None,
-            live: Arc::default(),
-            metrics: Arc::default(),
-            health: Arc::default(),
-        }
+        SessionSink::default()
     }
 
-    /// The Prometheus metrics, for `GET /metrics` and the writer.
-    pub fn metrics(&self) -> &Arc<crate::observe::metrics::Metrics> {
-        &self.metrics
-    }
-
-    /// Which backends are up, fed by every finished call.
-    pub fn health(&self) -> &Arc<crate::upstream::health::HealthBoard> {
-        &self.health
-    }
-
-    /// Uses `board` for backend health (so its threshold comes from the config).
-    pub fn with_health(mut self, board: crate::upstream::health::HealthBoard) -> Self {
-        self.health = Arc::new(board);
+    /// The same sink, with `observers` told of every request.
+    pub fn observed_by(mut self, observers: Vec<Arc<dyn Observer>>) -> Self {
+        self.observers = observers.into();
         self
     }
 
-    /// The counters kept since start-up, for `GET /stats`.
-    pub fn live(&self) -> &crate::observe::live::LiveStats {
-        &self.live
+    /// A request has started.
+    pub(crate) fn started(&self) {
+        for observer in self.observers.iter() {
+            observer.started();
+        }
     }
 
-    /// Hands a record to the writer without blocking. A full queue never drops it: the
-    /// send waits in a task of its own instead, so the writer is slowed, not skipped.
     /// Reserves a place for one record in the writer's bounded queue, waiting while the
     /// writer is behind: a slow disk slows new requests down instead of filling memory.
     pub async fn reserve(&self) -> Option<mpsc::OwnedPermit<WriterMsg>> {
         self.queue.clone()?.reserve_owned().await.ok()
     }
 
+    /// Counts `record` and hands it to the writer without blocking, in its reserved
+    /// place when it has one. A full queue never drops it: the send waits in a task of
+    /// its own instead, so the writer is slowed, not skipped.
     pub(crate) fn submit(&self, record: SessionRecord, slot: Option<mpsc::OwnedPermit<WriterMsg>>) {
-        self.live.finished(&record);
-        self.metrics.finished(&record);
-        for step in &record.steps {
-            // Passive signals: no answer or a 5xx says the backend is unwell; a 4xx is
-            // about the request and says nothing either way.
-            match (step.status, &step.error) {
-                (Some(status), None) if status < 400 => self.health.success(step.provider),
-                (None, Some(error)) => self.health.failure(step.provider, error),
-                (Some(status), Some(error)) if status >= 500 => {
-                    self.health.failure(step.provider, error)
-                }
-                _ => {}
-            }
+        for observer in self.observers.iter() {
+            observer.finished(&record);
         }
         if let Some(slot) = slot {
             slot.send(WriterMsg::Record(Box::new(record)));

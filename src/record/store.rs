@@ -8,6 +8,8 @@ use chrono::{DateTime, NaiveDateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::decision::Decision;
+
 /// One session as read back from its file (fields the tools use; unknown ones ignored).
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
 #[serde(default)]
@@ -19,13 +21,9 @@ pub struct LoggedSession {
     pub user_query: String,
     pub client_messages: Value,
     pub stream: bool,
-    pub route: Option<String>,
-    pub classification: Option<String>,
-    pub classification_raw: Option<String>,
-    pub classification_ms: u64,
-    pub classification_fallback: Option<String>,
-    pub meta_match: Option<String>,
-    pub route_fallback: Option<String>,
+    /// The route, the label and why: the same type the router wrote.
+    #[serde(flatten)]
+    pub decision: Decision,
     pub steps: Vec<LoggedStep>,
     pub total_ms: u64,
     pub http_status: u16,
@@ -69,7 +67,7 @@ impl LoggedSession {
 
     /// Whether a fallback decided anything: the classifier's, or the route's.
     pub fn used_fallback(&self) -> bool {
-        self.classification_fallback.is_some() || self.route_fallback.is_some()
+        self.decision.classification_fallback.is_some() || self.decision.route_fallback.is_some()
     }
 }
 

@@ -8,8 +8,8 @@ use std::fmt::Write as _;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::config::Price;
-use crate::record::store::LoggedSession;
+use super::store::LoggedSession;
+use crate::config::{Config, Price};
 
 /// Latency percentiles (nearest rank) over `count` values, in milliseconds.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
@@ -44,17 +44,16 @@ pub struct Summary {
     pub errors: BTreeMap<String, usize>,
     pub classification_fallbacks: BTreeMap<String, usize>,
     pub route_fallbacks: BTreeMap<String, usize>,
+    /// Spend on the cloud backends (xAI, as shipped).
     pub xai: Spend,
-    /// The same answers from xAI's model (`xai_model`), plus the search hops.
+    /// The same answers from the cloud model, plus the search hops.
     pub all_cloud: Spend,
 }
 
-/// Summarises `sessions`; `xai_model` prices the all-cloud estimate.
-pub fn summarise(
-    sessions: &[LoggedSession],
-    prices: &BTreeMap<String, Price>,
-    xai_model: &str,
-) -> Summary {
+/// Summarises `sessions`; `cloud` says which backends cost money and which model
+/// prices the all-cloud estimate.
+pub fn summarise(sessions: &[LoggedSession], cloud: &Cloud) -> Summary {
+    let prices = &cloud.prices;
     let mut summary = Summary {
         sessions: sessions.len(),
         ..Summary::default()
@@ -63,14 +62,18 @@ pub fn summarise(
     let mut totals: BTreeMap<String, Vec<u64>> = BTreeMap::new();
     let mut ttfts: BTreeMap<String, Vec<u64>> = BTreeMap::new();
     for session in sessions {
-        let route = session.route.clone().unwrap_or_else(|| "none".into());
+        let decision = &session.decision;
+        let route = decision
+            .route
+            .as_ref()
+            .map_or_else(|| "none".to_string(), |r| r.to_string());
         *summary.routes.entry(route.clone()).or_default() += 1;
-        if let Some(class) = &session.classification {
-            *summary.classes.entry(class.clone()).or_default() += 1;
+        if let Some(class) = &decision.classification {
+            *summary.classes.entry(class.to_string()).or_default() += 1;
         }
         *summary.outcomes.entry(session.outcome.clone()).or_default() += 1;
         if let Some(step) = session.step("classify") {
-            classification.push(step.duration_ms.max(session.classification_ms));
+            classification.push(step.duration_ms.max(decision.classification_ms));
         }
         totals
             .entry(route.clone())
@@ -84,28 +87,28 @@ pub fn summarise(
         {
             *summary.errors.entry(reason(error)).or_default() += 1;
         }
-        if let Some(why) = &session.classification_fallback {
+        if let Some(why) = &decision.classification_fallback {
             *summary
                 .classification_fallbacks
                 .entry(reason(why))
                 .or_default() += 1;
         }
-        if let Some(why) = &session.route_fallback {
+        if let Some(why) = &decision.route_fallback {
             *summary.route_fallbacks.entry(reason(why)).or_default() += 1;
         }
         for step in &session.steps {
             let (input, output) = tokens(step.usage.as_ref());
-            if step.provider == "xai" {
+            if cloud.backends.contains(&step.provider) {
                 add(&mut summary.xai, prices, &step.model, input, output);
             }
             match step.step.as_str() {
-                "answer" => add(&mut summary.all_cloud, prices, xai_model, input, output),
+                "answer" => add(&mut summary.all_cloud, prices, &cloud.model, input, output),
                 "enrich" => add(&mut summary.all_cloud, prices, &step.model, input, output),
                 _ => {}
             }
         }
     }
-    let meta = summary.routes.get("meta").copied().unwrap_or(0);
+    let meta = summary.classes.get("META").copied().unwrap_or(0);
     summary.meta_share = share(meta, sessions.len());
     summary.classification_ms = percentiles(classification);
     summary.total_ms = totals
@@ -117,6 +120,41 @@ pub fn summarise(
         .map(|(k, v)| (k, percentiles(v)))
         .collect();
     summary
+}
+
+/// The backends that cost money, and what the traffic would cost all-cloud.
+#[derive(Clone, Debug, Default)]
+pub struct Cloud {
+    /// Backends that need a key or serve a priced model (xAI, as shipped).
+    pub backends: Vec<String>,
+    /// The model every answer is priced at for the all-cloud estimate: the cloud
+    /// backends' model with the highest output price.
+    pub model: String,
+    /// `[prices]`.
+    pub prices: BTreeMap<String, Price>,
+}
+
+impl Cloud {
+    /// The cloud of `config`'s backends.
+    pub fn of(config: &Config) -> Self {
+        let prices = config.prices.clone();
+        let paid: Vec<(&String, &crate::config::BackendConfig)> = config
+            .backends
+            .iter()
+            .filter(|(_, b)| !b.api_key_env.trim().is_empty() || prices.contains_key(&b.model))
+            .collect();
+        let model = paid
+            .iter()
+            .filter_map(|(_, b)| Some((&b.model, prices.get(&b.model)?)))
+            .max_by(|a, b| a.1.output_per_million.total_cmp(&b.1.output_per_million))
+            .map(|(m, _)| m.clone())
+            .unwrap_or_default();
+        Cloud {
+            backends: paid.iter().map(|(name, _)| (*name).clone()).collect(),
+            model,
+            prices,
+        }
+    }
 }
 
 /// `part / whole`, 0 when there is nothing.
@@ -151,7 +189,7 @@ pub fn percentiles(mut values: Vec<u64>) -> Percentiles {
 /// cut to a readable length, so equal causes count together.
 fn reason(text: &str) -> String {
     let head = text.split(';').next().unwrap_or(text).trim();
-    crate::record::session::cut(head, 100)
+    super::session::cut(head, 100)
 }
 
 /// Input and output tokens from a chat (`prompt_tokens`) or Responses (`input_tokens`)

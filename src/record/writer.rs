@@ -9,9 +9,12 @@ use std::time::Duration;
 use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
 
+use std::sync::Arc;
+
+use super::log::SessionRecord;
+use super::rotation::{Rotation, file_name};
+use super::sink::{Observer, SessionSink, WriterMsg};
 use crate::config::SessionsConfig;
-use crate::record::rotation::{Rotation, file_name};
-use crate::record::session::{SessionRecord, SessionSink, WriterMsg};
 use crate::secret::Secret;
 
 /// Places in the writer's queue. Every chat reserves one when it starts (see
@@ -32,10 +35,12 @@ pub struct SessionWriter {
 }
 
 /// Creates the folder, checks it is writable, sweeps it, and starts the writer.
-/// `secrets` are replaced by `***` wherever they would appear in a file.
+/// `secrets` are replaced by `***` wherever they would appear in a file; `observers`
+/// count every request and every file written.
 pub fn start(
     config: &SessionsConfig,
     secrets: Vec<Secret>,
+    observers: Vec<Arc<dyn Observer>>,
 ) -> std::io::Result<(SessionSink, SessionWriter)> {
     let dir = config.dir.clone();
     std::fs::create_dir_all(&dir)?;
@@ -50,11 +55,10 @@ pub fn start(
             .filter(|s| s.expose().len() >= 8)
             .collect(),
     };
-    let sink = SessionSink::new(queue.clone());
-    let metrics = sink.metrics().clone();
+    let sink = SessionSink::new(queue.clone()).observed_by(observers.clone());
     let thread = std::thread::Builder::new()
         .name("session-writer".into())
-        .spawn(move || run(receiver, disk, rotation, &metrics))?;
+        .spawn(move || run(receiver, disk, rotation, &observers))?;
     let ticker = queue.clone();
     let sweeper = tokio::spawn(async move {
         let mut interval = tokio::time::interval(SWEEP_EVERY);
@@ -104,17 +108,18 @@ fn run(
     mut receiver: mpsc::Receiver<WriterMsg>,
     disk: Disk,
     mut rotation: Rotation,
-    metrics: &crate::observe::metrics::Metrics,
+    observers: &[Arc<dyn Observer>],
 ) {
+    let written = |ok| observers.iter().for_each(|o| o.written(ok));
     while let Some(message) = receiver.blocking_recv() {
         match message {
             WriterMsg::Record(record) => match disk.write(*record) {
                 Ok(name) => {
-                    metrics.session_write(true);
+                    written(true);
                     rotation.added(name);
                 }
                 Err(e) => {
-                    metrics.session_write(false);
+                    written(false);
                     tracing::error!(error = %e, "could not write session log");
                 }
             },
@@ -187,7 +192,8 @@ fn summarise_data_urls(value: &mut Value) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::record::session::{Outcome, Session, SessionStart};
+    use crate::record::log::Outcome;
+    use crate::record::session::{Session, SessionStart};
 
     fn config(dir: &Path) -> SessionsConfig {
         SessionsConfig {
@@ -200,9 +206,10 @@ mod tests {
     async fn writes_one_complete_file_per_record_with_secrets_redacted() {
         let dir = tempfile::tempdir().unwrap();
         let secret = Secret::new("xai-SECRET-0123456789");
-        let (sink, writer) = start(&config(dir.path()), vec![secret]).unwrap();
+        let (sink, writer) = start(&config(dir.path()), vec![secret], Vec::new()).unwrap();
         let mut session = Session::start(
             SessionStart {
+                backends_down: Vec::new(),
                 id: "0badf00d".into(),
                 client_ip: "10.0.0.1".into(),
                 user_agent: Some("test".into()),
@@ -236,7 +243,8 @@ mod tests {
         let file = dir.path().join("not-a-dir");
         std::fs::write(&file, "x").unwrap();
         let runtime = tokio::runtime::Runtime::new().unwrap();
-        let result = runtime.block_on(async { start(&config(&file.join("sessions")), vec![]) });
+        let result =
+            runtime.block_on(async { start(&config(&file.join("sessions")), vec![], Vec::new()) });
         assert!(result.is_err());
     }
 }

@@ -7,7 +7,7 @@ use std::hash::Hasher;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use crate::config::Label;
+use crate::names::Label;
 
 /// A cached decision: the label and the reply it came from.
 #[derive(Clone, Debug)]
@@ -109,25 +109,25 @@ mod tests {
 
     fn decision(label: Label) -> Cached {
         Cached {
+            raw: label.to_string(),
             label,
-            raw: label.as_str().into(),
         }
     }
 
     #[test]
     fn remembers_expires_and_stays_bounded() {
         let cache = ClassifyCache::new(2, Duration::from_secs(60));
-        cache.put(1, decision(Label::Simple));
-        cache.put(2, decision(Label::Complex));
-        assert_eq!(cache.get(1).map(|c| c.label), Some(Label::Simple));
-        cache.put(3, decision(Label::Enrich));
+        cache.put(1, decision(Label::from("SIMPLE")));
+        cache.put(2, decision(Label::from("COMPLEX")));
+        assert_eq!(cache.get(1).map(|c| c.label), Some(Label::from("SIMPLE")));
+        cache.put(3, decision(Label::from("ENRICH")));
         assert!(cache.get(1).is_none(), "the oldest was evicted");
-        assert_eq!(cache.get(3).map(|c| c.label), Some(Label::Enrich));
+        assert_eq!(cache.get(3).map(|c| c.label), Some(Label::from("ENRICH")));
         let expired = ClassifyCache::new(2, Duration::ZERO);
-        expired.put(1, decision(Label::Simple));
+        expired.put(1, decision(Label::from("SIMPLE")));
         assert!(expired.get(1).is_none());
         let off = ClassifyCache::new(0, Duration::from_secs(60));
-        off.put(1, decision(Label::Simple));
+        off.put(1, decision(Label::from("SIMPLE")));
         assert!(off.get(1).is_none());
     }
 

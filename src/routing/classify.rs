@@ -6,14 +6,18 @@ use std::time::Instant;
 
 use serde_json::{Map, Value, json};
 
-use crate::config::{Label, RoutingConfig};
-use crate::edge::state::AppState;
-use crate::openai::chat::content_text;
-use crate::prompts::{PromptId, PromptSet};
+use crate::config::RoutingConfig;
+use crate::error::Error;
+use crate::names::{Label, Step};
+use crate::openai::content_text;
+use crate::prompts::{PromptSet, ROUTING_REQUEST, ROUTING_SYSTEM, TRUNCATION_NOTE};
 use crate::record::capture;
+use crate::record::log::StepRecord;
 use crate::record::session::{Session, millis};
-use crate::routing::cache::{Cached, ClassifyCache};
-use crate::upstream::backend::Expect;
+use crate::upstream::{Expect, Reply, call};
+
+use super::Routing;
+use super::cache::{Cached, ClassifyCache};
 
 /// What the classifier said, for the decision and the session log.
 #[derive(Clone, Debug)]
@@ -30,113 +34,146 @@ pub struct Classification {
     pub cached: bool,
 }
 
-/// Asks the classifier for a label for the conversation `messages`. Never fails: a
-/// timeout, an error or a reply without a label comes back as `failure`. The call is
-/// added to `session` as a `classify` step.
-pub async fn classify(
-    state: &AppState,
-    prompts: &PromptSet,
-    messages: &[Value],
-    session: Option<&mut Session>,
-) -> Classification {
-    let classifier = &state.classifier;
-    let body = request_body(prompts, &state.config.routing, &classifier.model, messages);
-    let started = Instant::now();
-    let cache = &state.classify_cache;
-    let key = cache.enabled().then(|| ClassifyCache::key(&body));
-    if let Some(hit) = key.and_then(|key| cache.get(key)) {
-        return Classification {
-            label: Some(hit.label),
-            raw: hit.raw,
-            ms: millis(started.elapsed()),
-            failure: None,
-            cached: true,
-        };
+/// How much of a conversation a model that only needs its gist is shown (the classifier,
+/// a search hop): the last user message cut to head + tail, and a little before it.
+#[derive(Clone, Copy, Debug)]
+pub struct InputLimits {
+    /// Earlier messages shown besides the last user message.
+    pub context_messages: usize,
+    /// At most this many characters of them (the most recent are kept).
+    pub context_chars: usize,
+    /// A longer last user message is cut to head + tail.
+    pub max_input_chars: usize,
+}
+
+impl InputLimits {
+    /// The limits `[routing]` sets.
+    pub fn of(config: &RoutingConfig) -> Self {
+        InputLimits {
+            context_messages: config.context_messages,
+            context_chars: config.context_chars,
+            max_input_chars: config.max_input_chars,
+        }
     }
-    let mut step = classifier.step_record("classify", "/chat/completions", &body, "messages");
-    let mut session = session;
-    let id = session
-        .as_ref()
-        .map_or(String::new(), |s| s.id().to_string());
-    // Recorded before the call, so a client that leaves mid-call still shows it.
-    let index = session.as_mut().map(|s| s.push_step(step.clone()));
-    // For the classifier, `timeout_secs` bounds the whole call: a label is a few tokens,
-    // and a slow classifier must not hold the request up.
-    let call = async {
-        let response = classifier
-            .post("/chat/completions", &body, &id, Expect::Json)
-            .await?;
-        let status = response.status().as_u16();
-        let bytes = response
-            .bytes()
-            .await
-            .map_err(|e| crate::error::Error::UpstreamProtocol {
-                backend: classifier.name,
-                reason: e.without_url().to_string(),
-            })?;
-        let reply: Value =
-            serde_json::from_slice(&bytes).map_err(|_| crate::error::Error::UpstreamProtocol {
-                backend: classifier.name,
-                reason: "the answer is not JSON".into(),
-            })?;
-        Ok::<_, crate::error::Error>((status, reply))
-    };
-    let result = tokio::time::timeout(classifier.timeout, call).await;
-    let ms = millis(started.elapsed());
-    step.duration_ms = ms;
-    let outcome = match result {
-        Err(_) => failed(
-            ms,
+}
+
+impl Routing {
+    /// Asks the classifier for a label for the conversation `messages`. Never fails: a
+    /// timeout, an error or a reply without a label comes back as `failure`. The call
+    /// is added to `session` as a `classify` step.
+    pub async fn classify(
+        &self,
+        prompts: &PromptSet,
+        messages: &[Value],
+        session: &mut Session,
+    ) -> Classification {
+        let classifier = &self.classifier;
+        let body = request_body(
+            prompts,
+            self.limits,
+            &self.classifier_params,
+            &classifier.model,
+            messages,
+        );
+        let started = Instant::now();
+        let cache = &self.cache;
+        let key = cache.enabled().then(|| ClassifyCache::key(&body));
+        if let Some(hit) = key.and_then(|key| cache.get(key)) {
+            return Classification {
+                label: Some(hit.label),
+                raw: hit.raw,
+                ms: millis(started.elapsed()),
+                failure: None,
+                cached: true,
+            };
+        }
+        // Recorded before the call, so a client that leaves mid-call still shows it.
+        let step = session.push_step(StepRecord::sending(
+            Step::Classify,
+            &classifier.id,
+            &classifier.model,
+            &body,
+            "messages",
+        ));
+        // For the classifier, `timeout_secs` bounds the whole call: a label is a few
+        // tokens, and a slow classifier must not hold the request up.
+        let reply = tokio::time::timeout(
+            classifier.timeout,
+            call(
+                classifier,
+                "/chat/completions",
+                &body,
+                Expect::Json,
+                session,
+                step,
+            ),
+        )
+        .await;
+        let ms = millis(started.elapsed());
+        let timed_out = || {
             format!(
                 "the classifier timed out after {} s",
                 classifier.timeout.as_secs()
-            ),
-        ),
-        Ok(Err(error)) => {
-            if let crate::error::Error::UpstreamStatus {
-                error: upstream, ..
-            } = &error
-            {
-                step.status = Some(upstream.status.as_u16());
-            }
-            failed(ms, format!("the classifier failed: {error}"))
+            )
+        };
+        let outcome = match reply {
+            // Whether the whole call or the wait for its body ran out, it is one timeout.
+            Err(_) | Ok(Err(Error::UpstreamTimeout { .. })) => failed(ms, timed_out()),
+            Ok(Err(error)) => failed(ms, format!("the classifier failed: {error}")),
+            Ok(Ok(reply)) => self.read(reply, ms, session, step, key),
+        };
+        if let Some(record) = session.step(step) {
+            record.duration_ms = ms;
+            record.error.clone_from(&outcome.failure);
         }
-        Ok(Ok((status, reply))) => {
-            step.status = Some(status);
-            capture::completion(&mut step, &reply);
-            let raw = step.response_content.clone();
-            match parse_label(&raw) {
-                Some(label) => {
-                    let cached = Cached {
-                        label,
-                        raw: raw.clone(),
-                    };
-                    if let Some(key) = key {
-                        cache.put(key, cached);
-                    }
-                    Classification {
-                        label: Some(label),
-                        raw,
-                        ms,
-                        failure: None,
-                        cached: false,
-                    }
-                }
-                None => Classification {
-                    label: None,
-                    raw,
-                    ms,
-                    failure: Some("the classifier answered without a label".into()),
-                    cached: false,
-                },
-            }
-        }
-    };
-    step.error.clone_from(&outcome.failure);
-    if let Some(slot) = session.zip(index).and_then(|(s, i)| s.step(i)) {
-        *slot = step;
+        outcome
     }
-    outcome
+
+    /// The label in the classifier's reply, remembered for the same input.
+    fn read(
+        &self,
+        reply: Reply,
+        ms: u64,
+        session: &mut Session,
+        step: usize,
+        key: Option<u64>,
+    ) -> Classification {
+        let raw = match (reply, session.step(step)) {
+            (Reply::Json(reply), Some(record)) => {
+                capture::completion(record, &reply);
+                record.response_content.clone()
+            }
+            (Reply::Json(reply), None) => {
+                let mut record = StepRecord::default();
+                capture::completion(&mut record, &reply);
+                record.response_content
+            }
+            (Reply::Stream(_), _) => String::new(),
+        };
+        let Some(label) = self.table.parse_label(&raw) else {
+            return Classification {
+                label: None,
+                raw,
+                ms,
+                failure: Some("the classifier answered without a label".into()),
+                cached: false,
+            };
+        };
+        if let Some(key) = key {
+            let cached = Cached {
+                label: label.clone(),
+                raw: raw.clone(),
+            };
+            self.cache.put(key, cached);
+        }
+        Classification {
+            label: Some(label),
+            raw,
+            ms,
+            failure: None,
+            cached: false,
+        }
+    }
 }
 
 fn failed(ms: u64, why: String) -> Classification {
@@ -154,29 +191,23 @@ fn failed(ms: u64, why: String) -> Classification {
 /// configured `classifier_params`; never a length cap.
 pub fn request_body(
     prompts: &PromptSet,
-    config: &RoutingConfig,
+    limits: InputLimits,
+    params: &Map<String, Value>,
     model: &str,
     messages: &[Value],
 ) -> Map<String, Value> {
-    let (query, context) = split_conversation(messages, config);
-    let note = |omitted: usize| {
-        prompts.render(
-            PromptId::TruncationNote,
-            &[("omitted", &omitted.to_string())],
-        )
-    };
-    let query = cut_middle(&query, config.max_input_chars, note);
-    let user = prompts.render(
-        PromptId::RoutingRequest,
-        &[("query", &query), ("context", &context)],
-    );
-    let system = &prompts.get(PromptId::RoutingSystem).text;
+    let (query, context) = split_conversation(messages, limits);
+    let note =
+        |omitted: usize| prompts.render(TRUNCATION_NOTE, &[("omitted", &omitted.to_string())]);
+    let query = cut_middle(&query, limits.max_input_chars, note);
+    let user = prompts.render(ROUTING_REQUEST, &[("query", &query), ("context", &context)]);
+    let system = prompts.render(ROUTING_SYSTEM, &[]);
     let mut turns = Vec::new();
     if !system.is_empty() {
         turns.push(json!({"role": "system", "content": system}));
     }
     turns.push(json!({"role": "user", "content": user}));
-    let mut body = config.classifier_params.clone();
+    let mut body = params.clone();
     body.remove("max_tokens");
     body.remove("max_completion_tokens");
     body.insert("model".into(), Value::from(model));
@@ -187,7 +218,7 @@ pub fn request_body(
 
 /// The last user message, and up to `context_messages` user/assistant turns before it
 /// as `role: text` lines, at most `context_chars` long (the most recent are kept).
-fn split_conversation(messages: &[Value], config: &RoutingConfig) -> (String, String) {
+fn split_conversation(messages: &[Value], limits: InputLimits) -> (String, String) {
     let role = |m: &Value| {
         m.get("role")
             .and_then(Value::as_str)
@@ -204,9 +235,9 @@ fn split_conversation(messages: &[Value], config: &RoutingConfig) -> (String, St
         .filter(|m| matches!(role(m).as_str(), "user" | "assistant"))
         .map(|m| format!("{}: {}", role(m), content_text(m.get("content")).trim()))
         .collect();
-    let start = lines.len().saturating_sub(config.context_messages);
+    let start = lines.len().saturating_sub(limits.context_messages);
     let context = lines[start..].join("\n");
-    (query, keep_tail(&context, config.context_chars))
+    (query, keep_tail(&context, limits.context_chars))
 }
 
 fn keep_tail(text: &str, max_chars: usize) -> String {
@@ -227,64 +258,9 @@ pub fn cut_middle(text: &str, budget: usize, note: impl Fn(usize) -> String) -> 
     format!("{head}\n\n{}\n\n{tail}", note(count - 2 * half))
 }
 
-/// The first whole-word label in a reply, ignoring case, punctuation, surrounding words
-/// and anything the model thought inside `<think>…</think>`.
-pub fn parse_label(reply: &str) -> Option<Label> {
-    visible_text(reply)
-        .split(|c: char| !c.is_ascii_alphanumeric())
-        .find_map(|word| {
-            Label::ALL
-                .into_iter()
-                .find(|l| l.as_str().eq_ignore_ascii_case(word))
-        })
-}
-
-/// The reply without its reasoning: text after the last `</think>` (some templates open
-/// the block in the prompt, so only the end tag appears), and nothing after an
-/// unclosed `<think>`.
-fn visible_text(reply: &str) -> &str {
-    let lower = reply.to_ascii_lowercase();
-    let start = lower.rfind("</think>").map_or(0, |i| i + "</think>".len());
-    let visible = &reply[start..];
-    match visible.to_ascii_lowercase().find("<think>") {
-        Some(open) => &visible[..open],
-        None => visible,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn labels_are_read_leniently() {
-        let cases = [
-            ("SIMPLE", Some(Label::Simple)),
-            ("  moderate.\n", Some(Label::Moderate)),
-            ("Label: **COMPLEX**", Some(Label::Complex)),
-            (
-                "I would say this is Enrich because it needs news",
-                Some(Label::Enrich),
-            ),
-            (
-                "<think>Could be COMPLEX… no.</think>\nSIMPLE",
-                Some(Label::Simple),
-            ),
-            ("<THINK>hmm ENRICH</THINK> moderate", Some(Label::Moderate)),
-            (
-                "it needs thought about ENRICH</think>MODERATE",
-                Some(Label::Moderate),
-            ),
-            ("<think>still thinking about COMPLEX", None),
-            ("SIMPLEX or COMPLEXITY", None),
-            ("", None),
-            ("META", Some(Label::Meta)),
-            ("simple, or maybe complex", Some(Label::Simple)),
-        ];
-        for (reply, expected) in cases {
-            assert_eq!(parse_label(reply), expected, "{reply:?}");
-        }
-    }
 
     #[test]
     fn long_input_is_cut_to_head_and_tail() {
@@ -312,18 +288,19 @@ mod tests {
             json!({"role": "assistant", "content": "four"}),
             json!({"role": "user", "content": "and tomorrow?"}),
         ];
-        let config = RoutingConfig {
+        let limits = InputLimits::of(&RoutingConfig::default());
+        let two = InputLimits {
             context_messages: 2,
-            ..RoutingConfig::default()
+            ..limits
         };
-        let (query, context) = split_conversation(&messages, &config);
+        let (query, context) = split_conversation(&messages, two);
         assert_eq!(query, "and tomorrow?");
         assert_eq!(context, "user: three\nassistant: four");
-        let tight = RoutingConfig {
+        let tight = InputLimits {
             context_chars: 10,
-            ..RoutingConfig::default()
+            ..limits
         };
-        assert_eq!(split_conversation(&messages, &tight).1, "tant: four");
+        assert_eq!(split_conversation(&messages, tight).1, "tant: four");
     }
 
     #[test]
@@ -341,18 +318,19 @@ mod tests {
             "[{{omitted}} chars cut]",
         )
         .unwrap();
-        let prompts = PromptSet::load(dir.path()).unwrap();
-        let mut config = RoutingConfig {
+        let config = crate::config::Config::default();
+        let prompts = PromptSet::load(dir.path(), &crate::prompts::wanted(&config)).unwrap();
+        let limits = InputLimits {
             max_input_chars: 200,
-            ..RoutingConfig::default()
+            ..InputLimits::of(&config.routing)
         };
-        config
-            .classifier_params
-            .insert("max_tokens".into(), json!(5));
+        let mut params = config.routing.classifier_params.clone();
+        params.insert("max_tokens".into(), json!(5));
         let long = format!("start {} end", "x".repeat(500));
         let body = request_body(
             &prompts,
-            &config,
+            limits,
+            &params,
             "orchestrator",
             &[json!({"role": "user", "content": long})],
         );

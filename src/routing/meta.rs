@@ -5,36 +5,52 @@
 use axum::http::HeaderMap;
 use serde_json::Value;
 
-use crate::config::MetaConfig;
-use crate::edge::state::AppState;
-use crate::openai::chat::ChatRequest;
-use crate::routing::meta_rules::{MetaRules, MetaRulesError};
+use crate::config::{Config, MetaConfig};
+use crate::openai::ChatRequest;
 
-/// The name of the evidence that marks `request` as a task prompt, for `meta_match`;
-/// `None` for a normal chat. An empty task header (Open WebUI sends one on normal
-/// chats) is not evidence.
-pub fn detect(state: &AppState, request: &ChatRequest, headers: &HeaderMap) -> Option<String> {
-    let config = &state.config;
-    for name in &config.meta.headers {
-        if let Some(task) = headers
-            .get(name.as_str())
-            .and_then(|v| v.to_str().ok())
-            .map(str::trim)
-            .filter(|v| !v.is_empty())
-        {
-            return Some(format!("header {}: {task}", name.to_lowercase()));
+use super::meta_rules::{MetaRules, MetaRulesError};
+
+/// What marks a task prompt, from `[meta]` and `server.task_model`.
+#[derive(Debug)]
+pub struct MetaDetector {
+    headers: Vec<String>,
+    task_model: String,
+    rules: MetaRules,
+}
+
+impl MetaDetector {
+    /// The detector `config` describes, with the text `rules` loaded from its file.
+    pub fn new(config: &Config, rules: MetaRules) -> Self {
+        MetaDetector {
+            headers: config.meta.headers.clone(),
+            task_model: config.server.task_model.trim().to_string(),
+            rules,
         }
     }
-    let task_model = config.server.task_model.trim();
-    if !task_model.is_empty()
-        && request.body.get("model").and_then(Value::as_str) == Some(task_model)
-    {
-        return Some(format!("task model {task_model}"));
+
+    /// The name of the evidence that marks `request` as a task prompt, for `meta_match`;
+    /// `None` for a normal chat. An empty task header (Open WebUI sends one on normal
+    /// chats) is not evidence.
+    pub fn detect(&self, request: &ChatRequest, headers: &HeaderMap) -> Option<String> {
+        for name in &self.headers {
+            if let Some(task) = headers
+                .get(name.as_str())
+                .and_then(|v| v.to_str().ok())
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+            {
+                return Some(format!("header {}: {task}", name.to_lowercase()));
+            }
+        }
+        if !self.task_model.is_empty()
+            && request.body.get("model").and_then(Value::as_str) == Some(self.task_model.as_str())
+        {
+            return Some(format!("task model {}", self.task_model));
+        }
+        self.rules
+            .detect(request.messages())
+            .map(|rule| format!("rule {rule}"))
     }
-    state
-        .meta_rules
-        .detect(request.messages())
-        .map(|rule| format!("rule {rule}"))
 }
 
 /// The text rules named by `meta.rules_file`; none when it is empty.

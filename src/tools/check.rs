@@ -1,18 +1,22 @@
-//! `ai-router check`: loads and validates the config and prompts exactly as `serve`
-//! would, and reports the effective settings (secrets masked) or the first problem.
+//! `ai-router check`: loads and validates the config, the route table, the prompts and
+//! the META rules exactly as `serve` would, and reports the effective settings (secrets
+//! masked) and who answers each label, or the first problem.
 
 use std::fmt::Write as _;
 use std::path::Path;
 
+use super::Setup;
 use crate::config::{self, Config};
-use crate::prompts::{PromptSet, PromptSource};
+use crate::prompts::PromptSource;
 use crate::record::writer;
-use crate::upstream::backend;
+use crate::routing::answering;
+use crate::upstream::read_key;
 
 /// The report for a valid setup, or the problem that would stop `serve`.
 pub fn report(path: &Path) -> Result<String, String> {
     let config = config::load(path).map_err(|e| e.to_string())?;
-    let prompts = PromptSet::load(&config.server.prompts_dir).map_err(|e| e.to_string())?;
+    let setup = Setup::from(config.clone())?;
+    let prompts = &setup.prompts;
     let rules = crate::routing::meta::load_rules(&config.meta).map_err(|e| e.to_string())?;
     let settings = toml::to_string_pretty(&config).map_err(|e| e.to_string())?;
     let mut out = String::new();
@@ -27,8 +31,16 @@ pub fn report(path: &Path) -> Result<String, String> {
         path.display()
     );
     out.push_str(&settings);
+    if !config.notes.is_empty() {
+        out.push_str("\n# older keys, applied to the route table\n");
+        for note in &config.notes {
+            let _ = writeln!(out, "{note}");
+        }
+    }
     out.push_str("\n# backend keys\n");
     keys(&config, &mut out);
+    out.push_str("\n# routes: label → route (backend, prompt), failover, search\n");
+    routes(&setup, &mut out);
     out.push_str("\n# prompts\n");
     for prompt in prompts.all() {
         let source = match &prompt.source {
@@ -62,12 +74,61 @@ pub fn report(path: &Path) -> Result<String, String> {
     Ok(out)
 }
 
+/// Who answers each label, as `serve` would now (a missing key changes it).
+fn routes(setup: &Setup, out: &mut String) {
+    let table = &setup.routing.table;
+    for route in table.iter() {
+        let mut line = format!(
+            "{:<10} → {} ({}, {})",
+            route.label,
+            route.name,
+            route.backend,
+            if route.prompt.is_empty() {
+                "no prompt"
+            } else {
+                &route.prompt
+            }
+        );
+        if !route.failover.is_empty() {
+            let labels: Vec<&str> = route.failover.iter().map(|l| l.as_str()).collect();
+            let _ = write!(line, "; failover {}", labels.join(", "));
+        }
+        if let Some(hop) = &route.search {
+            let _ = write!(
+                line,
+                "; search via {} ({})",
+                hop.backend,
+                hop.tools.join(", ")
+            );
+        }
+        if !route.classifier_may_choose {
+            line.push_str("; never from the classifier");
+        }
+        match answering::resolve(
+            table,
+            &setup.backends,
+            setup.config.routing.missing_key,
+            &route.label,
+        ) {
+            Ok(answering) => {
+                if let Some(note) = answering.note {
+                    let _ = write!(line, "\n{:13}now: {note}", "");
+                }
+            }
+            Err(error) => {
+                let _ = write!(line, "\n{:13}now: refused ({error})", "");
+            }
+        }
+        let _ = writeln!(out, "{line}");
+    }
+}
+
 fn keys(config: &Config, out: &mut String) {
-    for (name, backend) in config.backends.iter() {
+    for (name, backend) in &config.backends {
         let variable = backend.api_key_env.trim();
         let state = if variable.is_empty() {
             "no key needed (api_key_env is empty)".to_string()
-        } else if backend::read_key(backend).is_some() {
+        } else if read_key(backend).is_some() {
             format!("{variable} is set (***)")
         } else {
             format!("{variable} is NOT set: calls to this backend will be refused")

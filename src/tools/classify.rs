@@ -1,55 +1,55 @@
 //! `ai-router classify "text"`: shows how the router would route one message (META
-//! rules, then the classifier with the prompts as they are now), for admins tuning
-//! `prompts/routing/`.
+//! rules, then the classifier with the prompts as they are now, then the route that
+//! would really answer), for admins tuning `prompts/routing/`.
 
 use std::fmt::Write as _;
 use std::path::Path;
-use std::sync::Arc;
 
 use axum::http::HeaderMap;
 
-use crate::config;
-use crate::edge::state::AppState;
-use crate::openai::chat::ChatRequest;
-use crate::prompts::PromptSet;
-use crate::record::session::{Session, SessionSink, SessionStart};
-use crate::routing::decision;
+use crate::openai::ChatRequest;
+use crate::routing::answering;
+
+use super::{Setup, scratch_session};
 
 /// Classifies `text` as a one-message chat and describes the decision.
 pub async fn report(path: &Path, text: &str) -> Result<String, String> {
-    let config = config::load(path).map_err(|e| e.to_string())?;
-    let prompts = PromptSet::load(&config.server.prompts_dir).map_err(|e| e.to_string())?;
-    let rules = crate::routing::meta::load_rules(&config.meta).map_err(|e| e.to_string())?;
-    let state = Arc::new(
-        AppState::new(config, prompts, rules, SessionSink::disabled())
-            .map_err(|e| e.to_string())?,
-    );
+    let setup = Setup::load(path)?;
     let body = serde_json::json!({"messages": [{"role": "user", "content": text}]});
     let request = ChatRequest::parse(body.to_string().as_bytes()).map_err(|e| e.to_string())?;
-    let mut session = Session::start(
-        SessionStart {
-            id: crate::record::session::new_id(),
-            client_ip: "127.0.0.1".into(),
-            user_agent: None,
-        },
-        SessionSink::disabled(),
-    );
-    let prompts = state.prompts.load_full();
-    let decision =
-        decision::decide(&state, &prompts, &request, &HeaderMap::new(), &mut session).await;
-    let label = decision.classification.map_or("-", |l| l.as_str());
+    let mut session = scratch_session();
+    let routing = &setup.routing;
+    let decision = routing
+        .decide(&setup.prompts, &request, &HeaderMap::new(), &mut session)
+        .await;
+    let label = decision.classification.as_deref().unwrap_or("-");
     let mut out = String::new();
-    // As the router would answer: without an xAI key, COMPLEX and ENRICH change.
-    let answered = match crate::proxy::pipeline::effective_route(&state, decision.route) {
-        Ok((route, None)) => route.as_str().to_string(),
-        Ok((route, Some(note))) => format!("{} ({note})", route.as_str()),
+    // As the router would answer: a route whose backend has no key changes.
+    let answered = match answering::resolve(
+        &routing.table,
+        &setup.backends,
+        setup.config.routing.missing_key,
+        label,
+    ) {
+        Ok(answering) => match answering.note {
+            None => answering.route.name.to_string(),
+            Some(note) => format!("{} ({note})", answering.route.name),
+        },
         Err(error) => format!("refused: {error}"),
     };
     let _ = writeln!(out, "decision:    {label} → {answered}");
+    let classifier = &routing.classifier;
+    let urls: Vec<&str> = classifier
+        .pool
+        .endpoints()
+        .iter()
+        .map(|e| e.display.as_str())
+        .collect();
     let _ = writeln!(
         out,
         "classifier:  {} ({})",
-        state.classifier.base_url, state.classifier.model
+        urls.join(", "),
+        classifier.model
     );
     let raw = decision
         .classification_raw

@@ -2,16 +2,12 @@
 //! the `sessions` commands (read the logs, or replay them through the classifier).
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use clap::{Args, Parser, Subcommand};
 
+use super::replay::{self, ReplayOptions};
+use super::sessions::{self, ListFilter};
 use crate::config::{self, Config};
-use crate::edge::state::AppState;
-use crate::prompts::PromptSet;
-use crate::record::session::SessionSink;
-use crate::tools::replay::{self, ReplayOptions};
-use crate::tools::sessions::{self, ListFilter};
 
 /// An OpenAI-compatible router: each chat request goes to the backend that should answer it.
 #[derive(Parser)]
@@ -152,13 +148,10 @@ fn run_replay(
     options: &ReplayOptions,
     json: bool,
 ) -> Result<String, String> {
-    let prompts = PromptSet::load(&config.server.prompts_dir).map_err(|e| e.to_string())?;
-    let rules = crate::routing::meta::load_rules(&config.meta).map_err(|e| e.to_string())?;
     let runtime = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
     runtime.block_on(async {
-        let state = AppState::new(config, prompts, rules, SessionSink::disabled())
-            .map_err(|e| e.to_string())?;
-        let report = replay::replay(Arc::new(state), dir, options).await?;
+        let setup = super::Setup::from(config)?;
+        let report = replay::replay(&setup, dir, options).await?;
         let path = replay::write_report(&report, dir, options.out.as_deref())?;
         if report.replayed > 0 && report.failed.len() == report.replayed {
             // Nothing was compared: an agreement figure would mislead a script or agent.

@@ -5,16 +5,14 @@
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use futures_util::StreamExt;
 use serde::Serialize;
 
-use crate::edge::state::AppState;
+use super::sessions;
+use super::{Setup, scratch_session};
 use crate::record::session::cut;
 use crate::record::store::LoggedSession;
-use crate::routing::classify;
-use crate::tools::sessions;
 
 /// What to replay.
 #[derive(Clone, Debug)]
@@ -67,7 +65,7 @@ pub struct Failure {
 
 /// Replays the sessions in `dir` chosen by `options`; progress goes to stderr.
 pub async fn replay(
-    state: Arc<AppState>,
+    setup: &Setup,
     dir: &Path,
     options: &ReplayOptions,
 ) -> Result<ReplayReport, String> {
@@ -75,12 +73,12 @@ pub async fn replay(
     let mut chosen: Vec<LoggedSession> = scan
         .sessions
         .into_iter()
-        .filter(|s| s.was_classified() && s.classification.is_some())
+        .filter(|s| s.was_classified() && s.decision.classification.is_some())
         .filter(|s| {
             options
                 .route
                 .as_ref()
-                .is_none_or(|r| s.route.as_deref() == Some(r.as_str()))
+                .is_none_or(|r| s.decision.route.as_deref() == Some(r.as_str()))
         })
         .collect();
     if let Some(limit) = options.limit {
@@ -88,27 +86,25 @@ pub async fn replay(
     }
     let total = chosen.len();
     let concurrency = options.concurrency.max(1);
-    // One snapshot for the whole replay: every session is judged by the same prompts.
-    let prompts = state.prompts.load_full();
+    // One set of prompts for the whole replay: every session is judged by the same ones.
+    let prompts = &setup.prompts;
+    let routing = &setup.routing;
     let mut results = futures_util::stream::iter(chosen)
-        .map(|session| {
-            let state = state.clone();
-            let prompts = prompts.clone();
-            async move {
-                let messages = session
-                    .client_messages
-                    .as_array()
-                    .cloned()
-                    .unwrap_or_default();
-                let now = classify::classify(&state, &prompts, &messages, None).await;
-                (session, now)
-            }
+        .map(|session| async move {
+            let messages = session
+                .client_messages
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            let mut scratch = scratch_session();
+            let now = routing.classify(prompts, &messages, &mut scratch).await;
+            (session, now)
         })
         .buffered(concurrency);
     let mut report = ReplayReport {
         generated_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         since: options.since.clone(),
-        classifier: format!("{} ({})", state.classifier.base_url, state.classifier.model),
+        classifier: classifier_name(routing),
         replayed: 0,
         agreed: 0,
         agreement: 0.0,
@@ -119,15 +115,19 @@ pub async fn replay(
         report.replayed += 1;
         eprint!("\rreplayed {}/{total}", report.replayed);
         let query = cut(&session.user_query.replace('\n', " "), 120);
-        let before = session.classification.clone().unwrap_or_default();
+        let before = session
+            .decision
+            .classification
+            .as_ref()
+            .map_or_else(String::new, |l| l.to_string());
         match now.label {
             Some(label) if label.as_str() == before => report.agreed += 1,
             Some(label) => report.changed.push(Change {
                 id: session.id.clone(),
                 query,
                 before,
-                before_was_fallback: session.classification_fallback.is_some(),
-                after: label.as_str().to_string(),
+                before_was_fallback: session.decision.classification_fallback.is_some(),
+                after: label.to_string(),
                 raw: cut(&now.raw, 200),
             }),
             None => report.failed.push(Failure {
@@ -145,6 +145,18 @@ pub async fn replay(
         report.agreement = report.agreed as f64 / compared as f64;
     }
     Ok(report)
+}
+
+/// The classifier's endpoints and model, for the report.
+fn classifier_name(routing: &crate::routing::Routing) -> String {
+    let classifier = &routing.classifier;
+    let urls: Vec<&str> = classifier
+        .pool
+        .endpoints()
+        .iter()
+        .map(|e| e.display.as_str())
+        .collect();
+    format!("{} ({})", urls.join(", "), classifier.model)
 }
 
 /// Writes the report as JSON and returns where.

@@ -72,9 +72,9 @@ pub fn list(dir: &Path, filter: &ListFilter, as_json: bool) -> Result<String, St
                 .unwrap_or(&s.timestamp)
                 .replace('T', " "),
             s.id,
-            s.route.as_deref().unwrap_or("-"),
-            s.classification.as_deref().unwrap_or("-"),
-            s.classification_ms,
+            s.decision.route.as_deref().unwrap_or("-"),
+            s.decision.classification.as_deref().unwrap_or("-"),
+            s.decision.classification_ms,
             s.total_ms,
             s.outcome,
             cut(&s.user_query.replace('\n', " "), 60),
@@ -87,9 +87,10 @@ pub fn list(dir: &Path, filter: &ListFilter, as_json: bool) -> Result<String, St
 fn keep(s: &LoggedSession, f: &ListFilter) -> bool {
     f.route
         .as_ref()
-        .is_none_or(|r| s.route.as_deref() == Some(r.as_str()))
+        .is_none_or(|r| s.decision.route.as_deref() == Some(r.as_str()))
         && f.class.as_ref().is_none_or(|c| {
-            s.classification
+            s.decision
+                .classification
                 .as_deref()
                 .is_some_and(|l| l.eq_ignore_ascii_case(c))
         })
@@ -99,11 +100,12 @@ fn keep(s: &LoggedSession, f: &ListFilter) -> bool {
 }
 
 fn row(s: &LoggedSession) -> Value {
+    let d = &s.decision;
     json!({
-        "timestamp": s.timestamp, "id": s.id, "route": s.route,
-        "classification": s.classification, "classification_ms": s.classification_ms,
-        "classification_fallback": s.classification_fallback, "route_fallback": s.route_fallback,
-        "meta_match": s.meta_match, "total_ms": s.total_ms, "outcome": s.outcome,
+        "timestamp": s.timestamp, "id": s.id, "route": d.route,
+        "classification": d.classification, "classification_ms": d.classification_ms,
+        "classification_fallback": d.classification_fallback, "route_fallback": d.route_fallback,
+        "meta_match": d.meta_match, "total_ms": s.total_ms, "outcome": s.outcome,
         "error": s.error, "query": cut(&s.user_query, 200),
     })
 }
@@ -126,15 +128,16 @@ pub fn show(dir: &Path, id: &str, as_json: bool) -> Result<String, String> {
     let _ = writeln!(
         out,
         "decision  {} → {}{}",
-        s.classification.as_deref().unwrap_or("-"),
-        s.route.as_deref().unwrap_or("-"),
+        s.decision.classification.as_deref().unwrap_or("-"),
+        s.decision.route.as_deref().unwrap_or("-"),
         if s.stream { " (stream)" } else { "" }
     );
+    let d = &s.decision;
     let why = [
-        ("meta rule", &s.meta_match),
-        ("classifier said", &s.classification_raw),
-        ("fallback", &s.classification_fallback),
-        ("route fallback", &s.route_fallback),
+        ("meta rule", &d.meta_match),
+        ("classifier said", &d.classification_raw),
+        ("fallback", &d.classification_fallback),
+        ("route fallback", &d.route_fallback),
     ];
     for (label, value) in why {
         if let Some(value) = value {
@@ -155,6 +158,11 @@ pub fn show(dir: &Path, id: &str, as_json: bool) -> Result<String, String> {
             step.status.map_or("-".into(), |c| c.to_string()),
             step.finish_reason.as_deref().unwrap_or("-"),
         );
+        if let Some(url) = step.other.get("url").and_then(Value::as_str)
+            && !url.is_empty()
+        {
+            let _ = writeln!(out, "  endpoint:  {url}");
+        }
         if !step.reasoning_content.is_empty() {
             let _ = writeln!(
                 out,
@@ -190,7 +198,7 @@ pub fn stats(
     as_json: bool,
 ) -> Result<String, String> {
     let scan = load(dir, since)?;
-    let summary = summary::summarise(&scan.sessions, &config.prices, &config.backends.xai.model);
+    let summary = summary::summarise(&scan.sessions, &summary::Cloud::of(config));
     if as_json {
         return serde_json::to_string_pretty(&summary)
             .map(|t| t + "\n")

@@ -1,4 +1,68 @@
-//! The backends: their clients, the one call, and their health.
+//! The backends: each an OpenAI-compatible server or a pool of them, the one call that
+//! every step makes, the one reading of a failure that retry, failover and health share,
+//! and the probes that watch every endpoint.
 
-pub mod backend;
-pub mod health;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use crate::config::BackendConfig;
+use crate::names::BackendId;
+use crate::secret::Secret;
+
+mod backend;
+pub mod call;
+pub mod outcome;
+pub mod pool;
+pub mod probe;
+pub mod stream;
+
+pub use backend::{Backend, read_key};
+pub use call::{Expect, Reply, call};
+
+/// Every configured backend, by name; built once at start-up.
+#[derive(Debug, Default)]
+pub struct Backends {
+    by_name: BTreeMap<BackendId, Arc<Backend>>,
+}
+
+impl Backends {
+    /// Builds every backend's client and pool; an endpoint is ejected after
+    /// `failure_threshold` failures in a row.
+    pub fn build(
+        configs: &BTreeMap<String, BackendConfig>,
+        failure_threshold: u32,
+    ) -> Result<Self, reqwest::Error> {
+        let by_name = configs
+            .iter()
+            .map(|(name, config)| {
+                let id = BackendId::from(name.as_str());
+                let backend = Backend::new(id.clone(), config, failure_threshold)?;
+                Ok((id, Arc::new(backend)))
+            })
+            .collect::<Result<_, reqwest::Error>>()?;
+        Ok(Backends { by_name })
+    }
+
+    /// The backend called `name`.
+    pub fn get(&self, name: &str) -> Option<&Arc<Backend>> {
+        self.by_name.get(name)
+    }
+
+    /// Every backend, by name.
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<Backend>> {
+        self.by_name.values()
+    }
+
+    /// The backends whose every endpoint is ejected, for the session log.
+    pub fn down(&self) -> Vec<BackendId> {
+        self.iter()
+            .filter(|b| b.pool.is_down())
+            .map(|b| b.id.clone())
+            .collect()
+    }
+
+    /// The backends' keys, which must never reach a session log.
+    pub fn secrets(&self) -> Vec<Secret> {
+        self.iter().filter_map(|b| b.key().cloned()).collect()
+    }
+}

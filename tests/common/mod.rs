@@ -8,13 +8,11 @@
 pub mod fake;
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
-use ai_router::config::Config;
-use ai_router::prompts::PromptSet;
-use ai_router::record::writer::{self as session_writer, SessionWriter};
-use ai_router::{AppState, serve};
+use ai_router::config::{BackendConfig, Config, RouteConfig};
+use ai_router::record::writer::SessionWriter;
+use ai_router::{App, serve};
 use futures_util::StreamExt;
 use serde_json::Value;
 use tokio::sync::oneshot;
@@ -59,28 +57,45 @@ pub struct TestRouter {
     shutdown: Option<oneshot::Sender<()>>,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
     writer: Option<SessionWriter>,
-    _watcher: ai_router::app::prompt_watch::PromptWatcher,
-    _probes: AbortOnDrop,
+    _background: ai_router::app::Background,
     _dirs: tempfile::TempDir,
+}
+
+/// Reaching into a test config by name.
+pub trait ConfigExt {
+    /// `[backends.<name>]`, which the test expects to exist.
+    fn backend(&mut self, name: &str) -> &mut BackendConfig;
+    /// `[routes.<label>]`, which the test expects to exist.
+    fn route(&mut self, label: &str) -> &mut RouteConfig;
+}
+
+impl ConfigExt for Config {
+    fn backend(&mut self, name: &str) -> &mut BackendConfig {
+        self.backends
+            .get_mut(name)
+            .unwrap_or_else(|| panic!("no backend {name}"))
+    }
+
+    fn route(&mut self, label: &str) -> &mut RouteConfig {
+        self.routes
+            .get_mut(label)
+            .unwrap_or_else(|| panic!("no route {label}"))
+    }
 }
 
 /// A config whose backends all point at `upstream` and whose prompts and sessions
 /// live in `dir`.
 pub fn config_for(upstream: &str, dir: &Path) -> Config {
     let mut config = Config::default();
-    for backend in [
-        &mut config.backends.primary,
-        &mut config.backends.classifier,
-        &mut config.backends.xai,
-    ] {
-        backend.base_url = upstream.to_string();
+    for backend in config.backends.values_mut() {
+        backend.base_url = upstream.into();
         backend.api_key_env = String::new();
         backend.timeout_secs = 5;
         backend.response_timeout_secs = 5;
         // Error tests expect one call per request; retries have their own test.
         backend.retries = 0;
     }
-    config.backends.primary.model = "served-model".into();
+    config.backend("primary").model = "served-model".into();
     config.server.prompts_dir = dir.join("prompts");
     config.sessions.dir = dir.join("sessions");
     config.meta.rules_file = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/meta_rules.toml");
@@ -97,7 +112,7 @@ impl TestRouter {
         let dirs = test_dirs();
         let classifier = fake::Fake::with(fake::label_reply("MODERATE")).await;
         let mut config = config_for(upstream, dirs.path());
-        config.backends.classifier.base_url = classifier.url.clone();
+        config.backend("classifier").base_url = classifier.url.as_str().into();
         adjust(&mut config);
         Self::launch(config, dirs, classifier).await
     }
@@ -114,28 +129,18 @@ impl TestRouter {
         config.sessions.dir = dirs.path().join("sessions");
         config.meta.rules_file =
             Path::new(env!("CARGO_MANIFEST_DIR")).join("config/meta_rules.toml");
-        config.backends.classifier.base_url = classifier.url.clone();
+        config.backend("classifier").base_url = classifier.url.as_str().into();
         adjust(&mut config);
         Self::launch(config, dirs, classifier).await
     }
 
     async fn launch(config: Config, dirs: tempfile::TempDir, classifier: fake::Fake) -> TestRouter {
         ai_router::config::validate(&config).unwrap();
-        let prompts = PromptSet::load(&config.server.prompts_dir).unwrap();
-        let secrets = config
-            .backends
-            .iter()
-            .into_iter()
-            .filter_map(|(_, b)| ai_router::upstream::backend::read_key(b))
-            .collect();
-        let (sink, writer) = session_writer::start(&config.sessions, secrets).unwrap();
         let sessions_dir = config.sessions.dir.clone();
         let prompts_dir = config.server.prompts_dir.clone();
         let grace = Duration::from_secs(config.server.shutdown_grace_secs);
-        let rules = ai_router::routing::meta::load_rules(&config.meta).unwrap();
-        let state = Arc::new(AppState::new(config, prompts, rules, sink).unwrap());
-        let watcher = ai_router::app::prompt_watch::start(state.clone()).unwrap();
-        let probes = ai_router::upstream::health::spawn_probes(state.clone());
+        let App { state, writer } = App::build(config).unwrap();
+        let background = ai_router::app::background(&state).unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let (shutdown, on_shutdown) = oneshot::channel::<()>();
@@ -154,9 +159,8 @@ impl TestRouter {
             classifier,
             shutdown: Some(shutdown),
             server,
-            writer: Some(writer),
-            _watcher: watcher,
-            _probes: AbortOnDrop(probes),
+            writer,
+            _background: background,
             _dirs: dirs,
         }
     }
@@ -252,15 +256,6 @@ fn test_dirs() -> tempfile::TempDir {
         std::fs::write(path, text).unwrap();
     }
     dirs
-}
-
-/// Stops a background task when the test router goes away.
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
 }
 
 /// All finished session files (temp files excluded), sorted by name (= time).

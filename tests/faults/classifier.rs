@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::closed_port;
+use crate::common::ConfigExt;
 use crate::common::fake::{Fake, Reply, completion_json, label_reply};
 use crate::common::{self, TestRouter, user};
 
@@ -69,8 +70,8 @@ async fn a_failing_classifier_falls_back_to_moderate_within_its_timeout() {
     let primary = Fake::start().await;
     let (socket, url) = closed_port();
     let router = TestRouter::start(&primary.url, |c| {
-        c.backends.classifier.base_url = url;
-        c.backends.classifier.timeout_secs = 1;
+        c.backend("classifier").base_url = url.as_str().into();
+        c.backend("classifier").timeout_secs = 1;
     })
     .await;
     ask(&router, "refused").await;

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 
+use crate::common::ConfigExt;
 use crate::common::fake::{Fake, Reply, chunk_json, label_reply};
 use crate::common::{self, TestRouter, still_serves, streaming, user};
 
@@ -21,7 +22,7 @@ async fn a_client_that_leaves_mid_stream_closes_the_upstream_within_100_ms() {
         _ => Reply::Stall(vec![chunk_json("tick ", None)]),
     })
     .await;
-    let router = TestRouter::start(&fake.url, |c| c.backends.primary.timeout_secs = 30).await;
+    let router = TestRouter::start(&fake.url, |c| c.backend("primary").timeout_secs = 30).await;
     for (n, (question, ticks)) in [("a long story", 3), ("a pause", 1)]
         .into_iter()
         .enumerate()
@@ -83,7 +84,10 @@ async fn a_client_that_leaves_during_the_search_closes_it_and_the_log_shows_it()
     let primary = Fake::start().await;
     let xai = Fake::with(|_| Reply::Hang).await;
     let xai_url = xai.url.clone();
-    let router = TestRouter::start(&primary.url, |c| c.backends.xai.base_url = xai_url).await;
+    let router = TestRouter::start(&primary.url, |c| {
+        c.backend("xai").base_url = xai_url.as_str().into()
+    })
+    .await;
     router.classifier.set(label_reply("ENRICH"));
     let response = router.chat(&streaming(user("news?"), true)).await;
     assert_eq!(response.status(), 200, "ENRICH streams its headers at once");

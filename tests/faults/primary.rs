@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use crate::common::ConfigExt;
 use crate::common::fake::{Fake, Reply, chunk_json, vllm_reply};
 use crate::common::{self, TestRouter, error_of, read_sse, still_serves, streaming, user};
 use crate::{answered_by_failover, back_up, closed_port, in_band_error, session_for};
@@ -55,8 +56,8 @@ async fn a_refused_primary_fails_over_to_xai_when_allowed_and_says_so() {
     let xai = Fake::start().await;
     let xai_url = xai.url.clone();
     let router = TestRouter::start(&url, |c| {
-        c.backends.xai.base_url = xai_url;
-        c.failover.primary_to_xai = true;
+        c.backend("xai").base_url = xai_url.as_str().into();
+        c.route("MODERATE").failover = vec!["COMPLEX".into()];
     })
     .await;
     answered_by_failover(&router, "hi", "primary->xai", "xai").await;
@@ -93,8 +94,8 @@ async fn a_refused_primary_fails_over_to_xai_when_allowed_and_says_so() {
 async fn a_hanging_primary_is_a_504_within_its_timeout_and_the_call_is_dropped() {
     let fake = Fake::with(|_| Reply::Hang).await;
     let router = TestRouter::start(&fake.url, |c| {
-        c.backends.primary.timeout_secs = 1;
-        c.backends.primary.response_timeout_secs = 1;
+        c.backend("primary").timeout_secs = 1;
+        c.backend("primary").response_timeout_secs = 1;
     })
     .await;
     for stream in [false, true] {
@@ -123,7 +124,7 @@ async fn a_hanging_primary_is_a_504_within_its_timeout_and_the_call_is_dropped()
 #[tokio::test]
 async fn a_primary_that_goes_silent_mid_stream_ends_it_with_an_in_band_504() {
     let fake = Fake::with(|_| Reply::Stall(vec![chunk_json("partial", None)])).await;
-    let router = TestRouter::start(&fake.url, |c| c.backends.primary.timeout_secs = 1).await;
+    let router = TestRouter::start(&fake.url, |c| c.backend("primary").timeout_secs = 1).await;
     let started = Instant::now();
     let response = router.chat(&streaming(user("hi"), true)).await;
     assert_eq!(response.status(), 200);
@@ -175,8 +176,8 @@ async fn a_slow_first_byte_is_awaited_up_to_the_timeout_and_is_a_504_beyond_it()
     })
     .await;
     let router = TestRouter::start(&fake.url, |c| {
-        c.backends.primary.timeout_secs = 1;
-        c.backends.primary.response_timeout_secs = 1;
+        c.backend("primary").timeout_secs = 1;
+        c.backend("primary").response_timeout_secs = 1;
     })
     .await;
     let cases = [

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use crate::common::ConfigExt;
 use crate::common::fake::{Fake, Reply, chunk_json, label_reply};
 use crate::common::{self, TestRouter, read_sse, session_files, streaming, user};
 use crate::in_band_error;
@@ -68,7 +69,7 @@ async fn past_the_grace_period_streams_end_with_an_error_and_waiting_calls_get_5
     .await;
     let mut router = TestRouter::start(&fake.url, |c| {
         c.server.shutdown_grace_secs = 1;
-        c.backends.primary.response_timeout_secs = 30;
+        c.backend("primary").response_timeout_secs = 30;
     })
     .await;
     let stream = router
@@ -117,7 +118,7 @@ async fn shutdown_does_not_wait_for_a_hanging_search() {
     let xai = Fake::with(|_| Reply::Hang).await;
     let xai_url = xai.url.clone();
     let mut router = TestRouter::start(&primary.url, |c| {
-        c.backends.xai.base_url = xai_url;
+        c.backend("xai").base_url = xai_url.as_str().into();
         c.server.shutdown_grace_secs = 1;
     })
     .await;

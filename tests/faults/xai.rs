@@ -1,5 +1,5 @@
 //! xAI failing on a COMPLEX request: a rejected key (xAI says so with a 400), 410 Gone
-//! (a retired feature), 429 with `Retry-After`, 500. With `failover.xai_to_primary` the
+//! (a retired feature), 429 with `Retry-After`, 500. With COMPLEX's failover route the
 //! primary answers instead; without it the client gets a clear error.
 
 use std::time::{Duration, Instant};
@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::answered_by_failover;
+use crate::common::ConfigExt;
 use crate::common::fake::{Fake, Reply, label_reply, vllm_reply};
 use crate::common::{self, TestRouter, error_of, streaming, user};
 
@@ -16,9 +17,11 @@ async fn complex(failover: bool, retries: u32) -> (TestRouter, Fake, Fake) {
     let xai = Fake::start().await;
     let xai_url = xai.url.clone();
     let router = TestRouter::start(&primary.url, |c| {
-        c.backends.xai.base_url = xai_url;
-        c.backends.xai.retries = retries;
-        c.failover.xai_to_primary = failover;
+        c.backend("xai").base_url = xai_url.as_str().into();
+        c.backend("xai").retries = retries;
+        if !failover {
+            c.route("COMPLEX").failover.clear();
+        }
     })
     .await;
     router.classifier.set(label_reply("COMPLEX"));

@@ -1,28 +1,33 @@
 //! Fuzzes what ai-router does with an untrusted `POST /v1/chat/completions` body before
-//! any backend is called: the steps of `http::chat_completions`, `route::decide` and
-//! `pipeline::run`, minus the network. It looks for panics, overflows, hangs and huge
-//! allocations; it asserts only what the code's own doc comments promise.
+//! any backend is called: the steps of `edge::chat`, `Routing::decide` and `Proxy::run`,
+//! minus the network. It looks for panics, overflows, hangs and huge allocations; it
+//! asserts only what the code's own doc comments promise.
 #![no_main]
 
 use std::path::Path;
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 
-use ai_router::routing::classify::{cut_middle, parse_label, request_body};
+use ai_router::config::{self, MaxTokens};
+use ai_router::names::{Label, Step};
+use ai_router::openai::ChatRequest;
+use ai_router::proxy::shape;
+use ai_router::record::decision::Decision;
+use ai_router::record::log::{Outcome, StepRecord};
+use ai_router::record::session::{Session, SessionStart};
+use ai_router::record::sink::SessionSink;
+use ai_router::routing::answering;
 use ai_router::routing::cache::ClassifyCache;
-use ai_router::routing::meta_rules::MetaRules;
-use ai_router::openai::chat::ChatRequest;
-use ai_router::prompts::{PromptId, PromptSet};
-use ai_router::routing::decision::{Decision, Label, fallback_label};
-use ai_router::record::session::{Outcome, Session, SessionSink, SessionStart};
-use ai_router::{AppState, config, routing::meta, proxy::pipeline, proxy::shape};
+use ai_router::routing::classify::{cut_middle, request_body};
+use ai_router::routing::decide::fallback_label;
+use ai_router::routing::table::META_LABEL;
+use ai_router::tools::Setup;
 use libfuzzer_sys::fuzz_target;
 use serde_json::{Map, Value};
 
-/// What the router builds once at start-up: the shipped config, prompts and META rules,
-/// so every input meets the rules a real deployment runs.
+/// What the router builds once at start-up: the shipped config, prompts, route table and
+/// META rules, so every input meets the rules a real deployment runs.
 struct Router {
-    state: AppState,
-    prompts: Arc<PromptSet>,
+    setup: Setup,
     /// Open WebUI sends an empty task header on normal chats; it must not count.
     headers: http::HeaderMap,
 }
@@ -32,19 +37,13 @@ fn router() -> &'static Router {
     ROUTER.get_or_init(|| {
         // Absolute paths: cargo-fuzz's working directory is not the repository root.
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-        let config = config::load(&root.join("config/router.toml")).expect("config");
-        let prompts = PromptSet::load(&root.join("prompts")).expect("prompts");
-        let rules = MetaRules::load(&root.join("config/meta_rules.toml")).expect("META rules");
-        // Records go nowhere: writing files would make each run slow and flaky.
-        let state = AppState::new(config, prompts, rules, SessionSink::disabled()).expect("state");
+        let mut config = config::load(&root.join("config/router.toml")).expect("config");
+        config.server.prompts_dir = root.join("prompts");
+        config.meta.rules_file = root.join("config/meta_rules.toml");
+        let setup = Setup::from(config).expect("prompts, backends, routing");
         let mut headers = http::HeaderMap::new();
         headers.insert("x-openwebui-task", http::HeaderValue::from_static(""));
-        let prompts = state.prompts.load_full();
-        Router {
-            state,
-            prompts,
-            headers,
-        }
+        Router { setup, headers }
     })
 }
 
@@ -64,19 +63,22 @@ fn assert_one_leading_system(body: &Map<String, Value>) {
 
 fuzz_target!(|data: &[u8]| {
     let r = router();
-    let (state, prompts) = (&r.state, &*r.prompts);
-    let routing = &state.config.routing;
+    let (setup, prompts) = (&r.setup, &r.setup.prompts);
+    let routing = &setup.routing;
+    let table = &routing.table;
 
     // A classifier's reply is untrusted text too; any bytes will do as one.
-    let _ = parse_label(&String::from_utf8_lossy(data));
+    let _ = table.parse_label(&String::from_utf8_lossy(data));
 
+    // Records go nowhere: writing files would make each run slow and flaky.
     let mut session = Session::start(
         SessionStart {
             id: "fuzz0000".into(),
             client_ip: "127.0.0.1".into(),
             user_agent: None,
+            backends_down: Vec::new(),
         },
-        state.sessions.clone(),
+        SessionSink::disabled(),
     );
     let request = match ChatRequest::parse(data) {
         Ok(request) => request,
@@ -93,68 +95,66 @@ fuzz_target!(|data: &[u8]| {
     let last_user = request.last_user_text();
     session.set_request(request.messages(), &last_user, request.stream);
 
-    // route::decide without the classifier call: META detection, the classifier's
+    // Routing::decide without the classifier call: META detection, the classifier's
     // request and cache key, then a label from the reply (the user's own text stands in
     // for a model that echoes it) or the keyword fallback.
-    let decision = match meta::detect(state, &request, &r.headers) {
+    let decision = match routing.meta.detect(&request, &r.headers) {
         Some(rule) => Decision {
             meta_match: Some(rule),
-            ..Decision::labelled(Label::Meta)
+            ..routing.labelled(Label::from(META_LABEL))
         },
         None => {
             let body = request_body(
                 prompts,
-                routing,
-                &state.classifier.model,
+                routing.limits,
+                &routing.classifier_params,
+                &routing.classifier.model,
                 request.messages(),
             );
             let _ = ClassifyCache::key(&body);
-            let query = cut_middle(&last_user, routing.max_input_chars, |_| String::new());
-            let label =
-                parse_label(&last_user).unwrap_or_else(|| fallback_label(routing, &query).0);
-            Decision::labelled(label)
+            let query = cut_middle(&last_user, routing.limits.max_input_chars, |_| String::new());
+            let label = table.parse_label(&last_user).unwrap_or_else(|| {
+                fallback_label(&routing.fallback_rules, &table.fallback, &query)
+                    .0
+                    .clone()
+            });
+            routing.labelled(label)
         }
     };
-    let route = pipeline::effective_route(state, decision.route).map_or(decision.route, |(r, _)| r);
+    let label = decision.classification.clone().expect("a decision has a label");
+    let _ = answering::resolve(table, &setup.backends, setup.config.routing.missing_key, &label);
 
-    // pipeline::run shapes one body per backend; all three are built so that every
-    // input reaches every shaper, whatever its label. A fixed date keeps runs repeatable.
+    // Proxy::run shapes one body for the route that answers; every route's is built so
+    // that every input reaches every shaping rule, whatever its label. A fixed date
+    // keeps runs repeatable.
     let date = [("date", "2026-11-21")];
-    let local = shape::for_local(
-        &request,
-        &state.primary.model,
-        &prompts.render(PromptId::PrimarySystem, &date),
-    );
-    let mut meta_body = shape::for_local(
-        &request,
-        &state.primary.model,
-        &prompts.render(PromptId::MetaSystem, &date),
-    );
-    shape::disable_thinking(&mut meta_body);
-    let xai = shape::for_xai(
-        &request,
-        &state.xai.model,
-        &prompts.render(PromptId::XaiSystem, &date),
-        &state.config.xai,
-    );
-    // for_xai promises `max_tokens` of at least `xai.min_max_tokens`.
-    assert!(xai["max_tokens"].as_u64() >= Some(u64::from(state.config.xai.min_max_tokens)));
-    for (upstream, body) in [
-        (&state.primary, &local),
-        (&state.primary, &meta_body),
-        (&state.xai, &xai),
-    ] {
-        assert_one_leading_system(body);
-        let _ = serde_json::to_vec(body); // what `Upstream::post` sends
-        session.push_step(upstream.step_record("answer", "/chat/completions", body, "messages"));
+    for route in table.iter() {
+        let model = setup
+            .backends
+            .get(&route.backend)
+            .map_or("", |b| b.model.as_str());
+        let body: Map<String, Value> =
+            shape::for_route(&request, route, model, &prompts.render(&route.prompt, &date));
+        assert_one_leading_system(&body);
+        if route.max_tokens == MaxTokens::Floor {
+            // for_route promises `max_tokens` of at least the route's floor.
+            assert!(body["max_tokens"].as_u64() >= Some(u64::from(route.min_max_tokens)));
+        }
+        let _ = serde_json::to_vec(&body); // what `upstream::call` sends
+        session.push_step(StepRecord::sending(
+            Step::Answer,
+            &route.backend,
+            model,
+            &body,
+            "messages",
+        ));
     }
 
     // The session record as the writer serialises it (its data-URL summary is private).
     if let Some(record) = session.record() {
         // `user_query` is documented as cut to 500 characters.
         assert!(record.user_query.chars().count() <= 500);
-        record.route = Some(route.as_str());
-        record.meta_match = decision.meta_match;
+        record.decision = decision;
         let _ = serde_json::to_string_pretty(record);
     }
     session.finish(Outcome::Ok, 200, None);

@@ -1,0 +1,63 @@
+//! Serving: the HTTP application on a listener until shutdown, then the grace period
+//! for in-flight requests, then the farewell for the ones still running.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+
+use super::accept;
+use crate::edge::state::AppState;
+
+/// How long requests get to say goodbye (an in-band error, `[DONE]`) once the grace
+/// period is over.
+const FAREWELL: Duration = Duration::from_secs(2);
+
+/// Serves `state` on `listener` until `shutdown` resolves, then lets in-flight requests
+/// (streams included) finish for up to `grace`. Requests still running after that are
+/// ended on purpose (see `AppState::drain`), so every client gets a complete answer or
+/// an error, and every session record is finished before this returns.
+pub async fn serve(
+    listener: TcpListener,
+    state: Arc<AppState>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    grace: Duration,
+) -> std::io::Result<()> {
+    let (fired, on_fire) = tokio::sync::oneshot::channel::<()>();
+    let drain = state.clone();
+    let limits = accept::ConnectionLimits {
+        header_read_timeout: Duration::from_secs(state.config.server.header_read_timeout_secs),
+        max_header_bytes: state.config.server.max_header_bytes,
+    };
+    let server = accept::run(
+        listener,
+        crate::edge::http::routes(state),
+        limits,
+        async move {
+            shutdown.await;
+            tracing::info!(
+                grace_secs = grace.as_secs(),
+                "shutting down: no new connections, finishing in-flight requests"
+            );
+            let _ = fired.send(());
+        },
+    );
+    let mut server = std::pin::pin!(server);
+    tokio::select! {
+        result = &mut server => return result,
+        _ = on_fire => {}
+    }
+    if let Ok(result) = tokio::time::timeout(grace, &mut server).await {
+        return result;
+    }
+    tracing::warn!("grace period over: ending the requests still running");
+    drain.drain();
+    match tokio::time::timeout(FAREWELL, server).await {
+        Ok(result) => result,
+        Err(_) => {
+            tracing::error!("requests still running after the farewell period are dropped");
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,214 @@
+//! What types alone cannot check: URLs, names, non-zero limits, and that the route table
+//! holds together (every label, backend and failover it names exists). Prompt files are
+//! checked when they are loaded.
+
+use super::{Config, ConfigError, MaxTokens};
+
+/// The label of client task prompts: META detection gives it, so the table must have it.
+pub const META_LABEL: &str = "META";
+
+/// Checks `config`; the first problem found is the error, naming its key.
+pub fn validate(config: &Config) -> Result<(), ConfigError> {
+    server(config)?;
+    for (name, backend) in &config.backends {
+        let key = |field: &str| format!("backends.{name}.{field}");
+        if !is_backend_name(name) {
+            return invalid(
+                &format!("backends.{name}"),
+                "backend names are lower-case letters, digits, `-` and `_`",
+            );
+        }
+        if backend.base_url.0.is_empty() {
+            return invalid(&key("base_url"), "must name at least one URL");
+        }
+        for url in backend.base_url.iter() {
+            match reqwest::Url::parse(url) {
+                Ok(url) if matches!(url.scheme(), "http" | "https") => {}
+                _ => return invalid(&key("base_url"), "must be an http:// or https:// URL"),
+            }
+        }
+        if backend.model.trim().is_empty() {
+            return invalid(&key("model"), "must not be empty");
+        }
+        if backend.connect_timeout_secs == 0
+            || backend.timeout_secs == 0
+            || backend.response_timeout_secs == 0
+        {
+            return invalid(&key("*_timeout_secs"), "timeouts must be at least 1 second");
+        }
+    }
+    routes(config)?;
+    routing(config)
+}
+
+fn server(config: &Config) -> Result<(), ConfigError> {
+    let server = &config.server;
+    if server.virtual_model.trim().is_empty() {
+        return invalid("server.virtual_model", "must not be empty");
+    }
+    if server.sse_keepalive_secs == 0 {
+        return invalid("server.sse_keepalive_secs", "must be at least 1");
+    }
+    if config.health.probe_interval_secs == 0 {
+        return invalid("health.probe_interval_secs", "must be at least 1");
+    }
+    if server.max_concurrent_requests == 0 {
+        return invalid("server.max_concurrent_requests", "must be at least 1");
+    }
+    if server.max_body_bytes == 0 {
+        return invalid("server.max_body_bytes", "must be greater than 0");
+    }
+    if server.max_header_bytes < 1024 {
+        return invalid("server.max_header_bytes", "must be at least 1024");
+    }
+    if server.header_read_timeout_secs == 0 {
+        return invalid("server.header_read_timeout_secs", "must be at least 1");
+    }
+    if server.body_read_timeout_secs == 0 {
+        return invalid("server.body_read_timeout_secs", "must be at least 1");
+    }
+    if config
+        .meta
+        .headers
+        .iter()
+        .any(|h| axum::http::HeaderName::try_from(h.as_str()).is_err())
+    {
+        return invalid("meta.headers", "must be valid HTTP header names");
+    }
+    if config.sessions.max_files == 0 {
+        return invalid("sessions.max_files", "must be at least 1");
+    }
+    if config.sessions.max_age_days == 0 {
+        return invalid("sessions.max_age_days", "must be at least 1");
+    }
+    Ok(())
+}
+
+/// Every route names a backend that exists, labels it can fail over to, and sane rules.
+fn routes(config: &Config) -> Result<(), ConfigError> {
+    if !config.routes.contains_key(META_LABEL) {
+        return invalid(
+            "routes.META",
+            "is missing: client task prompts (titles, tags, follow-ups) are answered on it",
+        );
+    }
+    for (label, route) in &config.routes {
+        let key = |field: &str| format!("routes.{label}.{field}");
+        if !is_label(label) {
+            return invalid(
+                &format!("routes.{label}"),
+                "labels are upper-case letters, digits and `_`, starting with a letter (e.g. [routes.CODE])",
+            );
+        }
+        if !route.name.is_empty() && !is_backend_name(&route.name) {
+            return invalid(
+                &key("name"),
+                "route names are lower-case letters, digits, `-` and `_`",
+            );
+        }
+        backend_exists(config, &key("backend"), &route.backend)?;
+        if route.max_tokens == MaxTokens::Floor && route.min_max_tokens == 0 {
+            return invalid(
+                &key("min_max_tokens"),
+                "must be at least 1 with max_tokens = \"floor\"",
+            );
+        }
+        for other in &route.failover {
+            if other == label {
+                return invalid(&key("failover"), "must not name the route itself");
+            }
+            if !config.routes.contains_key(other) {
+                return invalid(&key("failover"), &no_such_label(config, other));
+            }
+        }
+        if let Some(search) = &route.search {
+            backend_exists(config, &key("search.backend"), &search.backend)?;
+            if search.timeout_secs == 0 {
+                return invalid(&key("search.timeout_secs"), "must be at least 1");
+            }
+            if search.injection.trim().is_empty() {
+                return invalid(
+                    &key("search.injection"),
+                    "must name the prompt that hands the findings to the answering model",
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+fn routing(config: &Config) -> Result<(), ConfigError> {
+    let routing = &config.routing;
+    backend_exists(config, "routing.backend", &routing.backend)?;
+    match config.routes.get(&routing.fallback) {
+        None => {
+            return invalid(
+                "routing.fallback",
+                &no_such_label(config, &routing.fallback),
+            );
+        }
+        Some(route) if !route.classifier_may_choose => {
+            return invalid(
+                "routing.fallback",
+                "names a route the classifier may not choose (classifier_may_choose = false)",
+            );
+        }
+        Some(_) => {}
+    }
+    for rule in &routing.fallback_rules {
+        if !config.routes.contains_key(&rule.label) {
+            return invalid(
+                "routing.fallback_rules.label",
+                &no_such_label(config, &rule.label),
+            );
+        }
+    }
+    if routing.max_input_chars < 200 {
+        return invalid("routing.max_input_chars", "must be at least 200");
+    }
+    Ok(())
+}
+
+fn backend_exists(config: &Config, key: &str, name: &str) -> Result<(), ConfigError> {
+    if config.backends.contains_key(name) {
+        return Ok(());
+    }
+    let known: Vec<&str> = config.backends.keys().map(String::as_str).collect();
+    invalid(
+        key,
+        &format!(
+            "names no backend: {name:?} (the backends are {})",
+            known.join(", ")
+        ),
+    )
+}
+
+fn no_such_label(config: &Config, label: &str) -> String {
+    let known: Vec<&str> = config.routes.keys().map(String::as_str).collect();
+    format!(
+        "names no route: {label:?} (the labels are {})",
+        known.join(", ")
+    )
+}
+
+fn is_label(label: &str) -> bool {
+    label.starts_with(|c: char| c.is_ascii_uppercase())
+        && label
+            .chars()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+}
+
+/// Backend and route names go into metrics labels, error codes and file-safe text.
+fn is_backend_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+}
+
+fn invalid(key: &str, problem: &str) -> Result<(), ConfigError> {
+    Err(ConfigError::Invalid {
+        key: key.into(),
+        problem: problem.into(),
+    })
+}

@@ -1,0 +1,31 @@
+//! The routing decision and the evidence for it — defined once: routing makes it, the
+//! proxy amends it (a failover, a missing key), the session log writes it, and the
+//! tools read it back.
+
+use serde::{Deserialize, Serialize};
+
+use crate::names::{Label, RouteName};
+
+/// A route and the evidence for it, as the session log holds it.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Decision {
+    /// The route that answered (or was to answer).
+    pub route: Option<RouteName>,
+    /// The label (SIMPLE … META, or an admin's own) from the classifier, a META rule or
+    /// the fallback.
+    pub classification: Option<Label>,
+    /// The classifier's raw reply.
+    pub classification_raw: Option<String>,
+    /// Time spent classifying.
+    pub classification_ms: u64,
+    /// Why the fallback label was used instead of the classifier's, if it was.
+    pub classification_fallback: Option<String>,
+    /// Whether the label came from the classification cache (no classifier call).
+    pub classification_cached: bool,
+    /// Which META rule matched, if any.
+    pub meta_match: Option<String>,
+    /// Why the route that answered is not the one the label asked for (a missing key, a
+    /// failover), or why a search hop found nothing.
+    pub route_fallback: Option<String>,
+}

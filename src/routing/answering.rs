@@ -1,0 +1,91 @@
+//! Which route really answers a label, given what is configured: a route whose backend
+//! has no API key is answered by its first failover route that can (else the fallback
+//! label's), and a search hop through such a backend is skipped — each with a note for
+//! the session log — or, with `routing.missing_key = "error"`, the request is refused.
+
+use std::sync::Arc;
+
+use crate::config::MissingKey;
+use crate::error::Error;
+use crate::upstream::Backends;
+
+use super::table::{Route, RouteTable};
+
+/// The routes a label is answered by.
+#[derive(Clone, Debug)]
+pub struct Answering {
+    /// The route that answers first.
+    pub route: Arc<Route>,
+    /// Whether its search hop runs (it has one, and its backend has a key).
+    pub search: bool,
+    /// The routes that answer, in order, if it fails before the first byte; those whose
+    /// backend has no key are left out.
+    pub failover: Vec<Arc<Route>>,
+    /// Why the route or hop is not the one the label asked for.
+    pub note: Option<String>,
+}
+
+/// Works out who answers `label` (which the table has).
+pub fn resolve(
+    table: &RouteTable,
+    backends: &Backends,
+    policy: MissingKey,
+    label: &str,
+) -> Result<Answering, Error> {
+    let asked = table.get(label).ok_or_else(|| Error::InvalidRequest {
+        message: format!("no route for the label {label}"),
+        param: None,
+    })?;
+    let missing = |backend: &str| {
+        backends.get(backend).and_then(|b| {
+            b.missing_key()
+                .map(|variable| (b.id.clone(), variable.to_string()))
+        })
+    };
+    let refuse = |(backend, variable)| Error::KeyMissing { backend, variable };
+    let mut note = None;
+    let route = match missing(&asked.backend) {
+        None => asked,
+        Some(gap) if policy == MissingKey::Error => return Err(refuse(gap)),
+        Some((backend, variable)) => {
+            let instead = asked
+                .failover
+                .iter()
+                .chain(std::iter::once(&table.fallback))
+                .filter_map(|l| table.get(l))
+                .find(|r| r.label != asked.label && missing(&r.backend).is_none());
+            let Some(instead) = instead else {
+                return Err(refuse((backend, variable)));
+            };
+            note = Some(format!(
+                "{backend} has no API key ({variable} is not set); answered by {}",
+                instead.backend
+            ));
+            instead
+        }
+    };
+    let search = match route.search.as_ref().map(|hop| missing(&hop.backend)) {
+        None => false,
+        Some(None) => true,
+        Some(Some(gap)) if policy == MissingKey::Error => return Err(refuse(gap)),
+        Some(Some((backend, variable))) => {
+            note = Some(format!(
+                "{backend} has no API key ({variable} is not set); answered without gathered context"
+            ));
+            false
+        }
+    };
+    let failover = route
+        .failover
+        .iter()
+        .filter_map(|l| table.get(l))
+        .filter(|r| r.label != route.label && missing(&r.backend).is_none())
+        .cloned()
+        .collect();
+    Ok(Answering {
+        route: route.clone(),
+        search,
+        failover,
+        note,
+    })
+}

@@ -1,0 +1,226 @@
+//! The one function that calls a backend, used by the classifier, the search hop and
+//! the answer alike: pick an endpoint, POST, wait for the headers, read the whole JSON
+//! answer or the stream's first event, and record it all in the request's step. Until
+//! then nothing has reached the client, so a failure that `outcome` says may help is
+//! tried on the pool's other endpoints at once, then again after a backoff (`retries`).
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use serde_json::{Map, Value};
+
+use crate::error::Error;
+use crate::record::session::{Session, millis};
+
+use super::Backend;
+use super::outcome;
+use super::pool::{Endpoint, Lease};
+use super::stream::{self, OpenStream};
+
+/// Largest whole JSON answer read from a backend.
+const MAX_JSON_ANSWER: usize = 16 * 1024 * 1024;
+
+/// How an answer is awaited.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Expect {
+    /// A JSON body that arrives only when the backend is done.
+    Json,
+    /// An SSE stream whose headers come first.
+    Stream,
+}
+
+/// What a call produced, before anything reaches the client.
+pub enum Reply {
+    /// A whole JSON answer.
+    Json(Value),
+    /// A stream whose first event arrived.
+    Stream(OpenStream),
+}
+
+/// Calls `backend` with `body` on `path` and records the call in `session`'s step
+/// `step`: the endpoint's URL, the status, the duration and any error. The headers
+/// are awaited within `timeout` (a stream) or `response_timeout` (JSON), retries
+/// included; the rest of the answer (the first event, or the whole JSON body) within
+/// `timeout` after them.
+pub async fn call(
+    backend: &Backend,
+    path: &'static str,
+    body: &Map<String, Value>,
+    expect: Expect,
+    session: &mut Session,
+    step: usize,
+) -> Result<Reply, Error> {
+    let started = Instant::now();
+    let result = attempts(backend, path, body, expect, session, step).await;
+    if let Some(record) = session.step(step) {
+        record.duration_ms = millis(started.elapsed());
+        if let Err(error) = &result {
+            record.error = Some(error.to_string());
+            record.set_failed_status(error);
+        }
+    }
+    result
+}
+
+async fn attempts(
+    backend: &Backend,
+    path: &'static str,
+    body: &Map<String, Value>,
+    expect: Expect,
+    session: &mut Session,
+    step: usize,
+) -> Result<Reply, Error> {
+    let bytes = Bytes::from(
+        serde_json::to_vec(body)
+            .map_err(|e| backend.protocol_error(format!("request could not be encoded: {e}")))?,
+    );
+    let wait = match expect {
+        Expect::Json => backend.response_timeout,
+        Expect::Stream => backend.timeout,
+    };
+    let deadline = tokio::time::Instant::now() + wait;
+    let request_id = session.id().to_string();
+    let mut tried: Vec<usize> = Vec::new();
+    let mut retries = 0;
+    let mut last: Option<(Error, Option<Duration>)> = None;
+    loop {
+        let lease = match backend.pool.pick(&tried) {
+            Some(lease) => lease,
+            // Every endpoint was tried once: back off, then try the best one again.
+            None => {
+                let Some((error, retry_after)) = last.take() else {
+                    return Err(Error::NoHealthyEndpoint {
+                        backend: backend.id.clone(),
+                        endpoints: backend.pool.len(),
+                    });
+                };
+                retries += 1;
+                let delay = retry_after.unwrap_or_else(|| backoff(retries));
+                if retries > backend.retries || tokio::time::Instant::now() + delay >= deadline {
+                    return Err(error);
+                }
+                tracing::warn!(backend = %backend.id, retry = retries, delay_ms = millis(delay), error = %error, "retrying");
+                tokio::time::sleep(delay).await;
+                tried.clear();
+                match backend.pool.pick(&tried) {
+                    Some(lease) => lease,
+                    None => return Err(error),
+                }
+            }
+        };
+        if let Some(record) = session.step(step) {
+            // Each attempt is recorded afresh: the step shows the last one.
+            record.url = format!("{}{path}", lease.endpoint().display);
+            record.status = None;
+            record.backend_status = None;
+        }
+        let index = lease.index();
+        let outcome = attempt(
+            backend,
+            lease,
+            path,
+            bytes.clone(),
+            &request_id,
+            expect,
+            deadline,
+            wait,
+            session,
+            step,
+        )
+        .await;
+        match outcome {
+            Ok(reply) => return Ok(reply),
+            Err((error, retry_after)) => {
+                if !outcome::judge(&error).retry {
+                    return Err(error);
+                }
+                tried.push(index);
+                last = Some((error, retry_after));
+            }
+        }
+    }
+}
+
+/// One try on the endpoint `lease` holds; its health learns the result.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one attempt's inputs, passed through once"
+)]
+async fn attempt(
+    backend: &Backend,
+    lease: Lease,
+    path: &'static str,
+    bytes: Bytes,
+    request_id: &str,
+    expect: Expect,
+    deadline: tokio::time::Instant,
+    wait: Duration,
+    session: &mut Session,
+    step: usize,
+) -> Result<Reply, (Error, Option<Duration>)> {
+    let started = Instant::now();
+    let endpoint = lease.shared();
+    let posted = backend
+        .post(&endpoint, path, bytes, request_id, deadline, wait)
+        .await;
+    let response = match posted {
+        Ok(response) => response,
+        Err((error, retry_after)) => {
+            learn(backend, &endpoint, &error);
+            return Err((error, retry_after));
+        }
+    };
+    if let Some(record) = session.step(step) {
+        record.status = Some(response.status().as_u16());
+    }
+    let latency = started.elapsed();
+    let reply = match expect {
+        Expect::Stream => stream::open(backend, response, lease)
+            .await
+            .map(Reply::Stream),
+        Expect::Json => read_json(backend, response).await.map(Reply::Json),
+    };
+    match &reply {
+        Ok(_) => endpoint.success(&backend.id, latency),
+        Err(error) => learn(backend, &endpoint, error),
+    }
+    reply.map_err(|error| (error, None))
+}
+
+/// Tells the endpoint about a failure, when `outcome` says it counts.
+fn learn(backend: &Backend, endpoint: &Endpoint, error: &Error) {
+    if outcome::judge(error).unhealthy {
+        endpoint.failure(&backend.id, &error.to_string(), backend.failure_threshold);
+    }
+}
+
+/// Reads a whole JSON answer, within the backend's idle timeout and a size bound.
+async fn read_json(backend: &Backend, mut response: reqwest::Response) -> Result<Value, Error> {
+    let read = async {
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(|e| {
+            // Without the URL: the client must not learn our internal addresses.
+            backend.protocol_error(format!("the answer could not be read: {}", e.without_url()))
+        })? {
+            if body.len() + chunk.len() > MAX_JSON_ANSWER {
+                return Err(backend.protocol_error(format!(
+                    "the answer is larger than {} MiB",
+                    MAX_JSON_ANSWER / (1024 * 1024)
+                )));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body)
+    };
+    let body = tokio::time::timeout(backend.timeout, read)
+        .await
+        .map_err(|_| backend.timed_out(backend.timeout))??;
+    serde_json::from_slice(&body).map_err(|_| backend.protocol_error("the answer is not JSON"))
+}
+
+/// The wait before retry `attempt`: 250 ms, doubling, with ±25 % jitter so that many
+/// clients retrying together do not arrive together.
+fn backoff(attempt: u32) -> Duration {
+    let base = 250.0 * 2f64.powi(attempt.saturating_sub(1).min(6) as i32);
+    Duration::from_millis((base * (0.75 + fastrand::f64() * 0.5)) as u64)
+}
