@@ -50,7 +50,7 @@ GROUPS = [
     ("hyper + http (HTTP/1 parse, encode, headers)", r"hyper|httparse|http::|HeaderMap|"
      r"HeaderName|HeaderValue"),
     ("reqwest/tower client", r"reqwest|tower::|want::"),
-    ("axum/tower-http", r"axum|tower_http|matchit"),
+    ("axum", r"axum|matchit"),
     ("tokio runtime, I/O, timers", r"tokio|mio::|futures_util|futures_core|futures_channel|"
      r"parking_lot|epoll"),
     ("bytes", r"^bytes::"),
