@@ -141,7 +141,6 @@ fn describe(error: figment::Error) -> String {
 fn overrides() -> Env {
     Env::prefixed("AI_ROUTER_")
         .filter(|key| key.as_str().contains("__"))
-        .lowercase(false)
         .map(|key| {
             let mut parts: Vec<String> = key
                 .as_str()
@@ -155,6 +154,8 @@ fn overrides() -> Env {
             }
             parts.join(".").into()
         })
+        // Last: figment turns lower-casing back on with every `map` or `filter`.
+        .lowercase(false)
 }
 
 /// The seed deployment's variable names, which admins' `.env` files still use.

@@ -102,6 +102,30 @@ fn other_ai_router_variables_are_not_mistaken_for_settings() {
 }
 
 #[test]
+fn a_route_is_set_from_the_environment_by_its_upper_case_label() {
+    let (ok, out, err) = router(
+        &["check", "--config", "config/router.toml"],
+        &[
+            ("AI_ROUTER_ROUTES__COMPLEX__BACKEND", "primary"),
+            (
+                "AI_ROUTER_BACKENDS__PRIMARY__BASE_URL",
+                "[\"http://gpu1:8000/v1\", \"http://gpu2:8000/v1\"]",
+            ),
+        ],
+    );
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("COMPLEX    → xai (primary, xai/system.md)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("base_url = [\n    \"http://gpu1:8000/v1\",\n    \"http://gpu2:8000/v1\",\n]"),
+        "{out}"
+    );
+    assert!(!out.contains("[routes.complex]"), "{out}");
+}
+
+#[test]
 fn the_long_environment_names_win_over_the_seed_names() {
     let (ok, out, _) = router(
         &["check", "--config", "config/router.toml"],
@@ -112,6 +136,140 @@ fn the_long_environment_names_win_over_the_seed_names() {
     );
     assert!(ok);
     assert!(out.contains("virtual_model = \"explicit\""), "{out}");
+}
+
+/// `check` on the shipped config with `extra` appended, in a folder of its own whose
+/// prompts are the shipped ones plus `prompts` (name, text).
+fn check_with(extra: &str, prompts: &[(&str, &str)]) -> (bool, String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let shipped = std::fs::read_to_string(root.join("config/router.toml")).unwrap();
+    let prompts_dir = dir.path().join("prompts");
+    for (name, text) in prompts {
+        let path = prompts_dir.join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+    let file = dir.path().join("router.toml");
+    std::fs::write(&file, format!("{shipped}\n{extra}")).unwrap();
+    router(
+        &["check", "--config", file.to_str().unwrap()],
+        &[
+            (
+                "AI_ROUTER_SERVER__PROMPTS_DIR",
+                prompts_dir.to_str().unwrap(),
+            ),
+            (
+                "AI_ROUTER_SESSIONS__DIR",
+                dir.path().join("s").to_str().unwrap(),
+            ),
+        ],
+    )
+}
+
+const CODE: &str = "[backends.coder]\nbase_url = \"http://coder:8000/v1\"\nmodel = \"qwen-coder\"\n\
+                    [routes.CODE]\nbackend = \"coder\"\nprompt = \"code/system.md\"\n";
+
+#[test]
+fn check_shows_an_admins_route_and_who_answers_each_label() {
+    let (ok, out, err) = check_with(CODE, &[("code/system.md", "Write code.")]);
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("CODE       → code (coder, code/system.md)"),
+        "{out}"
+    );
+    assert!(out.contains("code/system.md              file "), "{out}");
+    // Without XAI_API_KEY, check says what COMPLEX and ENRICH do instead.
+    assert!(out.contains("now: xai has no API key"), "{out}");
+}
+
+#[test]
+fn check_reports_a_broken_route_clearly() {
+    let code = |extra: &str| format!("{CODE}{extra}");
+    let cases = [
+        (
+            CODE.replace("backend = \"coder\"", "backend = \"coders\""),
+            "`routes.CODE.backend` names no backend: \"coders\" (the backends are classifier, coder, primary, xai)",
+        ),
+        (
+            code("failover = [\"FAST\"]\n"),
+            "`routes.CODE.failover` names no route: \"FAST\"",
+        ),
+        (
+            code("[routes.lower]\nbackend = \"coder\"\n"),
+            "`routes.lower` labels are upper-case",
+        ),
+        (
+            code("max_tokens = \"floor\"\n"),
+            "`routes.CODE.min_max_tokens` must be at least 1",
+        ),
+        (
+            CODE.replace(
+                "[routes.CODE]",
+                "[routes.CODE.search]\nbackend = \"nope\"\n[routes.CODE]",
+            ),
+            "`routes.CODE.search.backend` names no backend: \"nope\"",
+        ),
+    ];
+    for (extra, expected) in cases {
+        let (ok, _, err) = check_with(&extra, &[("code/system.md", "Write code.")]);
+        assert!(!ok, "check passed with {extra}");
+        assert!(err.contains(expected), "expected {expected:?} in: {err}");
+    }
+    let (ok, _, err) = router(
+        &["check", "--config", "config/router.toml"],
+        &[("AI_ROUTER_ROUTING__FALLBACK", "CODE")],
+    );
+    assert!(!ok);
+    assert!(
+        err.contains("`routing.fallback` names no route: \"CODE\""),
+        "{err}"
+    );
+    // A prompt file the route names must exist: there is no built-in copy of it.
+    let (ok, _, err) = check_with(CODE, &[]);
+    assert!(!ok);
+    assert!(
+        err.contains("code/system.md") && err.contains("named by routes.CODE.prompt"),
+        "{err}"
+    );
+}
+
+#[test]
+fn the_seed_config_keys_still_work_and_say_where_they_went() {
+    let dir = tempfile::tempdir().unwrap();
+    let old = dir.path().join("old.toml");
+    std::fs::write(
+        &old,
+        "[xai]\nmin_max_tokens = 8000\nmissing_key = \"error\"\n\
+         [failover]\nprimary_to_xai = true\nxai_to_primary = false\n\
+         [meta]\ndisable_thinking = false\n",
+    )
+    .unwrap();
+    let (ok, out, err) = router(&["check", "--config", old.to_str().unwrap()], &[]);
+    assert!(ok, "{err}");
+    for note in [
+        "xai.min_max_tokens → routes.COMPLEX.min_max_tokens",
+        "xai.missing_key → routing.missing_key",
+        "failover.primary_to_xai → routes.MODERATE.failover, routes.SIMPLE.failover",
+        "failover.xai_to_primary → routes.COMPLEX.failover",
+        "meta.disable_thinking → routes.META.thinking",
+    ] {
+        assert!(out.contains(note), "{note}: {out}");
+    }
+    assert!(out.contains("min_max_tokens = 8000"), "{out}");
+    assert!(out.contains("missing_key = \"error\""), "{out}");
+    assert!(
+        out.contains("COMPLEX    → xai (xai, xai/system.md)\n"),
+        "no failover left: {out}"
+    );
+    assert!(
+        out.contains("MODERATE   → primary (primary, primary/system.md); failover COMPLEX"),
+        "{out}"
+    );
+    assert!(
+        !out.contains("[xai]") && !out.contains("[failover]"),
+        "{out}"
+    );
 }
 
 #[test]

@@ -370,3 +370,85 @@ async fn long_input_is_truncated_for_the_classifier_only() {
         "the answering backend gets everything"
     );
 }
+
+/// An admin's own route, in config alone: a `CODE` label answered by its own backend
+/// with its own prompt, next to the shipped routes.
+const CODE_ROUTE: &str = r#"
+[backends.coder]
+base_url = "http://127.0.0.1:9/v1"
+model = "qwen-coder"
+
+[routes.CODE]
+backend = "coder"
+prompt = "code/system.md"
+max_tokens = "pass"
+failover = ["MODERATE"]
+"#;
+
+/// A router on the shipped config plus `CODE_ROUTE`, its coder backend a fake.
+async fn with_code_route(dir: &std::path::Path) -> (TestRouter, Fake, Fake) {
+    let shipped =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/router.toml"))
+            .unwrap();
+    let file = dir.join("router.toml");
+    std::fs::write(&file, format!("{shipped}\n{CODE_ROUTE}")).unwrap();
+    let coder = Fake::start().await;
+    let primary = Fake::start().await;
+    let (coder_url, primary_url) = (coder.url.clone(), primary.url.clone());
+    let router = TestRouter::loaded(&file, |c| {
+        c.backend("coder").base_url = coder_url.as_str().into();
+        c.backend("primary").base_url = primary_url.as_str().into();
+        // The route's prompt file: without it the router would not start.
+        let code = c.server.prompts_dir.join("code");
+        std::fs::create_dir_all(&code).unwrap();
+        std::fs::write(code.join("system.md"), "TEST CODE SYSTEM.").unwrap();
+    })
+    .await;
+    (router, coder, primary)
+}
+
+#[tokio::test]
+async fn a_route_added_in_config_alone_answers_its_label() {
+    let dir = tempfile::tempdir().unwrap();
+    let (router, coder, primary) = with_code_route(dir.path()).await;
+    router.classifier.set(label_reply("CODE"));
+    let body =
+        json!({"messages": [{"role": "user", "content": "write a parser"}], "max_tokens": 300});
+    for stream in [false, true] {
+        let response = router.chat(&streaming(body.clone(), stream)).await;
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.headers()["x-ai-router-route"], "code");
+        if stream {
+            assert_eq!(
+                read_sse(response).await.last().map(String::as_str),
+                Some("[DONE]")
+            );
+        }
+    }
+    let sent = coder.last_body();
+    assert_eq!(sent["model"], "qwen-coder");
+    assert_eq!(
+        sent["max_tokens"], 300,
+        "max_tokens = \"pass\" keeps the client's cap"
+    );
+    assert_eq!(sent["messages"][0]["content"], "TEST CODE SYSTEM.");
+    assert!(
+        primary.received().is_empty(),
+        "CODE must not touch the primary"
+    );
+    for session in router.sessions(2).await {
+        assert_eq!(session["classification"], "CODE");
+        assert_eq!(session["route"], "code");
+        assert_eq!(common::answer(&session)["provider"], "coder");
+    }
+    // Its failover list is used like any other: the coder down, the primary answers.
+    coder.set(|_| Reply::Status(503, r#"{"error":{"message":"loading"}}"#.into()));
+    let response = router.chat(&user("write another parser")).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["x-ai-router-failover"], "coder->primary");
+    assert_eq!(response.headers()["x-ai-router-route"], "primary");
+    assert_eq!(
+        primary.last_body()["messages"][0]["content"],
+        common::SYSTEM_PROMPT
+    );
+}

@@ -367,3 +367,79 @@ fn tokio_stream_from(
 ) -> impl futures_util::Stream<Item = Result<Bytes, std::io::Error>> + Send {
     futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx)).boxed()
 }
+
+/// A fake backend on a runtime of its own, which `kill` stops dead, as when its host
+/// dies: every connection dropped at once, the port closed.
+pub struct Host {
+    pub fake: Fake,
+    /// Where it listened, to come back on.
+    pub address: std::net::SocketAddr,
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl Host {
+    /// Starts a host answering with `script`.
+    pub fn start(script: impl Fn(&Value) -> Reply + Send + Sync + 'static) -> Host {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        Self::on(listener, script)
+    }
+
+    /// Starts a host on `listener` (a host coming back on its old address).
+    pub fn on(
+        listener: std::net::TcpListener,
+        script: impl Fn(&Value) -> Reply + Send + Sync + 'static,
+    ) -> Host {
+        let address = listener.local_addr().unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let fake = {
+            let _inside = runtime.enter();
+            Fake::on(tokio::net::TcpListener::from_std(listener).unwrap(), script)
+        };
+        Host {
+            fake,
+            address,
+            runtime: Some(runtime),
+        }
+    }
+
+    /// Stops everything it runs now: its connections close mid-answer.
+    pub fn kill(&mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+
+    /// Comes back on the same address, answering with `script`.
+    pub fn restart(&mut self, script: impl Fn(&Value) -> Reply + Send + Sync + 'static) {
+        self.kill();
+        let socket = listen_again(self.address);
+        *self = Host::on(socket, script);
+    }
+}
+
+/// A listener on `address` again, right after the old one closed.
+fn listen_again(address: std::net::SocketAddr) -> std::net::TcpListener {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_reuseaddr(true).unwrap();
+    socket.bind(address).unwrap();
+    let listener = socket.listen(128).unwrap();
+    listener.into_std().unwrap()
+}
+
+impl Drop for Host {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+impl std::ops::Deref for Host {
+    type Target = Fake;
+    fn deref(&self) -> &Fake {
+        &self.fake
+    }
+}

@@ -121,10 +121,17 @@ impl TestRouter {
     /// defaults), with the test's prompts and session folder, its classifier pointed at
     /// a fake, after `adjust` points the other backends where the test wants them.
     pub async fn shipped(adjust: impl FnOnce(&mut Config)) -> TestRouter {
+        let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/router.toml");
+        Self::loaded(&shipped, adjust).await
+    }
+
+    /// Starts a router on the config file `path` as `serve` would load it, with the
+    /// test's prompts and session folder and its classifier pointed at a fake, after
+    /// `adjust`.
+    pub async fn loaded(path: &Path, adjust: impl FnOnce(&mut Config)) -> TestRouter {
         let dirs = test_dirs();
         let classifier = fake::Fake::with(fake::label_reply("MODERATE")).await;
-        let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/router.toml");
-        let mut config = ai_router::config::load(&shipped).unwrap();
+        let mut config = ai_router::config::load(path).unwrap();
         config.server.prompts_dir = dirs.path().join("prompts");
         config.sessions.dir = dirs.path().join("sessions");
         config.meta.rules_file =
