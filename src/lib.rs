@@ -3,7 +3,7 @@
 //!
 //! # Layout
 //! Folders in the order a request meets them; each may use only those below it (a test
-//! in `tests/architecture.rs` holds the line).
+//! in `tests/router/architecture.rs` holds the line).
 //! - `app`: builds the router from config (`App::build`) and serves it
 //!   - `accept` the accept loop, `serve` grace and farewell, `shutdown`, `telemetry`,
 //!     `fd_limit`, `prompt_watch` hot reload

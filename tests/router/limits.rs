@@ -7,13 +7,12 @@
     reason = "tests fail loudly on purpose"
 )]
 
-mod common;
-
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::fake::{Fake, Reply, chunk_json, vllm_reply};
-use common::{TestRouter, client, streaming, user};
+use crate::common;
+use crate::common::fake::{Fake, Reply, chunk_json, vllm_reply};
+use crate::common::{TestRouter, client, streaming, user};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;

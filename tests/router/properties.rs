@@ -1,12 +1,6 @@
 //! Property tests: whatever a client or a model sends, parsing never panics and keeps
 //! its promises. (CI runs the default 256 cases per property.)
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    reason = "tests: a failure should panic with its message"
-)]
-
 use ai_router::config::Config;
 use ai_router::openai::ChatRequest;
 use ai_router::routing::RouteTable;

@@ -2,19 +2,12 @@
 //! written by the real router (through fake backends), and made by hand (edge cases,
 //! exact percentiles, 5,000 files).
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    reason = "tests: a failure should panic with its message"
-)]
-
-mod common;
-
 use std::path::Path;
 
-use common::ConfigExt;
-use common::fake::{Fake, Reply, completion_json};
-use common::{TestRouter, client, user};
+use crate::common;
+use crate::common::ConfigExt;
+use crate::common::fake::{Fake, Reply, completion_json};
+use crate::common::{TestRouter, client, user};
 use serde_json::{Value, json};
 
 const BIN: &str = env!("CARGO_BIN_EXE_ai-router");

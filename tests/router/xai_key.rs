@@ -2,17 +2,10 @@
 //! a 503 when the config asks for that); with one, it travels only as xAI's bearer token
 //! and never reaches a session log.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    reason = "tests: a failure should panic with its message"
-)]
-
-mod common;
-
-use common::ConfigExt;
-use common::fake::{Fake, label_reply};
-use common::{TestRouter, user};
+use crate::common;
+use crate::common::ConfigExt;
+use crate::common::fake::{Fake, label_reply};
+use crate::common::{TestRouter, user};
 use serde_json::Value;
 
 #[tokio::test]

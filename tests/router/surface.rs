@@ -1,16 +1,9 @@
 //! The small endpoints: models, health, readiness, and the headers every response has.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    reason = "tests: a failure should panic with its message"
-)]
-
-mod common;
-
-use common::ConfigExt;
-use common::fake::{Fake, Reply, chunk_json};
-use common::{TestRouter, client};
+use crate::common;
+use crate::common::ConfigExt;
+use crate::common::fake::{Fake, Reply, chunk_json};
+use crate::common::{TestRouter, client};
 use serde_json::Value;
 
 async fn get(router: &TestRouter, path: &str) -> (u16, reqwest::header::HeaderMap, Value) {

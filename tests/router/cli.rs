@@ -1,12 +1,6 @@
 //! The binary as admins use it: `--help`, `check` with files and environment, and
 //! `serve` stopping cleanly on SIGTERM.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    reason = "tests: a failure should panic with its message"
-)]
-
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};

@@ -2,19 +2,12 @@
 //! OpenAI's envelope, the right status, the router still serving afterwards. Backends,
 //! the classifier and clients failing are the fault suite's (`tests/faults/`).
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    reason = "tests: a failure should panic with its message"
-)]
-
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::ConfigExt;
-use common::fake::{Fake, Reply};
-use common::{TestRouter, client, error_of, still_serves, streaming, user};
+use crate::common;
+use crate::common::ConfigExt;
+use crate::common::fake::{Fake, Reply};
+use crate::common::{TestRouter, client, error_of, still_serves, streaming, user};
 use serde_json::{Value, json};
 
 #[tokio::test]

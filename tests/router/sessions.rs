@@ -1,19 +1,12 @@
 //! The session log: one complete file per request, the design's fields, the real
 //! client IP, no secrets, and rotation.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    reason = "tests: a failure should panic with its message"
-)]
-
-mod common;
-
 use std::time::Duration;
 
-use common::ConfigExt;
-use common::fake::Fake;
-use common::{TestRouter, client, session_files, user};
+use crate::common;
+use crate::common::ConfigExt;
+use crate::common::fake::Fake;
+use crate::common::{TestRouter, client, session_files, user};
 use serde_json::{Value, json};
 
 #[tokio::test]

@@ -1,12 +1,6 @@
 //! `agents/run-board`, the review board's runner, as an admin first meets it: the dry
 //! run prints the whole plan and writes nothing, and a real run needs an agent command.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    reason = "tests: a failure should panic with its message"
-)]
-
 use std::process::Command;
 
 const BIN: &str = env!("CARGO_BIN_EXE_ai-router");

@@ -2,19 +2,12 @@
 //! prompts folder that is replaced whole (as editors and `git checkout` do) keeps
 //! reloading.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    reason = "tests: a failure should panic with its message"
-)]
-
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::TestRouter;
-use common::fake::Fake;
-use common::user;
+use crate::common;
+use crate::common::TestRouter;
+use crate::common::fake::Fake;
+use crate::common::user;
 
 #[tokio::test]
 async fn a_prompt_edit_takes_effect_on_the_next_request() {

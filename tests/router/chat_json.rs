@@ -1,15 +1,8 @@
 //! Non-streamed chats: what the client gets, what the backend receives.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    reason = "tests: a failure should panic with its message"
-)]
-
-mod common;
-
-use common::fake::Fake;
-use common::{SYSTEM_PROMPT, TestRouter};
+use crate::common;
+use crate::common::fake::Fake;
+use crate::common::{SYSTEM_PROMPT, TestRouter};
 use serde_json::{Value, json};
 
 #[tokio::test]

@@ -1,19 +1,12 @@
 //! The five labels end to end: what the client gets, what each backend received, and
 //! what the session log says — against fake classifier, primary and xAI backends.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    reason = "tests: a failure should panic with its message"
-)]
-
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::ConfigExt;
-use common::fake::{Fake, Reply, completion_json, label_reply, responses_json};
-use common::{TestRouter, read_sse, streaming, user};
+use crate::common;
+use crate::common::ConfigExt;
+use crate::common::fake::{Fake, Reply, completion_json, label_reply, responses_json};
+use crate::common::{TestRouter, read_sse, streaming, user};
 use serde_json::{Value, json};
 
 /// A router whose classifier says `label`, with its own primary and xAI fakes.

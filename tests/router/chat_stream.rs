@@ -1,20 +1,13 @@
 //! Streamed chats: relayed event by event, model renamed, reasoning kept, usage only
 //! when asked, `[DONE]` then the body closes.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    reason = "tests: a failure should panic with its message"
-)]
-
-mod common;
-
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::ConfigExt;
-use common::fake::{Fake, Reply, chunk_json, reasoning_json, stream_events};
-use common::{TestRouter, read_sse};
+use crate::common;
+use crate::common::ConfigExt;
+use crate::common::fake::{Fake, Reply, chunk_json, reasoning_json, stream_events};
+use crate::common::{TestRouter, read_sse};
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 use tokio::sync::Notify;

@@ -2,12 +2,6 @@
 //! the look-alikes that must never match (RAG-wrapped questions, pasted templates…).
 //! Each fixture's source version is listed in `tests/fixtures/openwebui/README.md`.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    reason = "tests: a failure should panic with its message"
-)]
-
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 

@@ -3,21 +3,14 @@
 //! body — what the client got, and what the session log decided. The expected record is
 //! `tests/fixtures/shipped_routes.json`, written from the router before its routes became
 //! data; any change to what a backend receives under the shipped config fails here.
-//! `UPDATE_GOLDEN=1 cargo test --test shipped_routes` rewrites it after a deliberate change.
-
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    reason = "tests: a failure should panic with its message"
-)]
-
-mod common;
+//! `UPDATE_GOLDEN=1 cargo test --test router shipped_routes` rewrites it after a deliberate change.
 
 use std::path::Path;
 
-use common::ConfigExt;
-use common::fake::{Fake, Received, Reply, completion_json, label_reply, responses_json};
-use common::{TestRouter, streaming};
+use crate::common;
+use crate::common::ConfigExt;
+use crate::common::fake::{Fake, Received, Reply, completion_json, label_reply, responses_json};
+use crate::common::{TestRouter, streaming};
 use serde_json::{Map, Value, json};
 
 /// The fixture, relative to the crate.
