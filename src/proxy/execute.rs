@@ -94,11 +94,18 @@ async fn attempt_route(
     let called_at = Instant::now();
     let Some(backend) = proxy.backends.get(&route.backend) else {
         // The config is validated: every route names a backend that exists.
+        let step = session.push_step(StepRecord::sending(
+            Step::Answer,
+            &route.backend,
+            "",
+            &Map::new(),
+            "messages",
+        ));
         let error = Error::UpstreamProtocol {
             backend: route.backend.clone(),
             reason: "not configured".into(),
         };
-        return (0, called_at, Err(error));
+        return (step, called_at, Err(error));
     };
     tracing::Span::current().record("backend", backend.id.as_str());
     let mut system = prompts.render(&route.prompt, &[("date", &today())]);

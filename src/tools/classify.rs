@@ -38,19 +38,7 @@ pub async fn report(path: &Path, text: &str) -> Result<String, String> {
         Err(error) => format!("refused: {error}"),
     };
     let _ = writeln!(out, "decision:    {label} → {answered}");
-    let classifier = &routing.classifier;
-    let urls: Vec<&str> = classifier
-        .pool
-        .endpoints()
-        .iter()
-        .map(|e| e.display.as_str())
-        .collect();
-    let _ = writeln!(
-        out,
-        "classifier:  {} ({})",
-        urls.join(", "),
-        classifier.model
-    );
+    let _ = writeln!(out, "classifier:  {}", super::classifier_name(routing));
     let raw = decision
         .classification_raw
         .as_deref()

@@ -50,6 +50,18 @@ impl Setup {
     }
 }
 
+/// The classifier's endpoints and model, for reports.
+pub fn classifier_name(routing: &Routing) -> String {
+    let classifier = &routing.classifier;
+    let urls: Vec<&str> = classifier
+        .pool
+        .endpoints()
+        .iter()
+        .map(|e| e.display.as_str())
+        .collect();
+    format!("{} ({})", urls.join(", "), classifier.model)
+}
+
 /// A session record that goes nowhere, for a tool's classifier calls.
 pub fn scratch_session() -> Session {
     Session::start(

@@ -10,7 +10,7 @@ use futures_util::StreamExt;
 use serde::Serialize;
 
 use super::sessions;
-use super::{Setup, scratch_session};
+use super::{Setup, classifier_name, scratch_session};
 use crate::record::session::cut;
 use crate::record::store::LoggedSession;
 
@@ -145,18 +145,6 @@ pub async fn replay(
         report.agreement = report.agreed as f64 / compared as f64;
     }
     Ok(report)
-}
-
-/// The classifier's endpoints and model, for the report.
-fn classifier_name(routing: &crate::routing::Routing) -> String {
-    let classifier = &routing.classifier;
-    let urls: Vec<&str> = classifier
-        .pool
-        .endpoints()
-        .iter()
-        .map(|e| e.display.as_str())
-        .collect();
-    format!("{} ({})", urls.join(", "), classifier.model)
 }
 
 /// Writes the report as JSON and returns where.

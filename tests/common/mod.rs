@@ -194,6 +194,30 @@ impl TestRouter {
             .unwrap()
     }
 
+    /// `GET path`: the status, the headers and the body as JSON.
+    pub async fn get(&self, path: &str) -> (u16, reqwest::header::HeaderMap, Value) {
+        let response = client()
+            .get(format!("{}{path}", self.url))
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        (status, headers, response.json().await.unwrap())
+    }
+
+    /// `GET /metrics`, the text.
+    pub async fn metrics(&self) -> String {
+        client()
+            .get(format!("{}/metrics", self.url))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
     /// `POST /v1/chat/completions` with a raw (possibly broken) JSON body.
     pub async fn post_raw(&self, body: &'static str) -> reqwest::Response {
         client()

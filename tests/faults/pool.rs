@@ -38,14 +38,7 @@ async fn pooled(urls: Vec<String>) -> TestRouter {
 
 /// `GET /health/ready`'s endpoints of the primary: (url, state, in_flight).
 async fn endpoints(router: &TestRouter) -> Vec<(String, String, u64)> {
-    let body: Value = client()
-        .get(format!("{}/health/ready", router.url))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, _, body) = router.get("/health/ready").await;
     body["backends"]["primary"]["endpoints"]
         .as_array()
         .unwrap()
@@ -93,14 +86,7 @@ async fn requests_go_to_the_endpoint_with_fewest_in_flight() {
     );
     let ready = endpoints(&router).await;
     assert!(ready.iter().all(|(_, _, n)| *n == 3), "{ready:?}");
-    let metrics = client()
-        .get(format!("{}/metrics", router.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = router.metrics().await;
     let in_flight: Vec<&str> = metrics
         .lines()
         .filter(|l| l.starts_with("ai_router_endpoint_in_flight_requests{backend=\"primary\""))

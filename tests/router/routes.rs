@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use crate::common;
 use crate::common::ConfigExt;
-use crate::common::fake::{Fake, Reply, completion_json, label_reply, responses_json};
+use crate::common::fake::{Fake, Reply, completion_json, label_reply};
 use crate::common::{TestRouter, read_sse, streaming, user};
 use serde_json::{Value, json};
 
@@ -20,16 +20,7 @@ async fn routed(label: &'static str) -> (TestRouter, Fake, Fake) {
     })
     .await;
     router.classifier.set(label_reply(label));
-    xai.set(|body| {
-        if body.get("input").is_some() {
-            Reply::Json(responses_json(
-                "Oslo: 4 °C and rain today.",
-                "https://met.example/oslo",
-            ))
-        } else {
-            common::fake::vllm_reply(body)
-        }
-    });
+    xai.set(common::fake::xai_reply);
     (router, primary, xai)
 }
 

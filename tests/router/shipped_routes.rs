@@ -9,7 +9,7 @@ use std::path::Path;
 
 use crate::common;
 use crate::common::ConfigExt;
-use crate::common::fake::{Fake, Received, Reply, completion_json, label_reply, responses_json};
+use crate::common::fake::{Fake, Received, Reply, completion_json, label_reply, xai_reply};
 use crate::common::{TestRouter, streaming};
 use serde_json::{Map, Value, json};
 
@@ -71,18 +71,6 @@ async fn staged(label: &'static str, xai_key: bool) -> Stage {
         router,
         primary,
         xai,
-    }
-}
-
-/// xAI as a fake: the Responses API for the search hop, chat completions otherwise.
-fn xai_reply(body: &Value) -> Reply {
-    if body.get("input").is_some() {
-        Reply::Json(responses_json(
-            "Oslo: 4 °C and rain today.",
-            "https://met.example/oslo",
-        ))
-    } else {
-        common::fake::vllm_reply(body)
     }
 }
 

@@ -6,17 +6,6 @@ use crate::common::fake::{Fake, Reply, chunk_json};
 use crate::common::{TestRouter, client};
 use serde_json::Value;
 
-async fn get(router: &TestRouter, path: &str) -> (u16, reqwest::header::HeaderMap, Value) {
-    let response = client()
-        .get(format!("{}{path}", router.url))
-        .send()
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    let headers = response.headers().clone();
-    (status, headers, response.json().await.unwrap())
-}
-
 #[tokio::test]
 async fn models_lists_the_virtual_model_and_the_task_model() {
     let fake = Fake::start().await;
@@ -24,7 +13,7 @@ async fn models_lists_the_virtual_model_and_the_task_model() {
         c.server.task_model = "ai-router-tasks".into()
     })
     .await;
-    let (status, headers, body) = get(&router, "/v1/models").await;
+    let (status, headers, body) = router.get("/v1/models").await;
     assert_eq!(status, 200);
     assert_eq!(headers["x-request-id"].len(), 8);
     assert_eq!(body["object"], "list");
@@ -46,9 +35,9 @@ async fn models_lists_the_virtual_model_and_the_task_model() {
 async fn health_is_up_and_ready_reports_each_backend() {
     let fake = Fake::start().await;
     let router = TestRouter::start(&fake.url, |_| {}).await;
-    let (status, _, body) = get(&router, "/health").await;
+    let (status, _, body) = router.get("/health").await;
     assert_eq!((status, body["status"].as_str()), (200, Some("ok")));
-    let (status, _, body) = get(&router, "/health/ready").await;
+    let (status, _, body) = router.get("/health/ready").await;
     assert_eq!(status, 200);
     assert_eq!(body["status"], "ready");
     for backend in ["primary", "classifier", "xai"] {
@@ -68,7 +57,7 @@ async fn ready_is_503_when_the_primary_is_down() {
         c.backend("xai").api_key_env = "AI_ROUTER_TEST_KEY_THAT_IS_NEVER_SET".into();
     })
     .await;
-    let (status, _, body) = get(&router, "/health/ready").await;
+    let (status, _, body) = router.get("/health/ready").await;
     assert_eq!(status, 503);
     assert_eq!(body["status"], "unavailable");
     assert_eq!(body["backends"]["primary"]["status"], "down");
@@ -133,7 +122,7 @@ async fn a_stream_that_fails_after_its_200_counts_as_an_error() {
     assert_eq!(response.status(), 200);
     common::read_sse(response).await;
     router.sessions(1).await;
-    let text = metrics(&router).await;
+    let text = router.metrics().await;
     let failed = r#"ai_router_requests_total{route="primary",class="MODERATE",status="2xx",outcome="error"} 1"#;
     assert!(text.contains(failed), "{text}");
 }
@@ -153,14 +142,7 @@ async fn every_metric_the_dashboard_queries_is_exported() {
     std::fs::write(router.prompts_dir.join("meta/system.md"), "EDITED.").unwrap();
     tokio::time::sleep(std::time::Duration::from_millis(800)).await;
     router.sessions(2).await;
-    let exported = client()
-        .get(format!("{}/metrics", router.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let exported = router.metrics().await;
     let dashboard: Value = serde_json::from_str(
         &std::fs::read_to_string(concat!(
             env!("CARGO_MANIFEST_DIR"),
@@ -191,17 +173,6 @@ async fn every_metric_the_dashboard_queries_is_exported() {
     assert!(checked >= 12, "only {checked} queries checked");
 }
 
-async fn metrics(router: &TestRouter) -> String {
-    client()
-        .get(format!("{}/metrics", router.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
-}
-
 #[tokio::test]
 async fn failing_calls_mark_a_backend_down_and_a_success_brings_it_back() {
     let fake = Fake::with(|_| common::fake::Reply::Status(503, "{}".into())).await;
@@ -211,7 +182,8 @@ async fn failing_calls_mark_a_backend_down_and_a_success_brings_it_back() {
     }
     router.sessions(3).await;
     assert!(
-        metrics(&router)
+        router
+            .metrics()
             .await
             .contains(r#"ai_router_backend_up{backend="primary"} 0"#)
     );
@@ -225,7 +197,8 @@ async fn failing_calls_mark_a_backend_down_and_a_success_brings_it_back() {
     );
     assert_eq!(sessions[0]["backends_down"], serde_json::json!([]));
     assert!(
-        metrics(&router)
+        router
+            .metrics()
             .await
             .contains(r#"ai_router_backend_up{backend="primary"} 1"#)
     );
@@ -245,7 +218,7 @@ async fn background_probes_find_a_dead_backend_without_traffic() {
     .await;
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
     loop {
-        let text = metrics(&router).await;
+        let text = router.metrics().await;
         if text.contains(r#"ai_router_backend_up{backend="primary"} 0"#) {
             assert!(
                 text.contains(r#"ai_router_backend_up{backend="classifier"} 1"#),

@@ -92,3 +92,16 @@ pub fn responses_json(text: &str, url: &str) -> Value {
         "usage": {"input_tokens": 50, "output_tokens": 20, "total_tokens": 70}
     })
 }
+
+/// Answers like xAI: the Responses API (the search hop) with a cited finding about Oslo's
+/// weather, chat completions like vLLM.
+pub fn xai_reply(body: &Value) -> Reply {
+    if body.get("input").is_some() {
+        Reply::Json(responses_json(
+            "Oslo: 4 °C and rain today.",
+            "https://met.example/oslo",
+        ))
+    } else {
+        vllm_reply(body)
+    }
+}
