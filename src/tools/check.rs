@@ -7,7 +7,7 @@ use std::path::Path;
 
 use super::Setup;
 use crate::config::{self, Config};
-use crate::prompts::PromptSource;
+use crate::prompts::{PromptSource, ROUTING_REQUEST, ROUTING_SYSTEM};
 use crate::record::writer;
 use crate::routing::answering;
 use crate::upstream::read_key;
@@ -74,9 +74,13 @@ pub fn report(path: &Path) -> Result<String, String> {
     Ok(out)
 }
 
-/// Who answers each label, as `serve` would now (a missing key changes it).
+/// Who answers each label, as `serve` would now (a missing key changes it), and a
+/// warning for a label the classifier may give but its prompt never names.
 fn routes(setup: &Setup, out: &mut String) {
     let table = &setup.routing.table;
+    let routing_prompt = [ROUTING_SYSTEM, ROUTING_REQUEST]
+        .map(|name| setup.prompts.render(name, &[]))
+        .join("\n");
     for route in table.iter() {
         let mut line = format!(
             "{:<10} → {} ({}, {})",
@@ -103,6 +107,12 @@ fn routes(setup: &Setup, out: &mut String) {
         }
         if !route.classifier_may_choose {
             line.push_str("; never from the classifier");
+        } else if !names_word(&routing_prompt, &route.label) {
+            let _ = write!(
+                line,
+                "\n{:13}warning: {ROUTING_SYSTEM} never names {}: the classifier will not give it",
+                "", route.label
+            );
         }
         match answering::resolve(
             table,
@@ -121,6 +131,12 @@ fn routes(setup: &Setup, out: &mut String) {
         }
         let _ = writeln!(out, "{line}");
     }
+}
+
+/// Whether `word` stands in `text` on its own (not inside a longer word).
+fn names_word(text: &str, word: &str) -> bool {
+    text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .any(|w| w == word)
 }
 
 fn keys(config: &Config, out: &mut String) {

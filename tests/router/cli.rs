@@ -175,6 +175,12 @@ fn check_shows_an_admins_route_and_who_answers_each_label() {
     assert!(out.contains("code/system.md              file "), "{out}");
     // Without XAI_API_KEY, check says what COMPLEX and ENRICH do instead.
     assert!(out.contains("now: xai has no API key"), "{out}");
+    // The routing prompt does not describe CODE yet: the classifier would never give it.
+    assert!(
+        out.contains("warning: routing/system.md never names CODE"),
+        "{out}"
+    );
+    assert!(!out.contains("never names SIMPLE"), "{out}");
 }
 
 #[test]
