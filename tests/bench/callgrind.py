@@ -56,7 +56,7 @@ GROUPS = [
     ("bytes", r"^bytes::"),
     ("chrono, clock", r"chrono|clock_gettime|__vdso|Timespec|tz"),
     ("prometheus metrics", r"prometheus"),
-    ("session records", r"ai_router::(session|rotation|metrics|live_stats)|SessionRecord|"
+    ("session records", r"ai_router::(record|observe)::|SessionRecord|"
      r"StepRecord"),
     ("other ai_router", r"ai_router"),
     ("formatting, str search", r"core::fmt|alloc::fmt|fmt::write|Display|to_string|String|"
