@@ -159,7 +159,9 @@ def served_names(c):
         if served != model:
             bad.append(f"{name} serves {served!r}, config/router.toml wants {model!r}")
         base = config["backends"]["primary" if name == "vllm-primary" else "classifier"]["base_url"]
-        if not base.startswith(f"http://{name}:8000/"):
+        # One URL, or a pool of them: the Compose service must be one of the pool.
+        urls = base if isinstance(base, list) else [base]
+        if not any(str(u).startswith(f"http://{name}:8000/") for u in urls):
             bad.append(f"config/router.toml reaches {name} at {base!r}, not http://{name}:8000/v1")
     return not bad, "; ".join(bad) if bad else ", ".join(want.values())
 

@@ -52,6 +52,9 @@ fn server(config: &Config) -> Result<(), ConfigError> {
     if config.health.probe_interval_secs == 0 {
         return invalid("health.probe_interval_secs", "must be at least 1");
     }
+    if config.health.failure_threshold == 0 {
+        return invalid("health.failure_threshold", "must be at least 1");
+    }
     if server.max_concurrent_requests == 0 {
         return invalid("server.max_concurrent_requests", "must be at least 1");
     }

@@ -310,10 +310,10 @@ impl Metrics {
             .inc();
     }
 
-    /// Sets the endpoint gauges, and `backend_up` for each backend with an endpoint
-    /// whose state is known (up while any endpoint is).
+    /// Sets the endpoint gauges, and `backend_up` for each backend whose state is
+    /// known: 1 while any endpoint is up, 0 once every endpoint is down.
     pub fn endpoints(&self, readings: &[EndpointReading]) {
-        let mut backends: std::collections::BTreeMap<&str, Option<bool>> = Default::default();
+        let mut backends: std::collections::BTreeMap<&str, Vec<Option<bool>>> = Default::default();
         for reading in readings {
             let label = EndpointLabel {
                 backend: reading.backend.clone(),
@@ -328,14 +328,19 @@ impl Metrics {
             if let Some(latency) = reading.latency_seconds {
                 self.endpoint_latency.get_or_create(&label).set(latency);
             }
-            let backend = backends.entry(&reading.backend).or_default();
-            *backend = match (*backend, reading.up) {
-                (Some(true), _) | (_, Some(true)) => Some(true),
-                (Some(false), _) | (_, Some(false)) => Some(false),
-                (None, None) => None,
-            };
+            backends
+                .entry(&reading.backend)
+                .or_default()
+                .push(reading.up);
         }
-        for (backend, up) in backends {
+        for (backend, states) in backends {
+            let up = if states.contains(&Some(true)) {
+                Some(true)
+            } else if states.iter().all(|s| *s == Some(false)) {
+                Some(false)
+            } else {
+                None
+            };
             if let Some(up) = up {
                 let label = BackendLabel {
                     backend: backend.to_string(),

@@ -102,7 +102,9 @@ pub fn summarise(sessions: &[LoggedSession], cloud: &Cloud) -> Summary {
                 add(&mut summary.xai, prices, &step.model, input, output);
             }
             match step.step.as_str() {
-                "answer" => add(&mut summary.all_cloud, prices, &cloud.model, input, output),
+                "answer" if !cloud.model.is_empty() => {
+                    add(&mut summary.all_cloud, prices, &cloud.model, input, output);
+                }
                 "enrich" => add(&mut summary.all_cloud, prices, &step.model, input, output),
                 _ => {}
             }

@@ -110,7 +110,7 @@ fn routes(setup: &Setup, out: &mut String) {
         } else if !names_word(&routing_prompt, &route.label) {
             let _ = write!(
                 line,
-                "\n{:13}warning: {ROUTING_SYSTEM} never names {}: the classifier will not give it",
+                "\n{:13}warning: the routing prompts ({ROUTING_SYSTEM}, {ROUTING_REQUEST}) never name {}: the classifier will not give it",
                 "", route.label
             );
         }

@@ -26,7 +26,8 @@ pub struct Verdict {
 /// | a 4xx that is the router's fault (rejected key, 410) | no | yes | yes |
 /// | another 4xx: the request itself | no | no | no |
 /// | not the protocol (not JSON, not SSE) | no | yes | no |
-/// | anything else (shutdown, no healthy endpoint…) | no | no | no |
+/// | no healthy endpoint (the whole pool ejected) | no | yes: fail fast | no |
+/// | anything else (shutdown, a refused client…) | no | no | no |
 pub fn judge(error: &Error) -> Verdict {
     let verdict = |retry, failover, unhealthy| Verdict {
         retry,

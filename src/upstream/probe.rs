@@ -124,12 +124,18 @@ impl Watch {
         } else {
             "unknown"
         };
-        let first = endpoints.first()?;
+        // A down endpoint's error says most; else the last one any endpoint had.
+        let last_error = endpoints
+            .iter()
+            .filter(|e| e.state == "down")
+            .chain(endpoints)
+            .find_map(|e| e.last_error.clone());
         Some(Watch {
             state,
             failures_in_a_row: endpoints.iter().map(|e| e.failures_in_a_row).min()?,
-            last_error: endpoints.iter().find_map(|e| e.last_error.clone()),
-            since: first.since.clone(),
+            last_error,
+            // The latest change of any endpoint (RFC 3339 times sort as text).
+            since: endpoints.iter().filter_map(|e| e.since.clone()).max(),
         })
     }
 }
@@ -173,7 +179,11 @@ pub async fn check(backend: &Backend) -> BackendReport {
             .map(|r| r.probe.latency_ms)
             .min()
             .or_else(|| reports.iter().map(|r| r.probe.latency_ms).max()),
-        error: reports.iter().find_map(|r| r.probe.error.clone()),
+        // The backend's error when none answered; each endpoint's is in `endpoints`.
+        error: up
+            .is_empty()
+            .then(|| reports.iter().find_map(|r| r.probe.error.clone()))
+            .flatten(),
         watch: Watch::of(&reports.iter().map(|r| r.watch.clone()).collect::<Vec<_>>()),
         endpoints_up: up.len(),
         endpoints: reports,

@@ -177,10 +177,12 @@ fn check_shows_an_admins_route_and_who_answers_each_label() {
     assert!(out.contains("now: xai has no API key"), "{out}");
     // The routing prompt does not describe CODE yet: the classifier would never give it.
     assert!(
-        out.contains("warning: routing/system.md never names CODE"),
+        out.contains(
+            "warning: the routing prompts (routing/system.md, routing/request.md) never name CODE"
+        ),
         "{out}"
     );
-    assert!(!out.contains("never names SIMPLE"), "{out}");
+    assert!(!out.contains("never name SIMPLE"), "{out}");
 }
 
 #[test]
