@@ -4,7 +4,11 @@ reason when it is not healthy) and the router's own view of its backends (/healt
 
 Usage: health.py verbose|line -- COMPOSE COMMAND...   (infra/ops/compose.sh passes the
 compose command with its -f and --env-file). Exit status 0 only when every service of the
-active profiles is healthy and the router says "ready".
+active profiles is healthy and the router says "ready" or "degraded".
+
+A backend whose `base_url` is a list (a pool) gets one line per endpoint: its URL, state,
+requests in flight, latency and, when it is failing, its last error. A pool with an
+endpoint down is a yellow line: it still answers, on the endpoints that are up.
 """
 
 import json
@@ -145,45 +149,93 @@ def verbose(compose):
         print(f"  {gpu}")
 
     print(f"{BOLD}router backends{RESET} (/health/ready)")
+    return 0 if router_backends() and ok else 1
+
+
+def partly_down(backend):
+    """A pool that answers, but not on every endpoint."""
+    endpoints = backend.get("endpoints") or []
+    return backend.get("status") == "up" and backend.get("endpoints_up", len(endpoints)) < len(endpoints)
+
+
+def endpoint_line(endpoint):
+    """One endpoint of a pool: URL, state, in flight, latency, and its error when failing."""
+    watch = endpoint.get("watch") or {}
+    probe = endpoint.get("probe") or {}
+    state = watch.get("state", "?")
+    good = state == "up" and probe.get("status") == "up"
+    colour = GREEN if good else (YELLOW if state == "up" else RED)
+    latency = f", {watch['latency_ms']} ms" if watch.get("latency_ms") is not None else ""
+    text = f"{endpoint.get('url', '?')}  {state}, {watch.get('in_flight', 0)} in flight{latency}"
+    error = probe.get("error") or (watch.get("last_error") if not good or watch.get("failures_in_a_row") else None)
+    if error:
+        failures = watch.get("failures_in_a_row", 0)
+        text += f"; {failures} failures in a row, last: {error}" if failures else f"; {error}"
+    return f"{colour}{'ok ' if good else '!! '}{RESET}{text}"
+
+
+def router_backends():
+    """Prints each backend of the router's /health/ready (and each endpoint of a pool);
+    True when every backend is up or knowingly unconfigured and the router is ready or
+    degraded."""
     status, body, error = router_ready()
     if body is None:
         print(f"  {RED}!! {RESET}router not reachable: {error}")
-        return 1
+        return False
+    ok = True
     for name, backend in body.get("backends", {}).items():
         state = backend.get("status", "?")
+        endpoints = backend.get("endpoints") or []
         # No xAI key is a choice (COMPLEX and ENRICH answer locally), not a fault.
         good = state in ("up", "unconfigured")
         ok &= good
-        colour = GREEN if state == "up" else (YELLOW if state == "unconfigured" else RED)
+        partly = partly_down(backend)
+        colour = RED if not good else (YELLOW if state == "unconfigured" or partly else GREEN)
         latency = f" {backend['latency_ms']} ms" if "latency_ms" in backend else ""
-        print(f"  {colour}{'ok ' if good else '!! '}{RESET}{name:<13} {state}{latency}  {backend.get('model', '')} at {backend.get('url', '')}")
-        if backend.get("error"):
+        if len(endpoints) > 1:
+            where = f"{backend.get('endpoints_up', 0)}/{len(endpoints)} endpoints up"
+        else:
+            where = f"at {backend.get('url', '')}"
+        print(f"  {colour}{'ok ' if good else '!! '}{RESET}{name:<13} {state}{latency}  {backend.get('model', '')} {where}")
+        if len(endpoints) > 1:
+            for endpoint in endpoints:
+                print(f"      {endpoint_line(endpoint)}")
+        elif backend.get("error"):
             print(f"      {backend['error']}")
         if name == "xai" and state == "unconfigured":
             print("      COMPLEX and ENRICH are answered locally until XAI_API_KEY is set in .secrets")
     overall = body.get("status", "?")
     print(f"  overall: {overall} (HTTP {status})")
-    return 0 if ok and overall in ("ready", "degraded") else 1
+    return ok and overall in ("ready", "degraded")
 
 
 def line(compose):
     states = service_states(compose)
     good = [s for s, state, health, _ in states if healthy(state, health)]
     bad = [f"{s} {health or state}" for s, state, health, _ in states if not healthy(state, health)]
-    status, body, error = router_ready()
-    if body is None:
-        router = f"router unreachable ({error})"
-        backends_ok = False
-    else:
-        backends = body.get("backends", {})
-        router = f"router {body.get('status', '?')}: " + ", ".join(
-            f"{name} {b.get('status', '?')}" for name, b in backends.items()
-        )
-        backends_ok = all(b.get("status") in ("up", "unconfigured") for b in backends.values())
+    router, backends_ok, partly = router_line()
     services = f"{len(good)}/{len(states)} services healthy" + (f" ({'; '.join(bad)})" if bad else "")
     ok = states and not bad and backends_ok
-    print(f"{GREEN if ok else RED}{'OK' if ok else 'NOT OK'}{RESET} · {services} · {router}")
+    colour = (YELLOW if partly else GREEN) if ok else RED
+    print(f"{colour}{'OK' if ok else 'NOT OK'}{RESET} · {services} · {router}")
     return 0 if ok else 1
+
+
+def router_line():
+    """(text, every backend up or unconfigured, a pool has an endpoint down) for `make status`."""
+    status, body, error = router_ready()
+    if body is None:
+        return f"router unreachable ({error})", False, False
+    backends = body.get("backends", {})
+
+    def one(name, b):
+        endpoints = b.get("endpoints") or []
+        pool = f" ({b.get('endpoints_up', 0)}/{len(endpoints)} endpoints)" if len(endpoints) > 1 else ""
+        return f"{name} {b.get('status', '?')}{pool}"
+
+    router = f"router {body.get('status', '?')}: " + ", ".join(one(name, b) for name, b in backends.items())
+    backends_ok = all(b.get("status") in ("up", "unconfigured") for b in backends.values())
+    return router, backends_ok, any(partly_down(b) for b in backends.values())
 
 
 def main():
