@@ -201,7 +201,8 @@ pub fn request_body(
         |omitted: usize| prompts.render(TRUNCATION_NOTE, &[("omitted", &omitted.to_string())]);
     let query = cut_middle(&query, limits.max_input_chars, note);
     let user = prompts.render(ROUTING_REQUEST, &[("query", &query), ("context", &context)]);
-    let system = prompts.render(ROUTING_SYSTEM, &[]);
+    // Sent as written: it has no placeholders, and rendering would copy it every time.
+    let system = prompts.get(ROUTING_SYSTEM).map_or("", |p| p.text.as_str());
     let mut turns = Vec::new();
     if !system.is_empty() {
         turns.push(json!({"role": "system", "content": system}));

@@ -195,22 +195,34 @@ fn learn(backend: &Backend, endpoint: &Endpoint, error: &Error) {
 }
 
 /// Reads a whole JSON answer, within the backend's idle timeout and a size bound.
-async fn read_json(backend: &Backend, mut response: reqwest::Response) -> Result<Value, Error> {
+async fn read_json(backend: &Backend, response: reqwest::Response) -> Result<Value, Error> {
+    let too_large = || {
+        backend.protocol_error(format!(
+            "the answer is larger than {} MiB",
+            MAX_JSON_ANSWER / (1024 * 1024)
+        ))
+    };
+    // Without the URL: the client must not learn our internal addresses.
+    let unreadable = |e: reqwest::Error| {
+        backend.protocol_error(format!("the answer could not be read: {}", e.without_url()))
+    };
     let read = async {
-        let mut body = Vec::new();
-        while let Some(chunk) = response.chunk().await.map_err(|e| {
-            // Without the URL: the client must not learn our internal addresses.
-            backend.protocol_error(format!("the answer could not be read: {}", e.without_url()))
-        })? {
-            if body.len() + chunk.len() > MAX_JSON_ANSWER {
-                return Err(backend.protocol_error(format!(
-                    "the answer is larger than {} MiB",
-                    MAX_JSON_ANSWER / (1024 * 1024)
-                )));
+        match response.content_length() {
+            // A declared length is enforced by the HTTP client: read it in one piece.
+            Some(length) if length > MAX_JSON_ANSWER as u64 => Err(too_large()),
+            Some(_) => response.bytes().await.map_err(unreadable),
+            None => {
+                let mut response = response;
+                let mut body = Vec::new();
+                while let Some(chunk) = response.chunk().await.map_err(unreadable)? {
+                    if body.len() + chunk.len() > MAX_JSON_ANSWER {
+                        return Err(too_large());
+                    }
+                    body.extend_from_slice(&chunk);
+                }
+                Ok(Bytes::from(body))
             }
-            body.extend_from_slice(&chunk);
         }
-        Ok(body)
     };
     let body = tokio::time::timeout(backend.timeout, read)
         .await

@@ -195,6 +195,13 @@ impl Pool {
     /// every one left is ejected, one that no other request is trying now. `None`: every
     /// endpoint was tried, or is ejected and being tried by another request.
     pub fn pick(&self, tried: &[usize]) -> Option<Lease> {
+        // One endpoint (the usual backend): nothing to choose between.
+        if let [only] = self.endpoints.as_slice()
+            && tried.is_empty()
+            && !only.is_down()
+        {
+            return Some(self.lease(0, false));
+        }
         let left = || {
             self.endpoints
                 .iter()
