@@ -36,6 +36,21 @@ impl serde::Serialize for Secret {
     }
 }
 
+/// `url` with its password, if it has one, as `***` (the user name stays): for output
+/// that shows settings. `None` when it has none.
+pub fn mask_url_password(url: &str) -> Option<String> {
+    let mut parsed = reqwest::Url::parse(url).ok()?;
+    parsed.password()?;
+    parsed.set_password(Some("***")).ok()?;
+    Some(parsed.to_string())
+}
+
+/// The password in `url`, if it has one: a secret like a key.
+pub fn url_password(url: &str) -> Option<Secret> {
+    let parsed = reqwest::Url::parse(url).ok()?;
+    parsed.password().map(Secret::new)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -46,5 +61,16 @@ mod tests {
         assert_eq!(format!("{key} {key:?}"), "*** ***");
         assert_eq!(serde_json::to_string(&key).unwrap(), "\"***\"");
         assert_eq!(key.expose(), "xai-abcdef");
+    }
+
+    #[test]
+    fn a_password_in_a_url_is_masked() {
+        let url = "http://me:s3cr3t-pass@gpu1:8000/v1";
+        assert_eq!(
+            mask_url_password(url).unwrap(),
+            "http://me:***@gpu1:8000/v1"
+        );
+        assert_eq!(url_password(url).unwrap().expose(), "s3cr3t-pass");
+        assert!(mask_url_password("http://gpu1:8000/v1").is_none());
     }
 }

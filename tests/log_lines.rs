@@ -43,14 +43,23 @@ impl Captured {
     }
 }
 
+/// The process-wide log, captured: installed once for every test of this binary.
+fn captured() -> &'static Captured {
+    static LOG: std::sync::OnceLock<Captured> = std::sync::OnceLock::new();
+    LOG.get_or_init(|| {
+        let log = Captured::default();
+        let writer = log.clone();
+        tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .init();
+        log
+    })
+}
+
 #[tokio::test]
 async fn every_finished_session_is_logged_with_its_request_id() {
-    let log = Captured::default();
-    let writer = log.clone();
-    tracing_subscriber::fmt()
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .init();
+    let log = captured();
 
     // A streamed ENRICH answer: it ends after the handler has returned.
     let primary = Fake::start().await;
@@ -91,7 +100,11 @@ async fn every_finished_session_is_logged_with_its_request_id() {
             .iter()
             .any(|s| s["outcome"] == "client_disconnected")
     );
-    let lines = log.finished_lines();
+    let lines: Vec<String> = log
+        .finished_lines()
+        .into_iter()
+        .filter(|l| l.contains(&enrich_id) || l.contains(&left_id))
+        .collect();
     assert_eq!(lines.len(), 2, "{lines:#?}");
     for id in [&enrich_id, &left_id] {
         assert!(
@@ -99,6 +112,46 @@ async fn every_finished_session_is_logged_with_its_request_id() {
                 .iter()
                 .any(|l| l.contains(&format!("request_id={id}"))),
             "no finished line names {id}: {lines:#?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_backend_cannot_write_a_line_of_its_own_into_the_log() {
+    let log = captured();
+    let forged = "INFO ai_router: admin logged in from 10.0.0.1";
+    let primary = Fake::with(move |_| {
+        let message = format!("engine failed\n2026-12-05T00:00:00Z {forged}\r\u{1b}[2K");
+        Reply::Status(
+            500,
+            serde_json::json!({"error": {"message": message}}).to_string(),
+        )
+    })
+    .await;
+    let router = TestRouter::start(&primary.url, |_| {}).await;
+    let response = router.chat(&user("hi")).await;
+    assert_eq!(response.status(), 500);
+    let body: serde_json::Value = response.json().await.unwrap();
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("engine failed\\n2026"), "{message}");
+    router.sessions(1).await;
+    let text = String::from_utf8(log.0.lock().unwrap().clone()).unwrap();
+    let lines: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("admin logged in"))
+        .collect();
+    assert!(
+        !lines.is_empty(),
+        "the backend's message was not logged at all"
+    );
+    for line in lines {
+        assert!(
+            line.contains("engine failed"),
+            "a forged line reached the log: {line:?}"
+        );
+        assert!(
+            !line.contains('\u{1b}'),
+            "a terminal escape reached the log: {line:?}"
         );
     }
 }

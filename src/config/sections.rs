@@ -107,6 +107,8 @@ pub(crate) fn default_backends() -> BTreeMap<String, BackendConfig> {
                 timeout_secs: 10,
                 response_timeout_secs: 20,
                 retries: 0,
+                // A label is a few tokens; a reasoning classifier's thinking, a few pages.
+                max_response_bytes: 1024 * 1024,
                 ..BackendConfig::default()
             },
         ),
@@ -151,7 +153,8 @@ pub struct BackendConfig {
     pub api_key_env: String,
     /// Longest wait to open a TCP (and TLS) connection.
     pub connect_timeout_secs: u64,
-    /// Longest wait for the first byte of a stream, and between two stream chunks.
+    /// Longest wait for a stream's headers, then for its first event, then for each next
+    /// one (comments and unfinished events do not count).
     pub timeout_secs: u64,
     /// Longest wait for a whole non-streamed answer (the server sends nothing until done).
     pub response_timeout_secs: u64,
@@ -160,6 +163,9 @@ pub struct BackendConfig {
     /// deadline). Never for other 4xx, never once a stream has started. The other
     /// endpoints of a pool are tried first, at once, without counting as retries.
     pub retries: u32,
+    /// Largest whole answer read from it (a non-streamed completion, a classifier's reply,
+    /// a search hop's findings), and largest single event of a stream; beyond it, 502.
+    pub max_response_bytes: usize,
 }
 
 impl Default for BackendConfig {
@@ -172,6 +178,7 @@ impl Default for BackendConfig {
             timeout_secs: 30,
             response_timeout_secs: 600,
             retries: 2,
+            max_response_bytes: 16 * 1024 * 1024,
         }
     }
 }
@@ -244,6 +251,9 @@ pub struct SessionsConfig {
     pub max_files: usize,
     /// fsync each file before it is renamed into place (slower, survives power loss).
     pub fsync: bool,
+    /// Most bytes of a step's answer (and of its reasoning) kept in the record; the rest
+    /// is cut, and the step says so. The client gets the whole answer.
+    pub max_answer_bytes: usize,
 }
 
 impl Default for SessionsConfig {
@@ -254,6 +264,7 @@ impl Default for SessionsConfig {
             max_age_days: 7,
             max_files: 5000,
             fsync: false,
+            max_answer_bytes: 1024 * 1024,
         }
     }
 }

@@ -36,6 +36,9 @@ pub fn validate(config: &Config) -> Result<(), ConfigError> {
         {
             return invalid(&key("*_timeout_secs"), "timeouts must be at least 1 second");
         }
+        if backend.max_response_bytes < 1024 {
+            return invalid(&key("max_response_bytes"), "must be at least 1024");
+        }
     }
     routes(config)?;
     routing(config)
@@ -83,6 +86,9 @@ fn server(config: &Config) -> Result<(), ConfigError> {
     }
     if config.sessions.max_age_days == 0 {
         return invalid("sessions.max_age_days", "must be at least 1");
+    }
+    if config.sessions.max_answer_bytes < 1024 {
+        return invalid("sessions.max_answer_bytes", "must be at least 1024");
     }
     Ok(())
 }

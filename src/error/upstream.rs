@@ -28,6 +28,22 @@ pub struct UpstreamError {
     pub retry_after: Option<u64>,
 }
 
+/// `text` with control characters (newlines, escapes, NUL…) written as `\n`, `\u{1b}`…
+pub fn escape_controls(text: &str) -> String {
+    if !text.chars().any(char::is_control) {
+        return text.to_string();
+    }
+    text.chars()
+        .map(|c| match c {
+            '\n' => "\\n".to_string(),
+            '\r' => "\\r".to_string(),
+            '\t' => "\\t".to_string(),
+            c if c.is_control() => c.escape_unicode().to_string(),
+            c => c.to_string(),
+        })
+        .collect()
+}
+
 impl UpstreamError {
     /// Reads an error body of any known shape; `status` is the backend's HTTP status.
     pub fn parse(backend: &str, status: StatusCode, body: &[u8]) -> Self {
@@ -66,6 +82,9 @@ impl UpstreamError {
                 &format!("the {backend} backend no longer offers what the router asked for"),
             );
         }
+        // What a backend says reaches the client and the log: a newline in it would
+        // write a line of the backend's choosing into the text log.
+        error.message = escape_controls(&error.message);
         error
     }
 

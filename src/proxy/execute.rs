@@ -188,7 +188,7 @@ fn json_answer(
     step: usize,
 ) -> Response {
     if let Some(record) = session.step(step) {
-        capture::completion(record, &completion);
+        capture::completion(record, &completion, proxy.answer_cap);
     }
     if let Some(fields) = completion.as_object_mut() {
         fields.insert("model".into(), Value::from(&*proxy.virtual_model));
@@ -321,6 +321,7 @@ fn relay_options(proxy: &Proxy, request: &ChatRequest) -> RelayOptions {
         virtual_model: proxy.virtual_model.clone(),
         include_usage: request.include_usage,
         drained: Box::pin(proxy.drain.drained()),
+        max_answer_bytes: proxy.answer_cap,
     }
 }
 

@@ -48,6 +48,8 @@ pub struct Proxy {
     pub keep_alive: Duration,
     /// The end of shutdown's grace period.
     pub drain: Drain,
+    /// Most bytes of an answer kept in its session record (`sessions.max_answer_bytes`).
+    pub answer_cap: usize,
 }
 
 impl Proxy {
@@ -61,6 +63,7 @@ impl Proxy {
             virtual_model: Arc::from(config.server.virtual_model.as_str()),
             keep_alive: Duration::from_secs(config.server.sse_keepalive_secs),
             drain: Drain::default(),
+            answer_cap: config.sessions.max_answer_bytes,
         }
     }
 

@@ -21,7 +21,9 @@ use crate::names::BackendId;
 use crate::record::capture;
 use crate::record::log::Outcome;
 use crate::record::session::{Session, millis};
+use crate::secret::Secret;
 use crate::upstream::pool::Lease;
+use crate::upstream::redact;
 use crate::upstream::stream::{Events, OpenStream, ReadError, is_error};
 
 /// What the relay needs to know about the client and the router.
@@ -32,6 +34,8 @@ pub struct RelayOptions {
     pub include_usage: bool,
     /// Resolves when shutdown's grace period is over: the stream must end now.
     pub drained: Pin<Box<dyn Future<Output = ()> + Send>>,
+    /// Most bytes of the answer (and of the reasoning) kept in the session record.
+    pub max_answer_bytes: usize,
 }
 
 enum Phase {
@@ -49,7 +53,8 @@ struct Relay {
     called_at: Instant,
     options: RelayOptions,
     backend: BackendId,
-    idle_secs: u64,
+    idle: std::time::Duration,
+    key: Option<Secret>,
     /// The endpoint counts this stream in flight until the relay ends.
     _lease: Lease,
     saw_finish: bool,
@@ -76,7 +81,8 @@ pub fn relay(
         called_at,
         options,
         backend: stream.backend,
-        idle_secs: stream.idle.as_secs(),
+        idle: stream.idle,
+        key: stream.key,
         _lease: stream.lease,
         saw_finish: false,
         error: None,
@@ -169,7 +175,14 @@ impl Relay {
                         let message = "the router is shutting down; the answer was cut short";
                         return Some(self.fail(message.into(), "router_shutdown"));
                     }
-                    next = self.events.next() => next,
+                    // Per event, not per byte: a backend that only sends comments
+                    // (`: ping`) or a trickle of bytes has gone silent all the same.
+                    next = tokio::time::timeout(self.idle, self.events.next()) => match next {
+                        Ok(next) => next,
+                        Err(_) => Some(Err(EventStreamError::Transport(ReadError::Idle(
+                            self.idle.as_secs(),
+                        )))),
+                    },
                 },
             };
             match next {
@@ -182,7 +195,8 @@ impl Relay {
                 Some(Err(EventStreamError::Transport(ReadError::Idle(_)))) => {
                     let message = format!(
                         "the {} backend sent nothing for {} s",
-                        self.backend, self.idle_secs
+                        self.backend,
+                        self.idle.as_secs()
                     );
                     return Some(self.fail(message, "upstream_timeout"));
                 }
@@ -219,14 +233,18 @@ impl Relay {
             return Some(self.fail(message, "upstream_invalid_response"));
         };
         if is_error(&chunk) {
-            let error = UpstreamError::from_event(&self.backend, &chunk);
+            let error = redact(
+                UpstreamError::from_event(&self.backend, &chunk),
+                self.key.as_ref(),
+            );
             self.error = Some(error.message.clone());
             self.phase = Phase::Ending;
             return Some(json_event(&error.envelope()));
         }
         let elapsed = millis(self.called_at.elapsed());
         if let Some(step) = self.session.as_mut().and_then(|s| s.step(self.step)) {
-            if capture::chunk(step, &chunk) && step.ttft_ms.is_none() {
+            if capture::chunk(step, &chunk, self.options.max_answer_bytes) && step.ttft_ms.is_none()
+            {
                 step.ttft_ms = Some(elapsed);
             }
             self.saw_finish |= step.finish_reason.is_some();

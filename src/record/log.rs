@@ -89,6 +89,10 @@ pub struct StepRecord {
     pub finish_reason: Option<String>,
     pub usage: Option<Value>,
     pub error: Option<String>,
+    /// The answer or the reasoning went on past `sessions.max_answer_bytes`: the record
+    /// keeps their first bytes (the client got everything).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub truncated: bool,
 }
 
 impl StepRecord {

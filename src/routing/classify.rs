@@ -138,19 +138,18 @@ impl Routing {
         step: usize,
         key: Option<u64>,
     ) -> Classification {
-        let raw = match (reply, session.step(step)) {
-            (Reply::Json(reply), Some(record)) => {
-                capture::completion(record, &reply);
-                record.response_content.clone()
-            }
-            (Reply::Json(reply), None) => {
-                let mut record = StepRecord::default();
-                capture::completion(&mut record, &reply);
-                record.response_content
-            }
-            (Reply::Stream(_), _) => String::new(),
+        let Reply::Json(reply) = reply else {
+            return failed(ms, "the classifier answered with a stream".into());
         };
-        let Some(label) = self.table.parse_label(&raw) else {
+        // The label is read from the whole reply (it may come after pages of thinking);
+        // the record keeps what `sessions.max_answer_bytes` allows.
+        let whole = capture::answer_text(&reply);
+        if let Some(record) = session.step(step) {
+            capture::completion(record, &reply, self.answer_cap);
+        }
+        let label = self.table.parse_label(&whole);
+        let raw = cut_bytes(whole, self.answer_cap);
+        let Some(label) = label else {
             return Classification {
                 label: None,
                 raw,
@@ -174,6 +173,18 @@ impl Routing {
             cached: false,
         }
     }
+}
+
+/// `text` cut to at most `cap` bytes, on a character boundary.
+fn cut_bytes(mut text: String, cap: usize) -> String {
+    if text.len() > cap {
+        let mut end = cap;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+    }
+    text
 }
 
 fn failed(ms: u64, why: String) -> Classification {

@@ -37,6 +37,8 @@ pub struct Routing {
     pub cache: cache::ClassifyCache,
     /// What marks a client task prompt.
     pub meta: meta::MetaDetector,
+    /// Most bytes of the classifier's reply kept in the record (`sessions.max_answer_bytes`).
+    pub answer_cap: usize,
 }
 
 /// Why routing could not be built.
@@ -69,6 +71,7 @@ impl Routing {
                 std::time::Duration::from_secs(config.routing.cache_ttl_secs),
             ),
             meta: meta::MetaDetector::new(config, rules),
+            answer_cap: config.sessions.max_answer_bytes,
         })
     }
 }

@@ -18,7 +18,7 @@ pub fn report(path: &Path) -> Result<String, String> {
     let setup = Setup::from(config.clone())?;
     let prompts = &setup.prompts;
     let rules = crate::routing::meta::load_rules(&config.meta).map_err(|e| e.to_string())?;
-    let settings = toml::to_string_pretty(&config).map_err(|e| e.to_string())?;
+    let settings = toml::to_string_pretty(&shown(&config)).map_err(|e| e.to_string())?;
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -72,6 +72,19 @@ pub fn report(path: &Path) -> Result<String, String> {
     out.push_str("\n# session logs\n");
     let _ = writeln!(out, "{}", sessions_status(&config)?);
     Ok(out)
+}
+
+/// `config` as it may be shown: passwords in backend URLs masked.
+fn shown(config: &Config) -> Config {
+    let mut shown = config.clone();
+    for backend in shown.backends.values_mut() {
+        for url in &mut backend.base_url.0 {
+            if let Some(masked) = crate::secret::mask_url_password(url) {
+                *url = masked;
+            }
+        }
+    }
+    shown
 }
 
 /// Who answers each label, as `serve` would now (a missing key changes it), and a

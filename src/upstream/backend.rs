@@ -35,6 +35,8 @@ pub struct Backend {
     pub retries: u32,
     /// Failures in a row that eject an endpoint.
     pub failure_threshold: u32,
+    /// Largest whole answer, and largest single stream event, read from it.
+    pub max_response_bytes: usize,
     /// Its endpoints.
     pub pool: Pool,
     api_key_env: String,
@@ -65,6 +67,7 @@ impl Backend {
             response_timeout: Duration::from_secs(config.response_timeout_secs),
             retries: config.retries,
             failure_threshold: failure_threshold.max(1),
+            max_response_bytes: config.max_response_bytes,
             pool: Pool::new(config.base_url.iter()),
             api_key_env: config.api_key_env.trim().to_string(),
             api_key: read_key(config),
@@ -84,6 +87,12 @@ impl Backend {
     /// Its key, to keep out of session logs.
     pub fn key(&self) -> Option<&Secret> {
         self.api_key.as_ref()
+    }
+
+    /// `error` with this backend's key, wherever the backend quoted it, as `***`: what a
+    /// backend says goes to the client and the log.
+    pub fn redact(&self, error: UpstreamError) -> UpstreamError {
+        redact(error, self.api_key.as_ref())
     }
 
     /// POSTs `body` to `path` on `endpoint`, waiting until `deadline` for the headers of
@@ -214,9 +223,20 @@ impl Backend {
             .unwrap_or_default();
         Error::UpstreamStatus {
             backend: self.id.clone(),
-            error: Box::new(UpstreamError::parse(&self.id, status, &body)),
+            error: Box::new(self.redact(UpstreamError::parse(&self.id, status, &body))),
         }
     }
+}
+
+/// `error` with `key` as `***` in its message. Keys shorter than 8 characters are left:
+/// they would blank out ordinary words.
+pub fn redact(mut error: UpstreamError, key: Option<&Secret>) -> UpstreamError {
+    if let Some(key) = key.map(Secret::expose).filter(|k| k.len() >= 8)
+        && error.message.contains(key)
+    {
+        error.message = error.message.replace(key, "***");
+    }
+    error
 }
 
 /// The backend's bearer key, read from the variable named by `api_key_env`.

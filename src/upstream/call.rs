@@ -17,9 +17,6 @@ use super::outcome;
 use super::pool::{Endpoint, Lease};
 use super::stream::{self, OpenStream};
 
-/// Largest whole JSON answer read from a backend.
-const MAX_JSON_ANSWER: usize = 16 * 1024 * 1024;
-
 /// How an answer is awaited.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Expect {
@@ -196,10 +193,10 @@ fn learn(backend: &Backend, endpoint: &Endpoint, error: &Error) {
 
 /// Reads a whole JSON answer, within the backend's idle timeout and a size bound.
 async fn read_json(backend: &Backend, response: reqwest::Response) -> Result<Value, Error> {
+    let limit = backend.max_response_bytes;
     let too_large = || {
         backend.protocol_error(format!(
-            "the answer is larger than {} MiB",
-            MAX_JSON_ANSWER / (1024 * 1024)
+            "the answer is larger than {limit} bytes (max_response_bytes)"
         ))
     };
     // Without the URL: the client must not learn our internal addresses.
@@ -209,13 +206,13 @@ async fn read_json(backend: &Backend, response: reqwest::Response) -> Result<Val
     let read = async {
         match response.content_length() {
             // A declared length is enforced by the HTTP client: read it in one piece.
-            Some(length) if length > MAX_JSON_ANSWER as u64 => Err(too_large()),
+            Some(length) if length > limit as u64 => Err(too_large()),
             Some(_) => response.bytes().await.map_err(unreadable),
             None => {
                 let mut response = response;
                 let mut body = Vec::new();
                 while let Some(chunk) = response.chunk().await.map_err(unreadable)? {
-                    if body.len() + chunk.len() > MAX_JSON_ANSWER {
+                    if body.len() + chunk.len() > limit {
                         return Err(too_large());
                     }
                     body.extend_from_slice(&chunk);

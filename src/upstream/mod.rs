@@ -16,7 +16,7 @@ pub mod pool;
 pub mod probe;
 pub mod stream;
 
-pub use backend::{Backend, read_key};
+pub use backend::{Backend, read_key, redact};
 pub use call::{Expect, Reply, call};
 
 /// Every configured backend, by name; built once at start-up.
@@ -61,8 +61,14 @@ impl Backends {
             .collect()
     }
 
-    /// The backends' keys, which must never reach a session log.
+    /// The backends' keys and the passwords in their URLs, which must never reach a
+    /// session log.
     pub fn secrets(&self) -> Vec<Secret> {
-        self.iter().filter_map(|b| b.key().cloned()).collect()
+        self.iter()
+            .flat_map(|b| {
+                let passwords = b.pool.endpoints().iter().filter_map(|e| e.password());
+                b.key().cloned().into_iter().chain(passwords)
+            })
+            .collect()
     }
 }

@@ -89,6 +89,11 @@ impl Endpoint {
         }
     }
 
+    /// The password in its URL, if it has one.
+    pub fn password(&self) -> Option<crate::secret::Secret> {
+        crate::secret::url_password(&self.base)
+    }
+
     /// Whether it is ejected.
     pub fn is_down(&self) -> bool {
         self.state.load(Ordering::Relaxed) == DOWN

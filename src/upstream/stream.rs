@@ -12,6 +12,7 @@ use serde_json::Value;
 use crate::error::Error;
 use crate::error::UpstreamError;
 use crate::names::BackendId;
+use crate::secret::Secret;
 
 use super::Backend;
 use super::pool::Lease;
@@ -37,6 +38,8 @@ pub struct OpenStream {
     pub idle: Duration,
     /// The endpoint's lease, released with the stream.
     pub lease: Lease,
+    /// The backend's key, to keep out of what an in-band error tells the client.
+    pub key: Option<Secret>,
 }
 
 /// Checks the stream's content type and waits (within the idle timeout) for its first
@@ -57,17 +60,22 @@ pub(super) async fn open(
         );
     }
     let idle = backend.timeout;
-    let mut rest: Events = Box::pin(read::guarded(response.bytes_stream(), idle).eventsource());
-    let first = match rest.next().await {
-        Some(Ok(event)) => event,
-        Some(Err(e)) => return Err(read_error(backend, idle, e)),
-        None => return Err(backend.protocol_error("the stream ended before any event")),
+    let bytes = read::guarded(response.bytes_stream(), idle, backend.max_response_bytes);
+    let mut rest: Events = Box::pin(bytes.eventsource());
+    // The first event within the timeout, however the backend fills the wait: comments
+    // (`: ping`) and a trickle of bytes keep the byte timer alive, but not this one.
+    let first = match tokio::time::timeout(idle, rest.next()).await {
+        Err(_) => return Err(backend.timed_out(idle)),
+        Ok(Some(Ok(event))) => event,
+        Ok(Some(Err(e))) => return Err(read_error(backend, idle, e)),
+        Ok(None) => return Err(backend.protocol_error("the stream ended before any event")),
     };
     match serde_json::from_str::<Value>(&first.data) {
         Ok(value) if is_error(&value) => {
+            let error = UpstreamError::from_event(&backend.id, &value);
             return Err(Error::UpstreamStatus {
                 backend: backend.id.clone(),
-                error: Box::new(UpstreamError::from_event(&backend.id, &value)),
+                error: Box::new(backend.redact(error)),
             });
         }
         // Garbage before anything was relayed is an ordinary error too (a 502 the
@@ -83,6 +91,7 @@ pub(super) async fn open(
         backend: backend.id.clone(),
         idle,
         lease,
+        key: backend.key().cloned(),
     })
 }
 

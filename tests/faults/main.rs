@@ -14,6 +14,7 @@ mod common;
 mod classifier;
 mod client;
 mod garbage;
+mod hostile;
 mod pool;
 mod primary;
 mod shutdown;

@@ -120,6 +120,26 @@ fn a_route_is_set_from_the_environment_by_its_upper_case_label() {
 }
 
 #[test]
+fn check_masks_a_password_in_a_backend_url() {
+    let (ok, out, err) = router(
+        &["check", "--config", "config/router.toml"],
+        &[(
+            "AI_ROUTER_BACKENDS__PRIMARY__BASE_URL",
+            "http://router:hunter2-s3cret@gpu1:8000/v1",
+        )],
+    );
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("base_url = \"http://router:***@gpu1:8000/v1\""),
+        "{out}"
+    );
+    assert!(
+        !out.contains("hunter2") && !err.contains("hunter2"),
+        "{out}"
+    );
+}
+
+#[test]
 fn the_long_environment_names_win_over_the_seed_names() {
     let (ok, out, _) = router(
         &["check", "--config", "config/router.toml"],
