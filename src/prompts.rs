@@ -66,21 +66,34 @@ impl PromptSet {
     }
 
     /// Loads `dir` again for a running router: each file that now fails keeps its
-    /// version from `self` (with a warning) so a half-saved edit never breaks requests.
-    /// Returns the new set and the names of the prompts whose text changed.
+    /// version from `self` (with a warning) so a half-saved edit never breaks requests,
+    /// and so does a file that changes between two reads `STABLE` apart (a save caught
+    /// half-way; its end brings another reload). Returns the new set and the names of the
+    /// prompts whose text changed. Blocks on the file system: call it off the runtime.
     pub fn reload(&self, dir: &Path) -> (PromptSet, Vec<String>) {
+        let first: Vec<_> = self
+            .prompts
+            .iter()
+            .map(|old| load_one(dir, &old.wanted))
+            .collect();
+        std::thread::sleep(STABLE);
         let mut changed = Vec::new();
         let prompts = self
             .prompts
             .iter()
-            .map(|old| match load_one(dir, &old.wanted) {
-                Ok(new) => {
-                    if new.text != old.text || new.source != old.source {
+            .zip(first)
+            .map(|(old, first)| match (first, load_one(dir, &old.wanted)) {
+                (Ok(first), Ok(again)) if first.text == again.text => {
+                    if again.text != old.text || again.source != old.source {
                         changed.push(old.name.clone());
                     }
-                    new
+                    again
                 }
-                Err(e) => {
+                (Ok(_), Ok(_)) => {
+                    tracing::warn!(prompt = %old.name, "prompt still being written; keeping the last good version");
+                    old.clone()
+                }
+                (Err(e), _) | (_, Err(e)) => {
                     tracing::warn!(error = %e, "prompt not reloaded; keeping the last good version");
                     old.clone()
                 }
@@ -110,8 +123,8 @@ impl PromptSet {
 fn load_one(dir: &Path, wanted: &Wanted) -> Result<Prompt, PromptError> {
     let path = dir.join(&wanted.name);
     let built_in = BUILT_IN.iter().find(|b| b.name == wanted.name);
-    let (text, source) = match std::fs::read_to_string(&path) {
-        Ok(text) => (text.trim().to_string(), PromptSource::File(path.clone())),
+    let (text, source) = match read_prompt(&path) {
+        Ok(text) => (text, PromptSource::File(path.clone())),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => match built_in {
             Some(built_in) => {
                 tracing::error!(path = %path.display(), "prompt file missing, using the built-in copy");
@@ -150,6 +163,45 @@ fn load_one(dir: &Path, wanted: &Wanted) -> Result<Prompt, PromptError> {
         source,
         wanted: wanted.clone(),
     })
+}
+
+/// How long a file must stay the same to be reloaded.
+const STABLE: std::time::Duration = std::time::Duration::from_millis(25);
+
+/// Largest prompt file read: a prompt is a page or two.
+const MAX_PROMPT_BYTES: u64 = 256 * 1024;
+
+/// The text of the prompt file at `path`, trimmed. Only a regular file is read (a FIFO
+/// would block until written, a link to `/dev/zero` never end), at most
+/// `MAX_PROMPT_BYTES`; an empty one is an error, since it is most often a save caught
+/// half-way (truncated, not yet written).
+fn read_prompt(path: &Path) -> std::io::Result<String> {
+    use std::io::Read as _;
+    let meta = std::fs::metadata(path)?;
+    if !meta.is_file() {
+        return Err(std::io::Error::other("not a regular file"));
+    }
+    if meta.len() > MAX_PROMPT_BYTES {
+        return Err(std::io::Error::other(format!(
+            "larger than {MAX_PROMPT_BYTES} bytes"
+        )));
+    }
+    let mut text = String::new();
+    std::fs::File::open(path)?
+        .take(MAX_PROMPT_BYTES + 1)
+        .read_to_string(&mut text)?;
+    if text.len() as u64 > MAX_PROMPT_BYTES {
+        return Err(std::io::Error::other(format!(
+            "larger than {MAX_PROMPT_BYTES} bytes"
+        )));
+    }
+    let text = text.trim();
+    if text.is_empty() {
+        return Err(std::io::Error::other(
+            "the file is empty (for no prompt, set the route's prompt to \"\")",
+        ));
+    }
+    Ok(text.to_string())
 }
 
 /// Today's UTC date, for `{{date}}`.
@@ -287,6 +339,27 @@ mod tests {
         assert_eq!(next.get(ROUTING_REQUEST).unwrap().text, "Q: {{query}}");
         assert_eq!(next.get("primary/system.md").unwrap().text, "New primary.");
         assert_eq!(changed, vec!["primary/system.md"]);
+    }
+
+    #[test]
+    fn only_a_regular_file_of_sensible_size_with_text_is_read() {
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), "primary/system.md", "  \n\n");
+        let err = PromptSet::load(dir.path(), &shipped())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("empty"), "{err}");
+        write(dir.path(), "primary/system.md", &"x".repeat(300 * 1024));
+        let err = PromptSet::load(dir.path(), &shipped())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("larger than"), "{err}");
+        std::fs::remove_file(dir.path().join("primary/system.md")).unwrap();
+        std::os::unix::fs::symlink("/dev/zero", dir.path().join("primary/system.md")).unwrap();
+        let err = PromptSet::load(dir.path(), &shipped())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("not a regular file"), "{err}");
     }
 
     #[test]

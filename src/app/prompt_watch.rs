@@ -1,5 +1,6 @@
 //! Hot reload: watches the prompts folder and swaps in a freshly loaded `PromptSet`
-//! shortly after files change, so an edit takes effect on the next request.
+//! once a burst of changes is over, so an edit takes effect on the next request. Files
+//! are read off the async runtime, within a time bound.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -12,9 +13,13 @@ use tokio::sync::mpsc;
 use crate::observe::metrics::Metrics;
 use crate::prompts::PromptSet;
 
-/// Editors save in bursts (write temp, rename, touch): wait this long after the first
-/// change, then reload once.
+/// Editors save in bursts (truncate, write, rename, touch): reload once the folder has
+/// been quiet this long.
 const SETTLE: Duration = Duration::from_millis(150);
+/// ...but no later than this after the first change, however busy the folder stays.
+const MAX_WAIT: Duration = Duration::from_secs(3);
+/// A reload that takes longer (a hung network file system) is abandoned; the prompts stay.
+const RELOAD_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Keeps the watch alive; dropping it stops hot reload.
 pub struct PromptWatcher {
@@ -53,16 +58,49 @@ pub fn start(
     }
     arm(&mut watcher, &dir);
     let task = tokio::spawn(async move {
+        let mut running: Option<tokio::task::JoinHandle<()>> = None;
         while on_change.recv().await.is_some() {
-            tokio::time::sleep(SETTLE).await;
-            while on_change.try_recv().is_ok() {}
+            settle(&mut on_change).await;
             // The folder may be a new one by now: watch it again by path.
             let _ = watcher.unwatch(&dir);
             arm(&mut watcher, &dir);
-            reload(&prompts, &dir, &metrics);
+            if running.as_ref().is_some_and(|job| !job.is_finished()) {
+                tracing::warn!(
+                    "the last prompt reload is still stuck reading; not starting another"
+                );
+                continue;
+            }
+            // Reading files can block (a FIFO, a hung network file system): off the runtime.
+            let (prompts, dir, metrics) = (prompts.clone(), dir.clone(), metrics.clone());
+            let mut job = tokio::task::spawn_blocking(move || reload(&prompts, &dir, &metrics));
+            if tokio::time::timeout(RELOAD_TIMEOUT, &mut job)
+                .await
+                .is_err()
+            {
+                tracing::warn!(
+                    secs = RELOAD_TIMEOUT.as_secs(),
+                    "prompt reload did not finish; prompts stay as they are"
+                );
+                running = Some(job);
+            }
         }
     });
     Ok(PromptWatcher { task })
+}
+
+/// Waits until no change has come for `SETTLE`, or `MAX_WAIT` has passed.
+async fn settle(on_change: &mut mpsc::Receiver<()>) {
+    let deadline = tokio::time::Instant::now() + MAX_WAIT;
+    loop {
+        tokio::time::sleep(SETTLE).await;
+        let mut more = false;
+        while on_change.try_recv().is_ok() {
+            more = true;
+        }
+        if !more || tokio::time::Instant::now() >= deadline {
+            return;
+        }
+    }
 }
 
 fn arm(watcher: &mut RecommendedWatcher, dir: &Path) {
