@@ -45,6 +45,18 @@ pub fn mask_url_password(url: &str) -> Option<String> {
     Some(parsed.to_string())
 }
 
+/// `url` without a user name or password, for logs, metrics and health reports.
+pub fn url_without_credentials(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(mut parsed) if !parsed.username().is_empty() || parsed.password().is_some() => {
+            let _ = parsed.set_username("");
+            let _ = parsed.set_password(None);
+            parsed.as_str().trim_end_matches('/').to_string()
+        }
+        _ => url.to_string(),
+    }
+}
+
 /// The password in `url`, if it has one: a secret like a key.
 pub fn url_password(url: &str) -> Option<Secret> {
     let parsed = reqwest::Url::parse(url).ok()?;

@@ -73,17 +73,18 @@ fn usage(step: &mut StepRecord, body: &Value) {
 /// Appends `text` to `kept` up to `cap` bytes in all, on a character boundary; false when
 /// some of it did not fit.
 fn keep(kept: &mut String, text: &str, cap: usize) -> bool {
-    let room = cap.saturating_sub(kept.len());
-    if text.len() <= room {
-        kept.push_str(text);
-        return true;
-    }
-    let mut end = room;
+    let part = head_bytes(text, cap.saturating_sub(kept.len()));
+    kept.push_str(part);
+    part.len() == text.len()
+}
+
+/// The longest start of `text` of at most `max` bytes that ends on a character boundary.
+pub fn head_bytes(text: &str, max: usize) -> &str {
+    let mut end = max.min(text.len());
     while !text.is_char_boundary(end) {
         end -= 1;
     }
-    kept.push_str(&text[..end]);
-    false
+    &text[..end]
 }
 
 /// The first of `fields` that holds text (vLLM 0.12 sends reasoning under two names).

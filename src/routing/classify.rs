@@ -148,7 +148,7 @@ impl Routing {
             capture::completion(record, &reply, self.answer_cap);
         }
         let label = self.table.parse_label(&whole);
-        let raw = cut_bytes(whole, self.answer_cap);
+        let raw = capture::head_bytes(&whole, self.answer_cap).to_string();
         let Some(label) = label else {
             return Classification {
                 label: None,
@@ -173,18 +173,6 @@ impl Routing {
             cached: false,
         }
     }
-}
-
-/// `text` cut to at most `cap` bytes, on a character boundary.
-fn cut_bytes(mut text: String, cap: usize) -> String {
-    if text.len() > cap {
-        let mut end = cap;
-        while !text.is_char_boundary(end) {
-            end -= 1;
-        }
-        text.truncate(end);
-    }
-    text
 }
 
 fn failed(ms: u64, why: String) -> Classification {

@@ -114,11 +114,15 @@ impl RouteTable {
     /// The first whole-word label in a classifier's reply, ignoring case, punctuation,
     /// surrounding words and anything the model thought inside `<think>…</think>`.
     pub fn parse_label(&self, reply: &str) -> Option<Label> {
-        visible_text(reply)
-            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        words(visible_text(reply))
             .find_map(|word| self.label(word))
             .cloned()
     }
+}
+
+/// The words of `text` as labels are written: letters, digits and `_`.
+pub fn words(text: &str) -> impl Iterator<Item = &str> {
+    text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
 }
 
 /// The reply without its reasoning: text after the last `</think>` (some templates open

@@ -120,7 +120,8 @@ fn routes(setup: &Setup, out: &mut String) {
         }
         if !route.classifier_may_choose {
             line.push_str("; never from the classifier");
-        } else if !names_word(&routing_prompt, &route.label) {
+        } else if !crate::routing::table::words(&routing_prompt).any(|w| w == route.label.as_str())
+        {
             let _ = write!(
                 line,
                 "\n{:13}warning: the routing prompts ({ROUTING_SYSTEM}, {ROUTING_REQUEST}) never name {}: the classifier will not give it",
@@ -144,12 +145,6 @@ fn routes(setup: &Setup, out: &mut String) {
         }
         let _ = writeln!(out, "{line}");
     }
-}
-
-/// Whether `word` stands in `text` on its own (not inside a longer word).
-fn names_word(text: &str, word: &str) -> bool {
-    text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-        .any(|w| w == word)
 }
 
 fn keys(config: &Config, out: &mut String) {

@@ -72,7 +72,7 @@ impl Endpoint {
             .filter_map(|path| Some((*path, reqwest::Url::parse(&format!("{base}{path}")).ok()?)))
             .collect();
         Endpoint {
-            display: without_credentials(&base),
+            display: crate::secret::url_without_credentials(&base),
             base,
             urls,
             in_flight: AtomicU32::new(0),
@@ -297,18 +297,6 @@ impl Drop for Lease {
                 .unwrap_or_else(PoisonError::into_inner)
                 .trial = false;
         }
-    }
-}
-
-/// `url` without a user name or password, for logs, metrics and health reports.
-fn without_credentials(url: &str) -> String {
-    match reqwest::Url::parse(url) {
-        Ok(mut parsed) if !parsed.username().is_empty() || parsed.password().is_some() => {
-            let _ = parsed.set_username("");
-            let _ = parsed.set_password(None);
-            parsed.as_str().trim_end_matches('/').to_string()
-        }
-        _ => url.to_string(),
     }
 }
 
