@@ -23,10 +23,12 @@
 //!     `probe` background and readiness probes
 //! - `record`: the session log
 //!   - `decision`, `log` the record's fields, `session` its drop guard, `sink` where it
-//!     goes, `writer`, `rotation`, `store` reading it back, `summary`, `capture`
+//!     goes, `writer`, `fit` the size bound, `disk` atomic writes, `rotation`, `store`
+//!     reading it back, `summary`, `capture`
 //! - `observe`: `metrics` (Prometheus) and `live` counters, fed by the records
 //! - `tools`: `cli` the command line, `check`, `classify`, `sessions`, `replay`
-//! - leaves: `config`, `prompts`, `openai` (wire format), `error`, `names`, `secret`
+//! - leaves: `config`, `prompts`, `openai` (wire format), `error`, `names`, `secret`,
+//!   `files` (reading files the router does not control)
 
 #![forbid(unsafe_code)]
 
@@ -34,6 +36,7 @@ pub mod app;
 pub mod config;
 pub mod edge;
 pub mod error;
+pub mod files;
 pub mod names;
 pub mod observe;
 pub mod openai;

@@ -176,25 +176,7 @@ const MAX_PROMPT_BYTES: u64 = 256 * 1024;
 /// `MAX_PROMPT_BYTES`; an empty one is an error, since it is most often a save caught
 /// half-way (truncated, not yet written).
 fn read_prompt(path: &Path) -> std::io::Result<String> {
-    use std::io::Read as _;
-    let meta = std::fs::metadata(path)?;
-    if !meta.is_file() {
-        return Err(std::io::Error::other("not a regular file"));
-    }
-    if meta.len() > MAX_PROMPT_BYTES {
-        return Err(std::io::Error::other(format!(
-            "larger than {MAX_PROMPT_BYTES} bytes"
-        )));
-    }
-    let mut text = String::new();
-    std::fs::File::open(path)?
-        .take(MAX_PROMPT_BYTES + 1)
-        .read_to_string(&mut text)?;
-    if text.len() as u64 > MAX_PROMPT_BYTES {
-        return Err(std::io::Error::other(format!(
-            "larger than {MAX_PROMPT_BYTES} bytes"
-        )));
-    }
+    let text = crate::files::read_text(path, MAX_PROMPT_BYTES, crate::files::Links::Follow)?;
     let text = text.trim();
     if text.is_empty() {
         return Err(std::io::Error::other(

@@ -63,8 +63,14 @@ impl App {
         ));
         let observers: Vec<Arc<dyn Observer>> = vec![metrics.clone(), live.clone()];
         let (sessions, writer) = if config.sessions.enabled {
-            let (sink, writer) = writer::start(&config.sessions, backends.secrets(), observers)
-                .with_context(|| format!("session logs in {}", config.sessions.dir.display()))?;
+            // Room for every request being answered, and as many finished ones waiting
+            // for the disk.
+            let queue = config.server.max_concurrent_requests.saturating_mul(2);
+            let (sink, writer) =
+                writer::start(&config.sessions, queue, backends.secrets(), observers)
+                    .with_context(|| {
+                        format!("session logs in {}", config.sessions.dir.display())
+                    })?;
             (sink, Some(writer))
         } else {
             (SessionSink::disabled().observed_by(observers), None)

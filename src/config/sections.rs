@@ -254,6 +254,9 @@ pub struct SessionsConfig {
     /// Most bytes of a step's answer (and of its reasoning) kept in the record; the rest
     /// is cut, and the step says so. The client gets the whole answer.
     pub max_answer_bytes: usize,
+    /// Largest session file: a bigger record has its message text shared, then cut,
+    /// to fit, and says so (`cut_to_fit`).
+    pub max_file_bytes: usize,
 }
 
 impl Default for SessionsConfig {
@@ -265,6 +268,7 @@ impl Default for SessionsConfig {
             max_files: 5000,
             fsync: false,
             max_answer_bytes: 1024 * 1024,
+            max_file_bytes: 8 * 1024 * 1024,
         }
     }
 }

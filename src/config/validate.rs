@@ -90,6 +90,13 @@ fn server(config: &Config) -> Result<(), ConfigError> {
     if config.sessions.max_answer_bytes < 1024 {
         return invalid("sessions.max_answer_bytes", "must be at least 1024");
     }
+    // The session tools refuse files past 64 MiB (a file that size is not ours).
+    if !(64 * 1024..=64 * 1024 * 1024).contains(&config.sessions.max_file_bytes) {
+        return invalid(
+            "sessions.max_file_bytes",
+            "must be between 65536 (64 KiB) and 67108864 (64 MiB)",
+        );
+    }
     Ok(())
 }
 

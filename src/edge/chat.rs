@@ -41,7 +41,6 @@ pub(super) async fn chat_completions(
     if let (Some(key), Some(record)) = (&key, session.record()) {
         record.client_key = Some(key.clone());
     }
-    session.reserve_slot().await;
     let request = match admit(&state, &headers, body, key.as_deref(), &mut session).await {
         Ok(request) => request,
         Err(error) => {
@@ -73,9 +72,10 @@ pub(super) async fn chat_completions(
 }
 
 /// Everything a chat request must pass before it is routed: its key's rate, its body
-/// (size, time, JSON), the router's capacity, its key's open streams. The body is read
-/// before a place is taken, so slow uploads cannot hold the router's places. A request
-/// the router turns away (capacity, streams) gives its key's rate place back.
+/// (size, time, JSON), the router's capacity, its key's open streams, a place in the
+/// session writer's queue. The body is read before any place is taken, so slow uploads
+/// cannot hold the router's places or the writer's. A request the router turns away
+/// (capacity, streams) gives its key's rate place back.
 /// The places it takes are held by the session until the answer ends.
 async fn admit(
     state: &AppState,
@@ -96,7 +96,11 @@ async fn admit(
     if let (Err(_), Some(key)) = (&places, key) {
         state.key_limits.refund(key);
     }
-    places.map(|()| request)
+    places?;
+    // Last, and only for a request that will be answered: the wait is for the writer
+    // (a slow disk), and the bounded queue keeps the records held in memory bounded.
+    session.reserve_slot().await;
+    Ok(request)
 }
 
 fn take_places(

@@ -41,7 +41,9 @@ impl ClientKeys {
         }
         let file = &config.api_keys_file;
         if !file.as_os_str().is_empty() {
-            let text = std::fs::read_to_string(file)
+            // Keys are a line each: a megabyte is tens of thousands of them.
+            const MAX_BYTES: u64 = 1024 * 1024;
+            let text = crate::files::read_text(file, MAX_BYTES, crate::files::Links::Follow)
                 .map_err(|e| format!("server.api_keys_file {}: {e}", file.display()))?;
             keys.extend(
                 text.lines()

@@ -19,8 +19,8 @@ pub async fn live() -> Json<Value> {
 /// Readiness: probes every endpoint of every backend at once (`GET {url}/models`) and
 /// reports each backend's status, latency and endpoints. `ready` when all are up,
 /// `degraded` (200) when something is down but the fallback route's backend, which
-/// answers every chat the classifier cannot place, is up; `unavailable` (503) when it
-/// is down.
+/// answers every chat the classifier cannot place, is up, or session logs cannot be
+/// written; `unavailable` (503) when that backend is down.
 pub async fn ready(State(state): State<Arc<AppState>>) -> Response {
     let backends: Vec<_> = state.backends.iter().collect();
     let reports = futures_util::future::join_all(backends.iter().map(|b| probe::check(b))).await;
@@ -43,10 +43,19 @@ pub async fn ready(State(state): State<Arc<AppState>>) -> Response {
             serde_json::to_value(report).unwrap_or(Value::Null),
         );
     }
-    let (status, overall) = match (essential_up, all_up) {
+    // Chats are still answered when their records cannot be written, so a failing
+    // session-log folder degrades the router; it never makes it unavailable.
+    let disk = state.sessions.disk_problem();
+    let (status, overall) = match (essential_up, all_up && disk.is_none()) {
         (true, true) => (StatusCode::OK, "ready"),
         (true, false) => (StatusCode::OK, "degraded"),
         (false, _) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
     };
-    (status, Json(json!({"status": overall, "backends": body}))).into_response()
+    let sessions = match disk {
+        Some(error) => json!({"status": "failing", "error": error}),
+        None if !state.config.sessions.enabled => json!({"status": "disabled"}),
+        None => json!({"status": "ok"}),
+    };
+    let reply = json!({"status": overall, "backends": body, "sessions": sessions});
+    (status, Json(reply)).into_response()
 }

@@ -14,11 +14,13 @@ use tokio::sync::Mutex;
 
 use super::state::AppState;
 use crate::observe::metrics::EndpointReading;
-use crate::record::store;
+use crate::record::store::{self, Detail};
 use crate::record::summary;
 
 /// How long a computed 24-hour summary is served before it is read again.
 const FRESH_FOR: Duration = Duration::from_secs(30);
+/// Longest a summary may take to read the session logs.
+const READ_FOR_AT_MOST: Duration = Duration::from_secs(20);
 
 /// The last computed summary.
 #[derive(Debug, Default)]
@@ -53,16 +55,21 @@ async fn compute(state: Arc<AppState>) -> Value {
     }
     let work = tokio::task::spawn_blocking(move || {
         let since = chrono::Utc::now() - chrono::Duration::hours(24);
-        let scan = store::scan(&state.config.sessions.dir, Some(since))?;
+        let scan = store::scan(&state.config.sessions.dir, Some(since), Detail::Brief)?;
         let summary = summary::summarise(&scan.sessions, &state.cloud);
         let mut value = serde_json::to_value(summary).unwrap_or(Value::Null);
         value["skipped_files"] = Value::from(scan.skipped.len());
         Ok::<_, std::io::Error>(value)
     });
-    match work.await {
-        Ok(Ok(value)) => value,
-        Ok(Err(e)) => json!({"error": format!("cannot read the session logs: {e}")}),
-        Err(e) => json!({"error": format!("the summary failed: {e}")}),
+    // A folder on a hung network filesystem must not hold `/stats` (and its lock) for
+    // ever: the answer gives up; the blocking thread ends when the read does.
+    match tokio::time::timeout(READ_FOR_AT_MOST, work).await {
+        Ok(Ok(Ok(value))) => value,
+        Ok(Ok(Err(e))) => json!({"error": format!("cannot read the session logs: {e}")}),
+        Ok(Err(e)) => json!({"error": format!("the summary failed: {e}")}),
+        Err(_) => json!({"error": format!(
+            "reading the session logs took longer than {} s", READ_FOR_AT_MOST.as_secs()
+        )}),
     }
 }
 

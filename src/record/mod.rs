@@ -4,6 +4,8 @@
 
 pub mod capture;
 pub mod decision;
+pub mod disk;
+pub mod fit;
 pub mod log;
 pub mod rotation;
 pub mod session;

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use tokio::sync::mpsc;
 
+use super::disk::DiskHealth;
 use super::log::SessionRecord;
 
 /// Something that counts requests from their records. The record layer calls it; it
@@ -24,6 +25,8 @@ pub trait Observer: Send + Sync + std::fmt::Debug {
 pub struct SessionSink {
     queue: Option<mpsc::Sender<WriterMsg>>,
     observers: Arc<[Arc<dyn Observer>]>,
+    /// How the writer's last write went.
+    disk: Option<Arc<DiskHealth>>,
 }
 
 /// What the session-log writer is asked to do, in order.
@@ -43,6 +46,7 @@ impl SessionSink {
         SessionSink {
             queue: Some(queue),
             observers: Arc::new([]),
+            disk: None,
         }
     }
 
@@ -55,6 +59,18 @@ impl SessionSink {
     pub fn observed_by(mut self, observers: Vec<Arc<dyn Observer>>) -> Self {
         self.observers = observers.into();
         self
+    }
+
+    /// The same sink, reporting the folder's state from `disk`.
+    pub(crate) fn with_disk(mut self, disk: Arc<DiskHealth>) -> Self {
+        self.disk = Some(disk);
+        self
+    }
+
+    /// Why session logs cannot be written now (full disk, folder not writable), or
+    /// `None` while they can (or logging is off).
+    pub fn disk_problem(&self) -> Option<String> {
+        self.disk.as_ref().and_then(|d| d.problem())
     }
 
     /// A request has started.

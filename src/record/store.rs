@@ -1,6 +1,7 @@
 //! Reads the session-log folder back: every `*.json` file the router wrote, parsed
-//! leniently. Broken and foreign files are reported and skipped, never fatal; a
-//! `--since` bound is applied to file names before anything is parsed.
+//! leniently. Broken and foreign files (links, FIFOs, oversized files) are reported and
+//! skipped, never fatal; a `--since` bound is applied to file names before anything is
+//! parsed.
 
 use std::path::{Path, PathBuf};
 
@@ -9,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::decision::Decision;
+use crate::files::{self, Links};
 
 /// One session as read back from its file (fields the tools use; unknown ones ignored).
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
@@ -85,33 +87,75 @@ pub struct Scan {
     pub skipped: Vec<Skipped>,
 }
 
+/// How much of each session a scan keeps in memory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Detail {
+    /// Everything (export, replay).
+    Full,
+    /// What lists and summaries use: no messages, answers or other fields, so a day of
+    /// large sessions does not have to fit in memory at once.
+    Brief,
+}
+
+/// Largest session file read back: the router writes at most `sessions.max_file_bytes`
+/// (64 MiB at most); anything larger is not one of ours.
+const MAX_FILE_BYTES: u64 = 64 * 1024 * 1024 + 64 * 1024;
+
 /// Reads every session in `dir` that started at or after `since` (all when `None`).
-pub fn scan(dir: &Path, since: Option<DateTime<Utc>>) -> std::io::Result<Scan> {
+/// Only regular files are read: a link, a FIFO or a device named like a session is
+/// skipped and reported, never followed, waited on or read without end.
+pub fn scan(dir: &Path, since: Option<DateTime<Utc>>, detail: Detail) -> std::io::Result<Scan> {
     let mut scan = Scan::default();
+    visit(dir, since, |found| match found {
+        Ok(session) if detail == Detail::Brief => scan.sessions.push(brief(session)),
+        Ok(session) => scan.sessions.push(session),
+        Err(skipped) => scan.skipped.push(skipped),
+    })?;
+    Ok(scan)
+}
+
+/// Hands each session in `dir` since `since` to `found`, oldest first, one file in
+/// memory at a time; files that are not readable sessions come as `Err`.
+pub fn visit(
+    dir: &Path,
+    since: Option<DateTime<Utc>>,
+    mut found: impl FnMut(Result<LoggedSession, Skipped>),
+) -> std::io::Result<()> {
     let mut files: Vec<(String, PathBuf)> = Vec::new();
     for entry in std::fs::read_dir(dir)?.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
         let path = entry.path();
-        if name.starts_with('.') || path.is_dir() {
+        // The entry's own type: a link is not followed to learn what it points at.
+        let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
+        if name.starts_with('.') || is_dir {
             continue; // temp files being written, and sub-folders
         }
         match stamp_of(&name) {
-            None => scan.skipped.push(Skipped {
+            None => found(Err(Skipped {
                 path,
                 reason: "not a session file (name)".into(),
-            }),
+            })),
             Some(stamp) if since.is_some_and(|s| stamp < s.naive_utc()) => {}
             Some(_) => files.push((name, path)),
         }
     }
     files.sort();
     for (_, path) in files {
-        match read(&path) {
-            Ok(session) => scan.sessions.push(session),
-            Err(reason) => scan.skipped.push(Skipped { path, reason }),
-        }
+        found(read(&path).map_err(|reason| Skipped { path, reason }));
     }
-    Ok(scan)
+    Ok(())
+}
+
+/// `session` without what lists and summaries never read.
+fn brief(mut session: LoggedSession) -> LoggedSession {
+    session.client_messages = Value::Null;
+    session.other = serde_json::Map::new();
+    for step in &mut session.steps {
+        step.response_content = String::new();
+        step.reasoning_content = String::new();
+        step.other = serde_json::Map::new();
+    }
+    session
 }
 
 /// The session with this id (the 8 hex chars, or a unique prefix of them).
@@ -143,7 +187,7 @@ pub fn find(dir: &Path, id: &str) -> Result<LoggedSession, String> {
 }
 
 fn read(path: &Path) -> Result<LoggedSession, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
+    let text = files::read_text(path, MAX_FILE_BYTES, Links::Refuse).map_err(|e| e.to_string())?;
     let session: LoggedSession =
         serde_json::from_str(&text).map_err(|e| format!("not valid session JSON: {e}"))?;
     if session.schema_version == 0 || session.id.is_empty() {

@@ -1,9 +1,8 @@
 //! Writes session records to disk off the request path: one thread drains a bounded
-//! queue, writes each record to a temp file and renames it into place (a reader never
-//! sees half a file), redacts secrets, and keeps the folder rotated.
+//! queue, fits each record in `sessions.max_file_bytes`, redacts secrets, writes it
+//! atomically (`disk`), and keeps the folder rotated.
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -11,16 +10,14 @@ use tokio::sync::{mpsc, oneshot};
 
 use std::sync::Arc;
 
+use super::disk::{self, DiskHealth};
+use super::fit;
 use super::log::SessionRecord;
 use super::rotation::{Rotation, file_name};
 use super::sink::{Observer, SessionSink, WriterMsg};
 use crate::config::SessionsConfig;
 use crate::secret::Secret;
 
-/// Places in the writer's queue. Every chat reserves one when it starts (see
-/// `Session::reserve_slot`), so this bounds the records held in memory; it is well
-/// above the default `server.max_concurrent_requests`.
-const QUEUE_CAPACITY: usize = 2048;
 /// How often old files are swept even when no request arrives.
 const SWEEP_EVERY: Duration = Duration::from_secs(600);
 /// `data:` URLs (base64 images, audio) longer than this are summarised, not logged.
@@ -36,26 +33,41 @@ pub struct SessionWriter {
 
 /// Creates the folder, checks it is writable, sweeps it, and starts the writer.
 /// `secrets` are replaced by `***` wherever they would appear in a file; `observers`
-/// count every request and every file written.
+/// count every request and every file written. `queue` places hold records not yet
+/// written: each request answered takes one (see `Session::reserve_slot`), so a slow
+/// disk slows new requests down instead of filling memory.
+///
+/// A folder that cannot be written (full disk, wrong owner) does not stop the router:
+/// it is logged, shown in `/health/ready` (`SessionSink::disk_problem`), and every
+/// record tries again.
 pub fn start(
     config: &SessionsConfig,
+    queue: usize,
     secrets: Vec<Secret>,
     observers: Vec<Arc<dyn Observer>>,
 ) -> std::io::Result<(SessionSink, SessionWriter)> {
     let dir = config.dir.clone();
-    std::fs::create_dir_all(&dir)?;
-    check_writable(&dir)?;
+    let health = Arc::new(DiskHealth::default());
+    let probe = disk::check_writable(&dir);
+    if let Err(e) = &probe {
+        tracing::error!(error = %e, "session logs cannot be written now; the router serves and keeps trying");
+    }
+    health.set(probe.as_ref().map(|_| ()));
     let rotation = Rotation::start(&dir, config.max_files, config.max_age_days);
-    let (queue, receiver) = mpsc::channel(QUEUE_CAPACITY);
+    let (queue, receiver) = mpsc::channel(queue.max(1));
     let disk = Disk {
         dir,
         fsync: config.fsync,
+        max_file_bytes: config.max_file_bytes,
         secrets: secrets
             .into_iter()
             .filter(|s| s.expose().len() >= 8)
             .collect(),
+        health: health.clone(),
     };
-    let sink = SessionSink::new(queue.clone()).observed_by(observers.clone());
+    let sink = SessionSink::new(queue.clone())
+        .observed_by(observers.clone())
+        .with_disk(health);
     let thread = std::thread::Builder::new()
         .name("session-writer".into())
         .spawn(move || run(receiver, disk, rotation, &observers))?;
@@ -101,7 +113,9 @@ impl SessionWriter {
 struct Disk {
     dir: PathBuf,
     fsync: bool,
+    max_file_bytes: usize,
     secrets: Vec<Secret>,
+    health: Arc<DiskHealth>,
 }
 
 fn run(
@@ -139,40 +153,19 @@ impl Disk {
         for step in &mut record.steps {
             summarise_data_urls(&mut step.messages_sent);
         }
-        let mut text = serde_json::to_string_pretty(&record).map_err(std::io::Error::other)?;
+        let mut text = fit::to_json(&record, self.max_file_bytes).map_err(std::io::Error::other)?;
+        drop(record);
         for secret in &self.secrets {
             if text.contains(secret.expose()) {
                 text = text.replace(secret.expose(), "***");
             }
         }
         text.push('\n');
-        let temp = self.dir.join(format!(".{name}.tmp"));
-        let result = self.write_temp(&temp, text.as_bytes());
-        let result = result.and_then(|()| std::fs::rename(&temp, self.dir.join(&name)));
-        if result.is_err() {
-            let _ = std::fs::remove_file(&temp);
-        }
+        let result = disk::write_file(&self.dir, &name, text.as_bytes(), self.fsync)
+            .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", self.dir.display())));
+        self.health.set(result.as_ref().map(|_| ()));
         result.map(|()| name)
     }
-
-    fn write_temp(&self, path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-        let mut file = std::fs::File::create(path)?;
-        file.write_all(bytes)?;
-        if self.fsync {
-            file.sync_all()?;
-        }
-        Ok(())
-    }
-}
-
-/// Proves `dir` accepts new files by writing and removing one.
-pub fn check_writable(dir: &Path) -> std::io::Result<()> {
-    let probe = dir.join(format!(".write-check-{}.json.tmp", std::process::id()));
-    std::fs::write(&probe, b"{}")
-        .and_then(|()| std::fs::remove_file(&probe))
-        .map_err(|e| {
-            std::io::Error::new(e.kind(), format!("{} is not writable: {e}", dir.display()))
-        })
 }
 
 /// Replaces long `data:` URLs (base64 images) with a short note: a chat with a few
@@ -194,6 +187,7 @@ mod tests {
     use super::*;
     use crate::record::log::Outcome;
     use crate::record::session::{Session, SessionStart};
+    use std::path::Path;
 
     fn config(dir: &Path) -> SessionsConfig {
         SessionsConfig {
@@ -202,11 +196,13 @@ mod tests {
         }
     }
 
+    const QUEUE: usize = 64;
+
     #[tokio::test]
     async fn writes_one_complete_file_per_record_with_secrets_redacted() {
         let dir = tempfile::tempdir().unwrap();
         let secret = Secret::new("xai-SECRET-0123456789");
-        let (sink, writer) = start(&config(dir.path()), vec![secret], Vec::new()).unwrap();
+        let (sink, writer) = start(&config(dir.path()), QUEUE, vec![secret], Vec::new()).unwrap();
         let mut session = Session::start(
             SessionStart {
                 backends_down: Vec::new(),
@@ -237,14 +233,30 @@ mod tests {
         writer.shutdown().await;
     }
 
-    #[test]
-    fn an_unwritable_folder_is_a_clear_error() {
+    #[tokio::test]
+    async fn an_unwritable_folder_is_reported_and_retried_not_fatal() {
         let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("not-a-dir");
-        std::fs::write(&file, "x").unwrap();
-        let runtime = tokio::runtime::Runtime::new().unwrap();
-        let result =
-            runtime.block_on(async { start(&config(&file.join("sessions")), vec![], Vec::new()) });
-        assert!(result.is_err());
+        let blocker = dir.path().join("not-a-dir");
+        std::fs::write(&blocker, "x").unwrap();
+        let folder = blocker.join("sessions");
+        let (sink, writer) = start(&config(&folder), QUEUE, vec![], Vec::new()).unwrap();
+        let problem = sink.disk_problem().expect("the problem is reported");
+        assert!(problem.contains("not writable"), "{problem}");
+        // The admin fixes it: the next record is written and the problem clears.
+        std::fs::remove_file(&blocker).unwrap();
+        let session = Session::start(
+            SessionStart {
+                backends_down: Vec::new(),
+                id: "0badf00d".into(),
+                client_ip: "10.0.0.1".into(),
+                user_agent: None,
+            },
+            sink.clone(),
+        );
+        session.finish(Outcome::Ok, 200, None);
+        writer.flush().await;
+        assert_eq!(sink.disk_problem(), None);
+        assert_eq!(std::fs::read_dir(&folder).unwrap().count(), 1);
+        writer.shutdown().await;
     }
 }

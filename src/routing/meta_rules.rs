@@ -65,10 +65,14 @@ pub enum MetaRulesError {
 impl MetaRules {
     /// Reads and compiles the rules in `path`; errors name the file and the bad rule.
     pub fn load(path: &Path) -> Result<Self, MetaRulesError> {
-        let text = std::fs::read_to_string(path).map_err(|source| MetaRulesError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        // A rules file is a few pages; a bound keeps a link to `/dev/zero` harmless.
+        const MAX_BYTES: u64 = 1024 * 1024;
+        let text = crate::files::read_text(path, MAX_BYTES, crate::files::Links::Follow).map_err(
+            |source| MetaRulesError::Read {
+                path: path.to_path_buf(),
+                source,
+            },
+        )?;
         parse_from(&text, &path.display().to_string())
     }
 

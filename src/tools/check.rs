@@ -8,7 +8,7 @@ use std::path::Path;
 use super::Setup;
 use crate::config::{self, Config};
 use crate::prompts::{PromptSource, ROUTING_REQUEST, ROUTING_SYSTEM};
-use crate::record::writer;
+use crate::record::disk;
 use crate::routing::answering;
 use crate::upstream::read_key;
 
@@ -173,7 +173,7 @@ fn sessions_status(config: &Config) -> Result<String, String> {
         sessions.max_age_days, sessions.max_files
     );
     if dir.is_dir() {
-        writer::check_writable(dir).map_err(|e| format!("session logs: {e}"))?;
+        disk::check_writable(dir).map_err(|e| format!("session logs: {e}"))?;
         let count = std::fs::read_dir(dir).map_or(0, |d| d.count());
         return Ok(format!(
             "{} is writable ({count} entries); {limits}",
@@ -200,7 +200,7 @@ fn sessions_status(config: &Config) -> Result<String, String> {
             ancestor.display()
         ));
     }
-    writer::check_writable(ancestor)
+    disk::check_writable(ancestor)
         .map_err(|e| format!("session logs: {} cannot be created: {e}", dir.display()))?;
     Ok(format!(
         "{} will be created at start-up; {limits}",

@@ -12,7 +12,7 @@ use serde::Serialize;
 use super::sessions;
 use super::{Setup, classifier_name, scratch_session};
 use crate::record::session::cut;
-use crate::record::store::LoggedSession;
+use crate::record::store::{Detail, LoggedSession};
 
 /// What to replay.
 #[derive(Clone, Debug)]
@@ -69,7 +69,7 @@ pub async fn replay(
     dir: &Path,
     options: &ReplayOptions,
 ) -> Result<ReplayReport, String> {
-    let scan = sessions::load(dir, Some(&options.since))?;
+    let scan = sessions::load(dir, Some(&options.since), Detail::Full)?;
     let mut chosen: Vec<LoggedSession> = scan
         .sessions
         .into_iter()

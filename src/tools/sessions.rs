@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 
 use crate::config::Config;
 use crate::record::session::cut;
-use crate::record::store::{self, LoggedSession, Scan};
+use crate::record::store::{self, Detail, LoggedSession, Scan, Skipped};
 use crate::record::summary;
 
 /// Filters for `sessions list`.
@@ -37,25 +37,32 @@ pub struct ListFilter {
     pub limit: usize,
 }
 
-/// Reads `dir`, keeping sessions since `since` (e.g. `24h`), and reports skipped files.
-pub fn load(dir: &Path, since: Option<&str>) -> Result<Scan, String> {
+/// Reads `dir`, keeping sessions since `since` (e.g. `24h`) in `detail`, and reports
+/// skipped files.
+pub fn load(dir: &Path, since: Option<&str>, detail: Detail) -> Result<Scan, String> {
     let since = since.map(store::since).transpose()?;
-    let scan = store::scan(dir, since).map_err(|e| format!("{}: {e}", dir.display()))?;
-    if !scan.skipped.is_empty() {
-        eprintln!(
-            "skipped {} file(s) that are not readable sessions:",
-            scan.skipped.len()
-        );
-        for skipped in scan.skipped.iter().take(5) {
-            eprintln!("  {}: {}", skipped.path.display(), skipped.reason);
-        }
-    }
+    let scan = store::scan(dir, since, detail).map_err(|e| format!("{}: {e}", dir.display()))?;
+    report_skipped(&scan.skipped);
     Ok(scan)
+}
+
+/// Says on stderr which files were not readable sessions (the first few).
+fn report_skipped(skipped: &[Skipped]) {
+    if skipped.is_empty() {
+        return;
+    }
+    eprintln!(
+        "skipped {} file(s) that are not readable sessions:",
+        skipped.len()
+    );
+    for file in skipped.iter().take(5) {
+        eprintln!("  {}: {}", file.path.display(), file.reason);
+    }
 }
 
 /// `sessions list`: one line per matching session, newest last.
 pub fn list(dir: &Path, filter: &ListFilter, as_json: bool) -> Result<String, String> {
-    let scan = load(dir, filter.since.as_deref())?;
+    let scan = load(dir, filter.since.as_deref(), Detail::Brief)?;
     let matching: Vec<&LoggedSession> = scan.sessions.iter().filter(|s| keep(s, filter)).collect();
     let shown = &matching[matching.len().saturating_sub(filter.limit)..];
     if as_json {
@@ -197,7 +204,7 @@ pub fn stats(
     since: Option<&str>,
     as_json: bool,
 ) -> Result<String, String> {
-    let scan = load(dir, since)?;
+    let scan = load(dir, since, Detail::Brief)?;
     let summary = summary::summarise(&scan.sessions, &summary::Cloud::of(config));
     if as_json {
         return serde_json::to_string_pretty(&summary)
@@ -215,10 +222,21 @@ pub fn export(
     since: Option<&str>,
     out: &mut dyn std::io::Write,
 ) -> Result<usize, String> {
-    let scan = load(dir, since)?;
-    for session in &scan.sessions {
-        let line = serde_json::to_string(session).map_err(|e| e.to_string())?;
-        writeln!(out, "{line}").map_err(|e| e.to_string())?;
-    }
-    Ok(scan.sessions.len())
+    let since = since.map(store::since).transpose()?;
+    // One session in memory at a time: an export of a week can be gigabytes.
+    let (mut written, mut skipped, mut failed) = (0, Vec::new(), None);
+    store::visit(dir, since, |found| match found {
+        Ok(_) if failed.is_some() => {}
+        Ok(session) => {
+            let line = serde_json::to_string(&session).map_err(|e| e.to_string());
+            match line.and_then(|l| writeln!(out, "{l}").map_err(|e| e.to_string())) {
+                Ok(()) => written += 1,
+                Err(e) => failed = Some(e),
+            }
+        }
+        Err(file) => skipped.push(file),
+    })
+    .map_err(|e| format!("{}: {e}", dir.display()))?;
+    report_skipped(&skipped);
+    failed.map_or(Ok(written), Err)
 }

@@ -249,6 +249,13 @@ impl TestRouter {
         }
     }
 
+    /// Waits until every record finished so far has been through the writer.
+    pub async fn flush(&self) {
+        if let Some(writer) = &self.writer {
+            writer.flush().await;
+        }
+    }
+
     /// Triggers graceful shutdown and waits for the server to return.
     pub async fn stop(mut self) -> std::io::Result<()> {
         if let Some(shutdown) = self.shutdown.take() {

@@ -8,7 +8,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 /// The bottom layer: they may use each other and nothing else.
-const LEAVES: [&str; 6] = ["config", "prompts", "openai", "error", "names", "secret"];
+const LEAVES: [&str; 7] = [
+    "config", "prompts", "openai", "error", "names", "secret", "files",
+];
 
 /// The layers above the leaves and what each may use besides the leaves and itself.
 /// `app` is the top and may use everything.
