@@ -15,6 +15,7 @@ mod classifier;
 mod client;
 mod garbage;
 mod hostile;
+mod hostile_edges;
 mod pool;
 mod primary;
 mod shutdown;
