@@ -51,6 +51,9 @@ pub struct ServerConfig {
     /// A `: keep-alive` SSE comment is sent after this many silent seconds on a stream,
     /// so proxies and tunnels (cloudflared cuts at 100 s) keep it open.
     pub sse_keepalive_secs: u64,
+    /// Most choices (`n`) one chat may ask for; beyond it, 400. Each choice is a whole
+    /// answer a backend generates, and local backends get no `max_tokens`.
+    pub max_choices: u32,
     /// `text` for people, `json` for log collectors.
     pub log_format: LogFormat,
 }
@@ -78,6 +81,7 @@ impl Default for ServerConfig {
             api_keys_file: PathBuf::new(),
             protect_stats: true,
             sse_keepalive_secs: 15,
+            max_choices: 8,
             log_format: LogFormat::Text,
         }
     }

@@ -67,6 +67,9 @@ fn server(config: &Config) -> Result<(), ConfigError> {
     if server.max_header_bytes < 1024 {
         return invalid("server.max_header_bytes", "must be at least 1024");
     }
+    if server.max_choices == 0 {
+        return invalid("server.max_choices", "must be at least 1");
+    }
     if server.header_read_timeout_secs == 0 {
         return invalid("server.header_read_timeout_secs", "must be at least 1");
     }

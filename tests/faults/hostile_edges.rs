@@ -4,8 +4,10 @@
 //! answered in OpenAI's envelope (or served), and none makes the router do more work
 //! than it bounds.
 
+use serde_json::json;
+
 use crate::common::fake::Fake;
-use crate::common::{TestRouter, client, error_of, user};
+use crate::common::{TestRouter, client, error_of, streaming, user};
 
 #[tokio::test]
 async fn a_bearer_scheme_in_any_case_is_accepted() {
@@ -43,4 +45,46 @@ async fn a_bearer_scheme_in_any_case_is_accepted() {
             "{refused}"
         );
     }
+}
+
+#[tokio::test]
+async fn a_thousand_choices_are_refused_before_any_backend_is_called() {
+    let fake = Fake::start().await;
+    let router = TestRouter::start(&fake.url, |_| {}).await;
+    for stream in [false, true] {
+        let mut body = streaming(user("hi"), stream);
+        body["n"] = json!(1000);
+        let (status, error) = error_of(router.chat(&body).await).await;
+        assert_eq!(status, 400, "{error}");
+        assert_eq!(error["type"], "invalid_request_error");
+        assert_eq!(error["param"], "n");
+        let message = error["message"].as_str().unwrap();
+        assert!(
+            message.contains("1000") && message.contains('8'),
+            "names the request and the limit: {message}"
+        );
+    }
+    for bad in [json!(0), json!(-1), json!(2.5), json!("3")] {
+        let mut body = user("hi");
+        body["n"] = bad.clone();
+        let (status, error) = error_of(router.chat(&body).await).await;
+        assert_eq!((status, error["param"].as_str()), (400, Some("n")), "{bad}");
+    }
+    assert!(fake.received().is_empty(), "a backend was called");
+    assert!(
+        router.classifier.received().is_empty(),
+        "the classifier was called"
+    );
+    // Within the limit, `n` passes through as the client wrote it.
+    let mut body = user("hi");
+    body["n"] = json!(8);
+    assert_eq!(router.chat(&body).await.status(), 200);
+    assert_eq!(fake.last_body()["n"], 8);
+    // The limit is a setting.
+    let strict = TestRouter::start(&fake.url, |c| c.server.max_choices = 2).await;
+    let mut body = user("hi");
+    body["n"] = json!(3);
+    let (status, error) = error_of(strict.chat(&body).await).await;
+    assert_eq!(status, 400);
+    assert!(error["message"].as_str().unwrap().contains('2'), "{error}");
 }
