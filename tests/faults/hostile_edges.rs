@@ -4,10 +4,17 @@
 //! answered in OpenAI's envelope (or served), and none makes the router do more work
 //! than it bounds.
 
-use serde_json::json;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
-use crate::common::fake::Fake;
-use crate::common::{TestRouter, client, error_of, streaming, user};
+use axum::http::Uri;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+use tokio::net::TcpListener;
+
+use crate::common::fake::{Fake, completion_json};
+use crate::common::{ConfigExt, TestRouter, client, error_of, streaming, user};
 
 #[tokio::test]
 async fn a_bearer_scheme_in_any_case_is_accepted() {
@@ -87,4 +94,68 @@ async fn a_thousand_choices_are_refused_before_any_backend_is_called() {
     let (status, error) = error_of(strict.chat(&body).await).await;
     assert_eq!(status, 400);
     assert!(error["message"].as_str().unwrap().contains('2'), "{error}");
+}
+
+/// A listener on 127.0.0.1:0 and the base URL (with `/v1`) a backend there has.
+async fn bind() -> (TcpListener, String) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/v1", listener.local_addr().unwrap());
+    (listener, url)
+}
+
+/// Serves every request on `listener`, whatever its method and path, with
+/// `answer(path)`, and counts them.
+fn serve_any(
+    listener: TcpListener,
+    answer: impl Fn(&str) -> Response + Clone + Send + Sync + 'static,
+) -> Arc<AtomicUsize> {
+    let hits = Arc::new(AtomicUsize::new(0));
+    let counted = hits.clone();
+    let app = axum::Router::new().fallback(move |uri: Uri| {
+        counted.fetch_add(1, Ordering::SeqCst);
+        let answer = answer.clone();
+        async move { answer(uri.path()) }
+    });
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    hits
+}
+
+/// `/v1/models` as vLLM answers it, and a chat completion on any other path.
+fn models_or_completion(path: &str) -> Response {
+    if path.ends_with("/models") {
+        axum::Json(json!({"object": "list", "data": [{"id": "fake-model"}]})).into_response()
+    } else {
+        axum::Json(completion_json("answered")).into_response()
+    }
+}
+
+#[tokio::test]
+async fn readiness_checks_at_once_and_in_a_row_share_one_round_of_probes() {
+    let (listener, url) = bind().await;
+    let probes = serve_any(listener, models_or_completion);
+    let xai = Fake::start().await;
+    let router = TestRouter::start(&url, |c| {
+        c.backend("xai").base_url = xai.url.as_str().into();
+        // Only the background probe at start-up, then none for an hour.
+        c.health.probe_interval_secs = 3600;
+    })
+    .await;
+    let ready = || async {
+        let (status, _, body) = router.get("/health/ready").await;
+        assert_eq!((status, body["status"].as_str()), (200, Some("ready")));
+    };
+    futures_util::future::join_all((0..20).map(|_| ready())).await;
+    for _ in 0..20 {
+        ready().await;
+    }
+    // The start-up probe and one round; two if the burst straddled the reuse window.
+    let seen = probes.load(Ordering::SeqCst);
+    assert!(
+        seen <= 3,
+        "40 readiness checks probed the primary {seen} times"
+    );
+    // Results are reused for a moment, not for ever.
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    ready().await;
+    assert_eq!(probes.load(Ordering::SeqCst), seen + 1);
 }
