@@ -8,13 +8,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use axum::http::Uri;
+use axum::http::{StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 use tokio::net::TcpListener;
 
 use crate::common::fake::{Fake, completion_json};
-use crate::common::{ConfigExt, TestRouter, client, error_of, streaming, user};
+use crate::common::{self, ConfigExt, TestRouter, client, error_of, streaming, user};
 
 #[tokio::test]
 async fn a_bearer_scheme_in_any_case_is_accepted() {
@@ -158,4 +158,65 @@ async fn readiness_checks_at_once_and_in_a_row_share_one_round_of_probes() {
     tokio::time::sleep(Duration::from_millis(2100)).await;
     ready().await;
     assert_eq!(probes.load(Ordering::SeqCst), seen + 1);
+}
+
+/// A `307 Temporary Redirect` to `to`: the method and the body are sent again.
+fn redirect(to: &str) -> Response {
+    (
+        StatusCode::TEMPORARY_REDIRECT,
+        [(header::LOCATION, to.to_string())],
+    )
+        .into_response()
+}
+
+#[tokio::test]
+async fn a_backend_that_redirects_elsewhere_is_not_followed() {
+    let (listener, elsewhere) = bind().await;
+    let stolen = serve_any(listener, models_or_completion);
+    let (listener, url) = bind().await;
+    let origin = elsewhere.trim_end_matches("/v1").to_string();
+    serve_any(listener, move |path| redirect(&format!("{origin}{path}")));
+    let router = TestRouter::start(&url, |c| {
+        c.backend("primary").api_key_env = "PATH".into();
+    })
+    .await;
+    for stream in [false, true] {
+        let (status, error) = error_of(router.chat(&streaming(user("hi"), stream)).await).await;
+        assert_eq!(
+            (status, error["code"].as_str()),
+            (502, Some("upstream_invalid_response")),
+            "{error}"
+        );
+        let message = error["message"].as_str().unwrap();
+        assert!(message.contains("redirect"), "{message}");
+        assert!(!message.contains(&elsewhere), "{message}");
+    }
+    for session in router.sessions(2).await {
+        let step = common::answer(&session);
+        let recorded = step["error"].as_str().unwrap_or_default();
+        assert!(recorded.contains("redirect"), "{step}");
+    }
+    // A probe is not sent on either.
+    let (_, _, ready) = router.get("/health/ready").await;
+    assert_eq!(ready["backends"]["primary"]["status"], "down", "{ready}");
+    assert_eq!(
+        stolen.load(Ordering::SeqCst),
+        0,
+        "the backend sent the router elsewhere"
+    );
+}
+
+#[tokio::test]
+async fn a_redirect_within_the_backend_is_followed() {
+    let (listener, url) = bind().await;
+    let moved = url.replace("/v1", "/v2");
+    serve_any(listener, move |path| match path.strip_prefix("/v1") {
+        Some(rest) => redirect(&format!("{moved}{rest}")),
+        None => models_or_completion(path),
+    });
+    let router = TestRouter::start(&url, |_| {}).await;
+    let response = router.chat(&user("hi")).await;
+    assert_eq!(response.status(), 200);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["choices"][0]["message"]["content"], "answered");
 }
