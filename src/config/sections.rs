@@ -46,6 +46,9 @@ pub struct ServerConfig {
     pub header_read_timeout_secs: u64,
     /// Largest total size of a request's headers (names and values); beyond it, 431.
     pub max_header_bytes: usize,
+    /// Most headers one request may have; beyond it, 431. (hyper's parser takes twice
+    /// this, so the router can answer in OpenAI's envelope in between.)
+    pub max_headers: usize,
     /// How long a client may take to send a request's body; beyond it, 408.
     pub body_read_timeout_secs: u64,
     /// A `: keep-alive` SSE comment is sent after this many silent seconds on a stream,
@@ -76,6 +79,7 @@ impl Default for ServerConfig {
             key_max_streams: 0,
             header_read_timeout_secs: 30,
             max_header_bytes: 64 * 1024,
+            max_headers: 256,
             body_read_timeout_secs: 60,
             api_keys_env: String::new(),
             api_keys_file: PathBuf::new(),

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use axum::http::{StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use serde_json::json;
 use tokio::net::TcpListener;
 
@@ -219,4 +220,44 @@ async fn a_redirect_within_the_backend_is_followed() {
     assert_eq!(response.status(), 200);
     let body: serde_json::Value = response.json().await.unwrap();
     assert_eq!(body["choices"][0]["message"]["content"], "answered");
+}
+
+/// `count` small headers, `x-edge-N: v`.
+fn small_headers(count: usize) -> HeaderMap {
+    (0..count)
+        .map(|i| {
+            let name = HeaderName::try_from(format!("x-edge-{i}")).unwrap();
+            (name, HeaderValue::from_static("v"))
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn many_small_headers_are_served_or_refused_in_the_envelope() {
+    let fake = Fake::start().await;
+    let router = TestRouter::start(&fake.url, |_| {}).await;
+    let send = |count: usize| {
+        client()
+            .post(format!("{}/v1/chat/completions", router.url))
+            .headers(small_headers(count))
+            .json(&user("hi"))
+            .send()
+    };
+    // More than hyper's default of 100, well within max_header_bytes: served.
+    assert_eq!(send(150).await.unwrap().status(), 200);
+    // Over server.max_headers (256): the router explains, in OpenAI's envelope.
+    let (status, error) = error_of(send(300).await.unwrap()).await;
+    assert_eq!(
+        (status, error["code"].as_str()),
+        (431, Some("too_many_headers"))
+    );
+    assert!(
+        error["message"].as_str().unwrap().contains("256"),
+        "{error}"
+    );
+    // Far over it: still bounded (a bare 431, or a closed connection).
+    if let Ok(response) = send(5000).await {
+        assert_eq!(response.status(), 431);
+    }
+    common::still_serves(&router, &fake).await;
 }
