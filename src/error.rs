@@ -35,6 +35,9 @@ pub enum Error {
     /// The headers are larger than `server.max_header_bytes`.
     #[error("request headers are larger than the limit of {limit} bytes")]
     HeadersTooLarge { limit: usize },
+    /// The request has more headers than `server.max_headers`.
+    #[error("the request has more headers than the limit of {limit}")]
+    TooManyHeaders { limit: usize },
     /// No such path.
     #[error("unknown route: {method} {path}")]
     NotFound { method: String, path: String },
@@ -106,7 +109,9 @@ impl Error {
             }
             Error::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Error::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
-            Error::HeadersTooLarge { .. } => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            Error::HeadersTooLarge { .. } | Error::TooManyHeaders { .. } => {
+                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE
+            }
             Error::RateLimited { .. } | Error::TooManyStreams { .. } => {
                 StatusCode::TOO_MANY_REQUESTS
             }
@@ -134,6 +139,7 @@ impl Error {
             | Error::BodyUnreadable(_)
             | Error::BodyTimeout { .. }
             | Error::HeadersTooLarge { .. }
+            | Error::TooManyHeaders { .. }
             | Error::NotFound { .. }
             | Error::MethodNotAllowed { .. } => "invalid_request_error",
             // OpenAI's own type for its per-key limits.
@@ -159,6 +165,7 @@ impl Error {
             Error::BodyUnreadable(_) => "body_unreadable",
             Error::BodyTimeout { .. } => "body_timeout",
             Error::HeadersTooLarge { .. } => "headers_too_large",
+            Error::TooManyHeaders { .. } => "too_many_headers",
             Error::RateLimited { .. } => "rate_limit_exceeded",
             Error::TooManyStreams { .. } => "too_many_streams",
             Error::NotFound { .. } => "unknown_route",

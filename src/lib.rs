@@ -20,7 +20,7 @@
 //! - `upstream`: the backends
 //!   - `pool` endpoints, least in flight, ejection; `call` the one call; `outcome` what a
 //!     failure means for retry, failover and health; `stream` a stream's first event;
-//!     `probe` background and readiness probes
+//!     `probe` background and readiness probes, `readiness` their shared rounds
 //! - `record`: the session log
 //!   - `decision`, `log` the record's fields, `session` its drop guard, `sink` where it
 //!     goes, `writer`, `fit` the size bound, `disk` atomic writes, `rotation`, `store`

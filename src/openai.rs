@@ -54,6 +54,28 @@ impl ChatRequest {
         })
     }
 
+    /// Checks `n`, the number of choices asked for: absent, or a whole number from 1 to
+    /// `max` (`server.max_choices`). Each choice is a whole answer the backend
+    /// generates, and local backends get no `max_tokens`: `n = 1000` would turn one
+    /// request into a thousand.
+    pub fn check_choices(&self, max: u32) -> Result<(), Error> {
+        let n = match self.body.get("n") {
+            None | Some(Value::Null) => return Ok(()),
+            Some(n) => n,
+        };
+        match n.as_u64() {
+            Some(count) if count > u64::from(max) => Err(Error::invalid(
+                format!("`n` is {count}, more than this router's limit of {max} choices"),
+                "n",
+            )),
+            Some(1..) => Ok(()),
+            _ => Err(Error::invalid(
+                format!("`n` must be a whole number from 1 to {max}"),
+                "n",
+            )),
+        }
+    }
+
     /// The conversation (validated to be a non-empty array of objects).
     pub fn messages(&self) -> &[Value] {
         self.body
@@ -177,6 +199,38 @@ mod tests {
         assert_eq!(
             param_of(r#"{"messages":[{"role":"user","content":"a"}],"stream":"yes"}"#),
             "stream"
+        );
+    }
+
+    #[test]
+    fn choices_are_bounded_and_whole() {
+        let with_n = |n: &str| {
+            parse(&format!(
+                r#"{{"messages":[{{"role":"user","content":"hi"}}],"n":{n}}}"#
+            ))
+            .unwrap()
+            .check_choices(8)
+        };
+        for fine in ["null", "1", "8"] {
+            assert!(with_n(fine).is_ok(), "{fine}");
+        }
+        for bad in [
+            "9",
+            "1000",
+            "0",
+            "-1",
+            "2.5",
+            "\"3\"",
+            "18446744073709551616",
+        ] {
+            let error = with_n(bad).unwrap_err();
+            assert_eq!(error.envelope()["error"]["param"], "n", "{bad}");
+        }
+        assert!(
+            with_n("1000")
+                .unwrap_err()
+                .to_string()
+                .contains("limit of 8")
         );
     }
 

@@ -26,6 +26,8 @@ pub struct ConnectionLimits {
     /// The most header bytes the router reads; the request layer answers an
     /// OpenAI-shaped 431 below this, hyper a bare 431 beyond twice this.
     pub max_header_bytes: usize,
+    /// The most headers a request may have; the same split as `max_header_bytes`.
+    pub max_headers: usize,
 }
 
 /// Serves `app` on `listener` until `shutdown` resolves, then waits for every open
@@ -102,7 +104,12 @@ fn builder(limits: ConnectionLimits) -> auto::Builder<TokioExecutor> {
         .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout)
-        .max_buf_size(buffer);
+        .max_buf_size(buffer)
+        // hyper's default of 100 headers answers a bare 431 to a client with 101 small
+        // ones. Twice our bound, like the buffer: the request layer explains anything
+        // in between, and the count stays bounded (hyper sets aside room for it on
+        // every request).
+        .max_headers(limits.max_headers.saturating_mul(2));
     builder
         .http2()
         .timer(TokioTimer::new())

@@ -29,6 +29,7 @@ pub async fn serve(
     let limits = accept::ConnectionLimits {
         header_read_timeout: Duration::from_secs(state.config.server.header_read_timeout_secs),
         max_header_bytes: state.config.server.max_header_bytes,
+        max_headers: state.config.server.max_headers,
     };
     let server = accept::run(
         listener,

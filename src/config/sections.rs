@@ -46,11 +46,17 @@ pub struct ServerConfig {
     pub header_read_timeout_secs: u64,
     /// Largest total size of a request's headers (names and values); beyond it, 431.
     pub max_header_bytes: usize,
+    /// Most headers one request may have; beyond it, 431. (hyper's parser takes twice
+    /// this, so the router can answer in OpenAI's envelope in between.)
+    pub max_headers: usize,
     /// How long a client may take to send a request's body; beyond it, 408.
     pub body_read_timeout_secs: u64,
     /// A `: keep-alive` SSE comment is sent after this many silent seconds on a stream,
     /// so proxies and tunnels (cloudflared cuts at 100 s) keep it open.
     pub sse_keepalive_secs: u64,
+    /// Most choices (`n`) one chat may ask for; beyond it, 400. Each choice is a whole
+    /// answer a backend generates, and local backends get no `max_tokens`.
+    pub max_choices: u32,
     /// `text` for people, `json` for log collectors.
     pub log_format: LogFormat,
 }
@@ -73,11 +79,13 @@ impl Default for ServerConfig {
             key_max_streams: 0,
             header_read_timeout_secs: 30,
             max_header_bytes: 64 * 1024,
+            max_headers: 256,
             body_read_timeout_secs: 60,
             api_keys_env: String::new(),
             api_keys_file: PathBuf::new(),
             protect_stats: true,
             sse_keepalive_secs: 15,
+            max_choices: 8,
             log_format: LogFormat::Text,
         }
     }

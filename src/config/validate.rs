@@ -7,6 +7,14 @@ use super::{Config, ConfigError, MaxTokens};
 /// The label of client task prompts: META detection gives it, so the table must have it.
 pub const META_LABEL: &str = "META";
 
+/// The fewest headers a request may be allowed: browsers behind Traefik and cloudflared
+/// send some 40, and hyper's own default is 100.
+const MIN_HEADERS: usize = 64;
+
+/// The most: hyper sets aside room for twice `server.max_headers` on every request it
+/// reads (64 bytes each), so a larger bound costs every request memory.
+const MAX_HEADERS: usize = 8192;
+
 /// Checks `config`; the first problem found is the error, naming its key.
 pub fn validate(config: &Config) -> Result<(), ConfigError> {
     server(config)?;
@@ -66,6 +74,15 @@ fn server(config: &Config) -> Result<(), ConfigError> {
     }
     if server.max_header_bytes < 1024 {
         return invalid("server.max_header_bytes", "must be at least 1024");
+    }
+    if !(MIN_HEADERS..=MAX_HEADERS).contains(&server.max_headers) {
+        return invalid(
+            "server.max_headers",
+            &format!("must be from {MIN_HEADERS} to {MAX_HEADERS}"),
+        );
+    }
+    if server.max_choices == 0 {
+        return invalid("server.max_choices", "must be at least 1");
     }
     if server.header_read_timeout_secs == 0 {
         return invalid("server.header_read_timeout_secs", "must be at least 1");

@@ -92,6 +92,7 @@ async fn admit(
     let bytes =
         super::limits::read_body(headers, body, server.max_body_bytes, read_timeout).await?;
     let request = ChatRequest::parse(&bytes)?;
+    request.check_choices(server.max_choices)?;
     let places = take_places(state, &request, key, session);
     if let (Err(_), Some(key)) = (&places, key) {
         state.key_limits.refund(key);

@@ -73,9 +73,7 @@ impl ClientKeys {
         let presented = headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim)
-            .filter(|k| !k.is_empty())
+            .and_then(bearer_token)
             .ok_or(Error::Unauthorized { missing: true })?;
         let presented = digest(presented);
         // Compare with every key, always: the time taken says nothing about which matched.
@@ -93,6 +91,15 @@ impl ClientKeys {
             Err(Error::Unauthorized { missing: false })
         }
     }
+}
+
+/// The token of a `Bearer` credential. The scheme is case-insensitive (RFC 9110
+/// §11.1): SDKs and scripts send `bearer` and `BEARER` too, and refusing them would
+/// lock out a client holding a valid key. One or more spaces separate it from the token.
+fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
 
 fn digest(key: &str) -> [u8; 32] {
@@ -156,5 +163,14 @@ mod tests {
             keys.check(&HeaderMap::new()),
             Err(Error::Unauthorized { missing: true })
         ));
+    }
+
+    #[test]
+    fn the_bearer_scheme_is_case_insensitive() {
+        assert_eq!(bearer_token("bearer k1"), Some("k1"));
+        assert_eq!(bearer_token("BEARER   k1 "), Some("k1"));
+        assert_eq!(bearer_token("Bearer "), None);
+        assert_eq!(bearer_token("Bearerk1"), None);
+        assert_eq!(bearer_token("Basic k1"), None);
     }
 }

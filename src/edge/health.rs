@@ -9,21 +9,21 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 
 use super::state::AppState;
-use crate::upstream::probe;
 
 /// Liveness: answers as long as the process serves HTTP. Never touches a backend.
 pub async fn live() -> Json<Value> {
     Json(json!({"status": "ok"}))
 }
 
-/// Readiness: probes every endpoint of every backend at once (`GET {url}/models`) and
-/// reports each backend's status, latency and endpoints. `ready` when all are up,
+/// Readiness: probes every endpoint of every backend at once (`GET {url}/models`), or
+/// takes the probes of a round that is running or just ran, and reports each backend's
+/// status, latency and endpoints. `ready` when all are up,
 /// `degraded` (200) when something is down but the fallback route's backend, which
 /// answers every chat the classifier cannot place, is up, or session logs cannot be
 /// written; `unavailable` (503) when that backend is down.
 pub async fn ready(State(state): State<Arc<AppState>>) -> Response {
     let backends: Vec<_> = state.backends.iter().collect();
-    let reports = futures_util::future::join_all(backends.iter().map(|b| probe::check(b))).await;
+    let reports = state.readiness.reports(&state.backends).await;
     let essential = state
         .routing
         .table

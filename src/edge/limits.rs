@@ -16,8 +16,9 @@ use futures_util::StreamExt;
 use crate::edge::state::AppState;
 use crate::error::Error;
 
-/// The middleware refusing requests whose headers exceed `server.max_header_bytes`.
-/// (hyper cuts off far larger ones before this runs; see `server`.)
+/// The middleware refusing requests whose headers exceed `server.max_header_bytes` or
+/// number more than `server.max_headers`, in OpenAI's envelope. (hyper cuts off far
+/// larger or more numerous ones before this runs; see `app::accept`.)
 pub async fn check_headers(
     State(state): State<Arc<AppState>>,
     request: Request,
@@ -26,6 +27,11 @@ pub async fn check_headers(
     let limit = state.config.server.max_header_bytes;
     if header_bytes(request.headers()) > limit {
         return Error::HeadersTooLarge { limit }.into_response();
+    }
+    let most = state.config.server.max_headers;
+    // `len` counts every value, so a name repeated a thousand times counts a thousand.
+    if request.headers().len() > most {
+        return Error::TooManyHeaders { limit: most }.into_response();
     }
     next.run(request).await
 }

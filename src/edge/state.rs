@@ -15,6 +15,7 @@ use crate::record::sink::SessionSink;
 use crate::record::summary::Cloud;
 use crate::routing::Routing;
 use crate::upstream::Backends;
+use crate::upstream::readiness::Readiness;
 
 use super::client_keys::ClientKeys;
 use super::key_limits::KeyLimits;
@@ -51,6 +52,8 @@ pub struct AppState {
     pub day_summary: SummaryCache,
     /// Which backends cost money, for `/stats`.
     pub cloud: Cloud,
+    /// `/health/ready`'s probe rounds, shared by callers close in time.
+    pub readiness: Readiness,
 }
 
 /// The parts `AppState` is made of that are built before it.
@@ -102,6 +105,7 @@ impl AppState {
             client_keys,
             key_limits,
             day_summary: SummaryCache::default(),
+            readiness: Readiness::default(),
         })
     }
 

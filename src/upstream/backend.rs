@@ -20,6 +20,10 @@ const MAX_ERROR_BODY: usize = 64 * 1024;
 /// The longest `Retry-After` taken from a backend, in seconds.
 const MAX_RETRY_AFTER_SECS: u64 = 3600;
 
+/// The most redirects followed within a backend's own origin (a server that adds or
+/// removes a trailing slash, or moves `/v1`, needs one; a loop needs a bound).
+const MAX_REDIRECTS: usize = 3;
+
 /// A configured OpenAI-compatible backend.
 #[derive(Debug)]
 pub struct Backend {
@@ -59,6 +63,7 @@ impl Backend {
             // idle connections after 5 s), so a request never races the server's close.
             .pool_idle_timeout(Duration::from_secs(4))
             .user_agent(concat!("ai-router/", env!("CARGO_PKG_VERSION")))
+            .redirect(same_origin_only(id.clone()))
             .build()?;
         Ok(Backend {
             id,
@@ -209,6 +214,9 @@ impl Backend {
         if error.is_timeout() && !error.is_connect() {
             return self.timed_out(wait);
         }
+        if error.is_redirect() {
+            return self.protocol_error(refused_redirect(error));
+        }
         Error::UpstreamUnreachable {
             backend: self.id.clone(),
             reason: connect_reason(error),
@@ -226,6 +234,53 @@ impl Backend {
             error: Box::new(self.redact(UpstreamError::parse(&self.id, status, &body))),
         }
     }
+}
+
+/// The redirect policy of a backend's client: follow a redirect only within the origin
+/// (scheme, host and port) the request was sent to, at most `MAX_REDIRECTS` times.
+/// The router sends its key and the client's conversation; a backend, or whatever
+/// answers in its place, must not be able to send them to another server. reqwest
+/// would drop the key on the way, but not the conversation. Within the origin the key
+/// already goes, and following spares the admin a broken backend over a trailing slash.
+fn same_origin_only(backend: BackendId) -> reqwest::redirect::Policy {
+    reqwest::redirect::Policy::custom(move |attempt| {
+        let same_origin = attempt
+            .previous()
+            .first()
+            .is_some_and(|first| first.origin() == attempt.url().origin());
+        if !same_origin {
+            // The admin sees where it pointed (an origin has no path, user or password);
+            // the client and the session log only that it was refused.
+            tracing::warn!(%backend, to = %attempt.url().origin().ascii_serialization(), "refused a redirect to another origin");
+            attempt.error(RedirectRefused::OtherOrigin)
+        } else if attempt.previous().len() > MAX_REDIRECTS {
+            attempt.error(RedirectRefused::TooMany)
+        } else {
+            attempt.follow()
+        }
+    })
+}
+
+/// Why a backend's redirect was not followed.
+#[derive(Debug, thiserror::Error)]
+enum RedirectRefused {
+    #[error("it redirected to another host, which the router does not follow")]
+    OtherOrigin,
+    #[error("it redirected more than {MAX_REDIRECTS} times")]
+    TooMany,
+}
+
+/// What a refused redirect says, found in `error`'s sources (reqwest's own text names
+/// the URL, which the client must not see).
+fn refused_redirect(error: &reqwest::Error) -> String {
+    let mut source: Option<&dyn std::error::Error> = Some(error);
+    while let Some(current) = source {
+        if let Some(refused) = current.downcast_ref::<RedirectRefused>() {
+            return refused.to_string();
+        }
+        source = current.source();
+    }
+    "it redirected somewhere the router does not follow".into()
 }
 
 /// `error` with `key` as `***` in its message. Keys shorter than 8 characters are left:

@@ -14,6 +14,7 @@ pub mod call;
 pub mod outcome;
 pub mod pool;
 pub mod probe;
+pub mod readiness;
 pub mod stream;
 
 pub use backend::{Backend, read_key, redact};

@@ -57,6 +57,7 @@ pub fn judge(error: &Error) -> Verdict {
         | Error::BodyUnreadable(_)
         | Error::BodyTimeout { .. }
         | Error::HeadersTooLarge { .. }
+        | Error::TooManyHeaders { .. }
         | Error::NotFound { .. }
         | Error::MethodNotAllowed { .. }
         | Error::KeyMissing { .. }

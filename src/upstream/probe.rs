@@ -1,7 +1,7 @@
 //! Probes: `GET {endpoint}/models` on every endpoint of every backend with its key, in the
 //! background every `health.probe_interval_secs` (so an ejected endpoint comes back
-//! without a request paying for it) and at once for `/health/ready`. Requests never wait
-//! on a probe.
+//! without a request paying for it) and for `/health/ready` (in rounds it shares, see
+//! `readiness`). Requests never wait on a probe.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -13,7 +13,7 @@ use super::{Backend, Backends};
 use crate::record::session::millis;
 
 /// Longest a probe waits for one endpoint.
-const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
+pub(super) const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Probes every endpoint now and then, off the request path.
 pub fn spawn(backends: Arc<Backends>, every: Duration) -> tokio::task::JoinHandle<()> {
@@ -140,8 +140,19 @@ impl Watch {
     }
 }
 
-/// Probes every endpoint of `backend` at once and reports.
-pub async fn check(backend: &Backend) -> BackendReport {
+/// Probes every endpoint of `backend` at once, in the pool's order; none when it has no
+/// key (it would only be refused).
+pub async fn endpoints(backend: &Backend) -> Vec<Probe> {
+    if backend.missing_key().is_some() {
+        return Vec::new();
+    }
+    let endpoints = backend.pool.endpoints();
+    futures_util::future::join_all(endpoints.iter().map(|e| probe(backend, e))).await
+}
+
+/// The report on `backend`: what `probes` (from `endpoints`) found, and what probes and
+/// real calls have seen until now.
+pub fn report(backend: &Backend, probes: &[Probe]) -> BackendReport {
     let endpoints = backend.pool.endpoints();
     let url = endpoints
         .first()
@@ -159,13 +170,12 @@ pub async fn check(backend: &Backend) -> BackendReport {
             endpoints: Vec::new(),
         };
     }
-    let probes = futures_util::future::join_all(endpoints.iter().map(|e| probe(backend, e))).await;
     let reports: Vec<EndpointReport> = endpoints
         .iter()
         .zip(probes)
         .map(|(endpoint, probe)| EndpointReport {
             url: endpoint.display.clone(),
-            probe,
+            probe: probe.clone(),
             watch: endpoint.status(),
         })
         .collect();

@@ -15,6 +15,7 @@ mod classifier;
 mod client;
 mod garbage;
 mod hostile;
+mod hostile_edges;
 mod hostile_files;
 mod pool;
 mod primary;
