@@ -176,7 +176,7 @@ impl Default for Metrics {
         );
         registry.register(
             "session_log_writes",
-            "Session-log files written, by result",
+            "Session-log files written, by result: ok, error, or dropped (the writer stayed behind)",
             session_writes.clone(),
         );
         registry.register(
@@ -281,6 +281,14 @@ impl Observer for Metrics {
         self.session_writes
             .get_or_create(&ResultLabel {
                 result: result.into(),
+            })
+            .inc();
+    }
+
+    fn dropped(&self) {
+        self.session_writes
+            .get_or_create(&ResultLabel {
+                result: "dropped".into(),
             })
             .inc();
     }

@@ -12,6 +12,9 @@ use super::log::{Outcome, SCHEMA_VERSION, SessionRecord, StepRecord};
 use super::sink::{SessionSink, WriterMsg};
 use crate::names::BackendId;
 
+/// Longest a request waits for a place in the session writer's queue.
+const WRITER_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Longest `user_query` kept in the record (the full conversation is in `client_messages`).
 const USER_QUERY_CHARS: usize = 500;
 
@@ -78,8 +81,10 @@ impl Session {
 
     /// Reserves the record's place in the writer's queue now, so that finishing (or
     /// dropping) the session later hands it over without waiting and without a task.
+    /// A request waits `WRITER_WAIT` at most: past it, it goes on and its record takes
+    /// its chances when it ends (see `SessionSink::submit`).
     pub async fn reserve_slot(&mut self) {
-        self.slot = self.sink.reserve().await;
+        self.slot = self.sink.reserve(WRITER_WAIT).await;
     }
 
     /// Keeps `place` (a concurrency permit, a stream slot) until the session ends.
@@ -258,6 +263,41 @@ mod tests {
         second.reserve_slot().await;
         drop(second);
         assert_eq!(recv(&mut rx).await.outcome, Outcome::ClientDisconnected);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_hung_writer_delays_a_request_by_the_wait_at_most() {
+        let (tx, _rx) = mpsc::channel(1);
+        let sink = SessionSink::new(tx);
+        let mut first = start(sink.clone());
+        first.reserve_slot().await;
+        let mut second = start(sink.clone());
+        let started = tokio::time::Instant::now();
+        second.reserve_slot().await;
+        assert_eq!(started.elapsed(), WRITER_WAIT);
+        assert!(second.slot.is_none());
+    }
+
+    #[derive(Debug, Default)]
+    struct Dropped(std::sync::atomic::AtomicUsize);
+
+    impl crate::record::sink::Observer for Dropped {
+        fn finished(&self, _: &SessionRecord) {}
+        fn dropped(&self) {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    #[tokio::test]
+    async fn records_waiting_on_a_hung_writer_are_bounded_then_dropped_and_counted() {
+        let (tx, _rx) = mpsc::channel(1);
+        let dropped = std::sync::Arc::new(Dropped::default());
+        let sink = SessionSink::new(tx).observed_by(vec![dropped.clone()]);
+        for _ in 0..300 {
+            start(sink.clone()).finish(Outcome::Ok, 200, None);
+        }
+        // One in the queue, 256 waiting in tasks, the rest dropped.
+        assert_eq!(dropped.0.load(std::sync::atomic::Ordering::Relaxed), 43);
     }
 
     #[test]

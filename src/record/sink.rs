@@ -3,7 +3,9 @@
 //! from its record, so a request is counted in one place.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
+use std::time::Duration;
 use tokio::sync::mpsc;
 
 use super::disk::DiskHealth;
@@ -18,7 +20,14 @@ pub trait Observer: Send + Sync + std::fmt::Debug {
     fn finished(&self, record: &SessionRecord);
     /// A session-log file was written (`ok`) or could not be.
     fn written(&self, _ok: bool) {}
+    /// A record was given up because the writer stayed behind (a hung disk).
+    fn dropped(&self) {}
 }
+
+/// Records without a reserved place that may wait for the writer at once (each in a
+/// task of its own); past this, a record is dropped and counted, so a hung disk costs
+/// bounded memory.
+const MAX_WAITING: usize = 256;
 
 /// Where finished records go: the writer's queue, or nowhere when logging is off.
 #[derive(Clone, Debug, Default)]
@@ -27,6 +36,8 @@ pub struct SessionSink {
     observers: Arc<[Arc<dyn Observer>]>,
     /// How the writer's last write went.
     disk: Option<Arc<DiskHealth>>,
+    /// Records waiting for a place in the queue (see `MAX_WAITING`).
+    waiting: Arc<AtomicUsize>,
 }
 
 /// What the session-log writer is asked to do, in order.
@@ -47,6 +58,7 @@ impl SessionSink {
             queue: Some(queue),
             observers: Arc::new([]),
             disk: None,
+            waiting: Arc::default(),
         }
     }
 
@@ -81,9 +93,20 @@ impl SessionSink {
     }
 
     /// Reserves a place for one record in the writer's bounded queue, waiting while the
-    /// writer is behind: a slow disk slows new requests down instead of filling memory.
-    pub async fn reserve(&self) -> Option<mpsc::OwnedPermit<WriterMsg>> {
-        self.queue.clone()?.reserve_owned().await.ok()
+    /// writer is behind, for `wait` at most: a slow disk slows new requests down
+    /// instead of filling memory, a hung one does not stop them.
+    pub async fn reserve(&self, wait: Duration) -> Option<mpsc::OwnedPermit<WriterMsg>> {
+        let queue = self.queue.clone()?;
+        match tokio::time::timeout(wait, queue.reserve_owned()).await {
+            Ok(place) => place.ok(),
+            Err(_) => {
+                tracing::warn!(
+                    waited_secs = wait.as_secs(),
+                    "session writer is behind; the request goes on without a reserved place"
+                );
+                None
+            }
+        }
     }
 
     /// Counts `record` and hands it to the writer without blocking, in its reserved
@@ -98,18 +121,28 @@ impl SessionSink {
             return;
         }
         let Some(queue) = &self.queue else { return };
-        // No reserved place (tools, tests): never drop; wait in a task if full.
+        // No reserved place (a request turned away, or one whose wait for the writer
+        // timed out): wait in a task if the queue is full, up to `MAX_WAITING` of them.
         match queue.try_send(WriterMsg::Record(Box::new(record))) {
             Ok(()) => {}
             Err(mpsc::error::TrySendError::Full(record)) => {
-                let queue = queue.clone();
-                if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-                    runtime.spawn(async move {
-                        let _ = queue.send(record).await;
-                    });
-                } else {
+                let Ok(runtime) = tokio::runtime::Handle::try_current() else {
                     let _ = queue.blocking_send(record);
+                    return;
+                };
+                if self.waiting.fetch_add(1, Ordering::Relaxed) >= MAX_WAITING {
+                    self.waiting.fetch_sub(1, Ordering::Relaxed);
+                    self.observers.iter().for_each(|o| o.dropped());
+                    tracing::error!(
+                        "session writer is behind (is the log disk hung?); a session record was dropped"
+                    );
+                    return;
                 }
+                let (queue, waiting) = (queue.clone(), self.waiting.clone());
+                runtime.spawn(async move {
+                    let _ = queue.send(record).await;
+                    waiting.fetch_sub(1, Ordering::Relaxed);
+                });
             }
             Err(mpsc::error::TrySendError::Closed(_)) => {
                 tracing::error!("session writer has stopped; a session record was not written");
