@@ -238,9 +238,10 @@ impl IntoResponse for Error {
             );
         }
         // No logging here: the request layer logs it once, with the request's span.
+        // Escaped whatever the variant: no text from outside can start a new log line.
         response
             .extensions_mut()
-            .insert(LoggedError(self.to_string()));
+            .insert(LoggedError(upstream::escape_controls(&self.to_string())));
         response
     }
 }
