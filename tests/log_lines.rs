@@ -155,3 +155,26 @@ async fn a_backend_cannot_write_a_line_of_its_own_into_the_log() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_refused_chat_is_one_warning_line_not_two() {
+    let log = captured();
+    let primary = Fake::start().await;
+    let router = TestRouter::start(&primary.url, |_| {}).await;
+    for body in ["{not json", r#"{"messages":"hello"}"#] {
+        let response = router.post_raw(body).await;
+        assert_eq!(response.status(), 400);
+        let id = response.headers()["x-request-id"]
+            .to_str()
+            .unwrap()
+            .to_string();
+        router.flush().await;
+        let text = String::from_utf8(log.0.lock().unwrap().clone()).unwrap();
+        let lines: Vec<&str> = text.lines().filter(|l| l.contains(&id)).collect();
+        assert_eq!(lines.len(), 1, "{lines:#?}");
+        assert!(
+            lines[0].contains("WARN") && lines[0].contains("session finished"),
+            "{lines:#?}"
+        );
+    }
+}

@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use super::client_keys::KeyId;
 use super::context::RequestContext;
 use super::state::AppState;
-use crate::error::Error;
+use crate::error::{Error, LoggedError};
 use crate::openai::ChatRequest;
 use crate::record::log::Outcome;
 use crate::record::session::{Session, SessionStart};
@@ -49,14 +49,9 @@ pub(super) async fn chat_completions(
                 error.status().as_u16(),
                 Some(error.to_string()),
             );
-            return error.into_response();
+            return logged_by_session(error.into_response());
         }
     };
-    session.set_request(
-        request.messages(),
-        &request.last_user_text(),
-        request.stream,
-    );
     // One snapshot of the prompts for the whole request: an edit saved mid-request
     // cannot mix the classifier's prompt of one version with the answer's of another.
     let prompts = state.prompts.load_full();
@@ -68,7 +63,14 @@ pub(super) async fn chat_completions(
     if let Some(record) = session.decision() {
         *record = decision;
     }
-    state.proxy.run(prompts, &label, request, session).await
+    logged_by_session(state.proxy.run(prompts, &label, request, session).await)
+}
+
+/// `response` without the error the request layer would log: a chat's session logs
+/// its own "session finished" line with the error, and one line per error is enough.
+fn logged_by_session(mut response: Response) -> Response {
+    response.extensions_mut().remove::<LoggedError>();
+    response
 }
 
 /// Everything a chat request must pass before it is routed: its key's rate, its body
@@ -91,7 +93,19 @@ async fn admit(
     let read_timeout = std::time::Duration::from_secs(server.body_read_timeout_secs);
     let bytes =
         super::limits::read_body(headers, body, server.max_body_bytes, read_timeout).await?;
-    let request = ChatRequest::parse(&bytes)?;
+    let request = match ChatRequest::parse(&bytes) {
+        Ok(request) => request,
+        Err(error) => {
+            // What the client sent is kept (cut), so a review can see why it failed.
+            session.set_rejected_body(&bytes);
+            return Err(error);
+        }
+    };
+    session.set_request(
+        request.messages(),
+        &request.last_user_text(),
+        request.stream,
+    );
     request.check_choices(server.max_choices)?;
     let places = take_places(state, &request, key, session);
     if let (Err(_), Some(key)) = (&places, key) {

@@ -241,9 +241,13 @@ impl Observer for Metrics {
                 .get_or_create(&backend)
                 .observe(seconds(step.duration_ms));
             if step.error.is_some() {
-                let kind = step
-                    .status
-                    .map_or("no_response".to_string(), |s| format!("{}xx", s / 100));
+                // A failed step with a 2xx status was answered, then went wrong: cut
+                // off, stalled, too large or unreadable.
+                let kind = match step.status {
+                    None => "no_response".to_string(),
+                    Some(200..=299) => "bad_answer".to_string(),
+                    Some(s) => format!("{}xx", s / 100),
+                };
                 self.backend_errors
                     .get_or_create(&BackendErrorLabel {
                         backend: backend.backend,

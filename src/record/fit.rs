@@ -177,6 +177,7 @@ mod tests {
             client_key: None,
             user_query: "q".into(),
             client_messages: messages,
+            rejected_body: None,
             stream: false,
             decision: Default::default(),
             backends_down: Vec::new(),

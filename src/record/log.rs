@@ -49,6 +49,10 @@ pub struct SessionRecord {
     pub client_key: Option<String>,
     pub user_query: String,
     pub client_messages: Value,
+    /// For a request refused before it was understood (not JSON, not a chat): the
+    /// start of its body as text. Absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rejected_body: Option<String>,
     pub stream: bool,
     /// The route, the label and why.
     #[serde(flatten)]

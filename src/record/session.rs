@@ -15,6 +15,9 @@ use crate::names::BackendId;
 /// Longest a request waits for a place in the session writer's queue.
 const WRITER_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
+/// Most bytes of a refused request's body kept in its record.
+const REJECTED_BODY_BYTES: usize = 64 * 1024;
+
 /// Longest `user_query` kept in the record (the full conversation is in `client_messages`).
 const USER_QUERY_CHARS: usize = 500;
 
@@ -59,6 +62,7 @@ impl Session {
             client_key: None,
             user_query: String::new(),
             client_messages: Value::Null,
+            rejected_body: None,
             stream: false,
             decision: Decision::default(),
             backends_down: start.backends_down,
@@ -121,6 +125,15 @@ impl Session {
         }
     }
 
+    /// Notes the body of a request refused before it was understood (not JSON, not a
+    /// chat), its first `REJECTED_BODY_BYTES` as text.
+    pub fn set_rejected_body(&mut self, bytes: &[u8]) {
+        if let Some(record) = self.record() {
+            let head = &bytes[..bytes.len().min(REJECTED_BODY_BYTES)];
+            record.rejected_body = Some(String::from_utf8_lossy(head).into_owned());
+        }
+    }
+
     /// Adds an upstream call and returns its index.
     pub fn push_step(&mut self, step: StepRecord) -> usize {
         match self.record() {
@@ -154,15 +167,25 @@ impl Session {
         }
         record.error = error;
         let _in_request = self.span.enter();
-        tracing::info!(
-            outcome = ?record.outcome,
-            route = record.decision.route.as_deref().unwrap_or("-"),
-            status = record.http_status,
-            total_ms,
-            ttft_ms = record.steps.last().and_then(|s| s.ttft_ms),
-            error = record.error.as_deref(),
-            "session finished"
-        );
+        // The request's one log line: a warning when it ended in an error.
+        macro_rules! finished {
+            ($level:ident) => {
+                tracing::$level!(
+                    outcome = ?record.outcome,
+                    route = record.decision.route.as_deref().unwrap_or("-"),
+                    status = record.http_status,
+                    total_ms,
+                    ttft_ms = record.steps.last().and_then(|s| s.ttft_ms),
+                    error = record.error.as_deref(),
+                    "session finished"
+                )
+            };
+        }
+        if record.outcome == Outcome::Error {
+            finished!(warn);
+        } else {
+            finished!(info);
+        }
         self.sink.submit(record, self.slot.take());
     }
 }

@@ -66,7 +66,7 @@ pub fn summarise(sessions: &[LoggedSession], cloud: &Cloud) -> Summary {
         let route = decision
             .route
             .as_ref()
-            .map_or_else(|| "none".to_string(), |r| r.to_string());
+            .map_or_else(|| "rejected".to_string(), |r| r.to_string());
         *summary.routes.entry(route.clone()).or_default() += 1;
         if let Some(class) = &decision.classification {
             *summary.classes.entry(class.to_string()).or_default() += 1;
@@ -111,7 +111,11 @@ pub fn summarise(sessions: &[LoggedSession], cloud: &Cloud) -> Summary {
         }
     }
     let meta = summary.classes.get("META").copied().unwrap_or(0);
-    summary.meta_share = share(meta, sessions.len());
+    summary.meta_share = round(share(meta, sessions.len()), 4);
+    // Sums of many small costs carry float noise (25.125999999999999): a micro-dollar
+    // is finer than any price.
+    summary.xai.cost_usd = round(summary.xai.cost_usd, 6);
+    summary.all_cloud.cost_usd = round(summary.all_cloud.cost_usd, 6);
     summary.classification_ms = percentiles(classification);
     summary.total_ms = totals
         .into_iter()
@@ -157,6 +161,12 @@ impl Cloud {
             prices,
         }
     }
+}
+
+/// `value` to `digits` decimals.
+fn round(value: f64, digits: i32) -> f64 {
+    let scale = 10f64.powi(digits);
+    (value * scale).round() / scale
 }
 
 /// `part / whole`, 0 when there is nothing.
@@ -314,6 +324,25 @@ mod tests {
         assert_eq!((few.p50, few.p95, few.p99), (Some(20), Some(30), Some(30)));
         assert_eq!(percentiles(vec![]).p50, None);
         assert_eq!(percentiles(vec![7]).p99, Some(7));
+    }
+
+    #[test]
+    fn costs_and_shares_carry_no_float_noise() {
+        let mut prices = BTreeMap::new();
+        prices.insert(
+            "grok".to_string(),
+            Price {
+                input_per_million: 0.2,
+                output_per_million: 0.5,
+            },
+        );
+        let mut spend = Spend::default();
+        // 0.1 + 0.2 in floats is 0.30000000000000004.
+        add(&mut spend, &prices, "grok", 500_000, 0);
+        add(&mut spend, &prices, "grok", 1_000_000, 0);
+        assert_ne!(spend.cost_usd, 0.3);
+        assert_eq!(round(spend.cost_usd, 6), 0.3);
+        assert_eq!(round(share(1, 3), 4), 0.3333);
     }
 
     #[test]

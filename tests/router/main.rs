@@ -13,6 +13,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod admin_view;
 mod architecture;
 mod chat_json;
 mod chat_stream;
