@@ -9,6 +9,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 
 use super::state::AppState;
+use crate::config::MissingKey;
 
 /// Liveness: answers as long as the process serves HTTP. Never touches a backend.
 pub async fn live() -> Json<Value> {
@@ -32,9 +33,14 @@ pub async fn ready(State(state): State<Arc<AppState>>) -> Response {
     let mut body = Map::new();
     let mut all_up = true;
     let mut essential_up = true;
+    // A backend without its key is never called: with `missing_key = "fallback"` its
+    // routes are answered elsewhere, as designed (the demo, a homelab without a cloud
+    // key), so it does not make the router degraded; its own status still says so.
+    let answered_elsewhere = state.config.routing.missing_key == MissingKey::Fallback;
     for (backend, report) in backends.iter().zip(reports) {
         let up = report.status == "up";
-        all_up &= up && report.endpoints_up == report.endpoints.len();
+        let fine = up || (report.status == "unconfigured" && answered_elsewhere);
+        all_up &= fine && (!up || report.endpoints_up == report.endpoints.len());
         if essential.as_ref() == Some(&backend.id) {
             essential_up = up;
         }

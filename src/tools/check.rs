@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use super::Setup;
-use crate::config::{self, Config};
+use crate::config::{self, Config, MissingKey};
 use crate::prompts::{PromptSource, ROUTING_REQUEST, ROUTING_SYSTEM};
 use crate::record::disk;
 use crate::routing::answering;
@@ -155,7 +155,13 @@ fn keys(config: &Config, out: &mut String) {
         } else if read_key(backend).is_some() {
             format!("{variable} is set (***)")
         } else {
-            format!("{variable} is NOT set: calls to this backend will be refused")
+            let what = match config.routing.missing_key {
+                MissingKey::Fallback => {
+                    "it is never called; its routes are answered as `# routes` says"
+                }
+                MissingKey::Error => "it is never called; its routes answer 503",
+            };
+            format!("{variable} is NOT set: {what}")
         };
         let _ = writeln!(out, "{name:<11} {state}");
     }

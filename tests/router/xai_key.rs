@@ -9,6 +9,25 @@ use crate::common::{TestRouter, user};
 use serde_json::Value;
 
 #[tokio::test]
+async fn a_backend_without_its_key_degrades_readiness_only_when_its_routes_fail() {
+    let primary = Fake::start().await;
+    for (missing_key, overall) in [
+        (ai_router::config::MissingKey::Fallback, "ready"),
+        (ai_router::config::MissingKey::Error, "degraded"),
+    ] {
+        let router = TestRouter::start(&primary.url, |c| {
+            c.backend("xai").api_key_env = "AI_ROUTER_TEST_UNSET_KEY".into();
+            c.routing.missing_key = missing_key;
+        })
+        .await;
+        let (status, _, ready) = router.get("/health/ready").await;
+        assert_eq!(status, 200);
+        assert_eq!(ready["status"], overall, "{ready}");
+        assert_eq!(ready["backends"]["xai"]["status"], "unconfigured");
+    }
+}
+
+#[tokio::test]
 async fn without_an_xai_key_complex_is_answered_locally_and_says_why() {
     let primary = Fake::start().await;
     let router = TestRouter::start(&primary.url, |c| {
