@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `make e2e`: the smoke flow against a real backend. Starts llama-server and the router
 # on free loopback ports (building both on first use), runs tests/e2e/smoke.py with the
-# official OpenAI Python SDK, curl and a raw SSE reader, then stops everything.
+# official OpenAI Python SDK, curl and a raw SSE reader, stops them, then runs
+# tests/demo/check.py, which drives `make demo` itself as a new user would.
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=stack.sh
 source "$(dirname "${BASH_SOURCE[0]}")/stack.sh"
@@ -39,5 +40,10 @@ if ((status != 0)); then
     say "router log (last lines):"
     tail -n 30 "${work}/router.log" >&2
 fi
+stop_stack
+
+# `make demo` as a new user meets it: the pasted snippets, a second demo, Ctrl-C.
+say "running tests/demo/check.py (make demo on free ports)"
+"${venv}/bin/python" "${root}/tests/demo/check.py" || status=$?
 say "e2e finished in $((SECONDS - started)) s (logs in ${work})"
 exit "${status}"

@@ -69,7 +69,8 @@ start_router() {
     ) >"${logfile}" 2>&1 &
     router_pid=$!
     started_pids+=("${router_pid}")
-    if ! wait_http "http://127.0.0.1:${port}/health" 30; then
+    # Our router must be the one answering: were it dead, the port could be another's.
+    if ! wait_http "http://127.0.0.1:${port}/health" 30 || ! kill -0 "${router_pid}" 2>/dev/null; then
         tail -n 20 "${logfile}" >&2
         say "the router did not start; its log is above"
         exit 1

@@ -7,6 +7,7 @@ use std::path::Path;
 
 use axum::http::HeaderMap;
 
+use crate::names::Step;
 use crate::openai::ChatRequest;
 use crate::routing::answering;
 
@@ -52,5 +53,18 @@ pub async fn report(path: &Path, text: &str) -> Result<String, String> {
     let _ = writeln!(out, "fallback:    {fallback}");
     let meta = decision.meta_match.as_deref().unwrap_or("none");
     let _ = writeln!(out, "meta match:  {meta}");
-    Ok(out)
+    // A classifier that could not be asked is a failure of this command, not a
+    // decision: a script (or an admin reading `$?`) must not take the fallback for it.
+    let failed = session
+        .record()
+        .and_then(|r| r.steps.iter().find(|s| s.step == Step::Classify))
+        .and_then(|s| s.error.clone());
+    match failed {
+        Some(error) => Err(format!(
+            "{out}the classifier could not be asked: {error}\n\
+             (the config's backend URLs must be reachable from here: in the GPU stack, run \
+             this inside the router's container; during `make demo`, use config/demo.toml)"
+        )),
+        None => Ok(out),
+    }
 }

@@ -422,3 +422,38 @@ fn serve_answers_and_exits_zero_on_sigterm() {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+#[tokio::test]
+async fn classify_fails_when_the_classifier_cannot_be_asked() {
+    let classifier =
+        crate::common::fake::Fake::with(crate::common::fake::label_reply("COMPLEX")).await;
+    let url = classifier.url.clone();
+    // The binary waits on the classifier: off the test's runtime.
+    let run = move |url: String| {
+        router(
+            &["classify", "--config", "config/demo.toml", "prove it"],
+            &[
+                ("AI_ROUTER_BACKENDS__CLASSIFIER__BASE_URL", url.as_str()),
+                ("AI_ROUTER_BACKENDS__CLASSIFIER__CONNECT_TIMEOUT_SECS", "2"),
+            ],
+        )
+    };
+    let answered = tokio::task::spawn_blocking(move || run(url)).await.unwrap();
+    let (ok, out, err) = answered;
+    assert!(ok, "{err}");
+    assert!(out.contains("decision:    COMPLEX"), "{out}");
+    // Nothing listens on port 9 here: the fallback decides, and the command says it failed.
+    let unreachable = "http://127.0.0.1:9/v1".to_string();
+    let (ok, _, err) = tokio::task::spawn_blocking(move || run(unreachable))
+        .await
+        .unwrap();
+    assert!(
+        !ok,
+        "classify exited 0 although the classifier was unreachable"
+    );
+    assert!(err.contains("the classifier could not be asked"), "{err}");
+    assert!(
+        err.contains("decision:"),
+        "the report is still shown: {err}"
+    );
+}
