@@ -35,6 +35,10 @@ pub struct RouteConfig {
     /// Whether the classifier may give this label. META's is not trusted: only task
     /// headers, the task model and META rules choose META.
     pub classifier_may_choose: bool,
+    /// A model id `/v1/models` lists for this route (e.g. `ai-router/cloud`), when
+    /// `server.expose_routes` is on; a chat naming it skips the classifier and takes
+    /// this route. Empty: not listed.
+    pub expose_as: String,
 }
 
 impl Default for RouteConfig {
@@ -50,6 +54,7 @@ impl Default for RouteConfig {
             search: None,
             failover: Vec::new(),
             classifier_may_choose: true,
+            expose_as: String::new(),
         }
     }
 }
@@ -109,7 +114,8 @@ pub enum Thinking {
 
 /// The route table of the seed deployment: SIMPLE and MODERATE on the primary, COMPLEX
 /// on xAI (falling back to the primary), ENRICH searching with xAI and answered by the
-/// primary, META on the primary without thinking.
+/// primary, META on the primary without thinking. MODERATE, COMPLEX and ENRICH are also
+/// listed as models a client may choose: `ai-router/local`, `/cloud`, `/search`.
 pub(crate) fn default_routes() -> BTreeMap<String, RouteConfig> {
     let local = |prompt: &str| RouteConfig {
         name: "primary".into(),
@@ -119,7 +125,13 @@ pub(crate) fn default_routes() -> BTreeMap<String, RouteConfig> {
     };
     let routes = [
         ("SIMPLE", local("primary/system.md")),
-        ("MODERATE", local("primary/system.md")),
+        (
+            "MODERATE",
+            RouteConfig {
+                expose_as: "ai-router/local".into(),
+                ..local("primary/system.md")
+            },
+        ),
         (
             "COMPLEX",
             RouteConfig {
@@ -137,6 +149,7 @@ pub(crate) fn default_routes() -> BTreeMap<String, RouteConfig> {
                 .map(String::from)
                 .to_vec(),
                 failover: vec!["MODERATE".into()],
+                expose_as: "ai-router/cloud".into(),
                 ..RouteConfig::default()
             },
         ),
@@ -148,6 +161,7 @@ pub(crate) fn default_routes() -> BTreeMap<String, RouteConfig> {
                     backend: "xai".into(),
                     ..SearchConfig::default()
                 }),
+                expose_as: "ai-router/search".into(),
                 ..local("primary/system.md")
             },
         ),

@@ -18,6 +18,9 @@ pub struct ServerConfig {
     pub virtual_model: String,
     /// A second listed model; requests naming it are client task prompts (META).
     pub task_model: String,
+    /// List the routes that have an `expose_as` model id on `/v1/models`, and honour a
+    /// chat that names one (the client chooses the route; no classifier call).
+    pub expose_routes: bool,
     /// Folder holding the prompt files.
     pub prompts_dir: PathBuf,
     /// Largest request body accepted (images arrive base64-encoded).
@@ -67,6 +70,7 @@ impl Default for ServerConfig {
             listen: SocketAddr::from(([0, 0, 0, 0], 8080)),
             virtual_model: "ai-router".into(),
             task_model: String::new(),
+            expose_routes: true,
             prompts_dir: "prompts".into(),
             max_body_bytes: 32 * 1024 * 1024,
             trusted_proxies: ["127.0.0.0/8", "::1/128"]

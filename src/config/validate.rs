@@ -140,6 +140,7 @@ fn routes(config: &Config) -> Result<(), ConfigError> {
             );
         }
         backend_exists(config, &key("backend"), &route.backend)?;
+        exposed_name(config, label, &route.expose_as)?;
         if route.max_tokens == MaxTokens::Floor && route.min_max_tokens == 0 {
             return invalid(
                 &key("min_max_tokens"),
@@ -244,4 +245,36 @@ fn invalid(key: &str, problem: &str) -> Result<(), ConfigError> {
         key: key.into(),
         problem: problem.into(),
     })
+}
+
+/// A route's `expose_as` model id: printable, not the virtual or the task model, not
+/// another route's, and never META's (task prompts are recognised, not chosen).
+fn exposed_name(config: &Config, label: &str, name: &str) -> Result<(), ConfigError> {
+    if name.is_empty() {
+        return Ok(());
+    }
+    let key = format!("routes.{label}.expose_as");
+    if label == META_LABEL {
+        return invalid(&key, "META is not chosen by a client: leave it empty");
+    }
+    if name.len() > 128 || !name.chars().all(|c| c.is_ascii_graphic()) {
+        return invalid(
+            &key,
+            "must be printable ASCII without spaces, at most 128 characters",
+        );
+    }
+    if name == config.server.virtual_model || name == config.server.task_model.trim() {
+        return invalid(
+            &key,
+            "must differ from server.virtual_model and server.task_model",
+        );
+    }
+    let twice = config
+        .routes
+        .iter()
+        .any(|(other, route)| other.as_str() != label && route.expose_as == name);
+    if twice {
+        return invalid(&key, &format!("{name:?} is another route's expose_as too"));
+    }
+    Ok(())
 }

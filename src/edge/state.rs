@@ -131,6 +131,16 @@ fn models_body(config: &Config) -> Bytes {
     if !task_model.is_empty() && task_model != config.server.virtual_model {
         ids.push(task_model.to_string());
     }
+    // After the automatic one, each route a client may choose in its model menu.
+    if config.server.expose_routes {
+        ids.extend(
+            config
+                .routes
+                .values()
+                .filter(|route| !route.expose_as.is_empty())
+                .map(|route| route.expose_as.clone()),
+        );
+    }
     let data: Vec<_> = ids
         .iter()
         .map(|id| serde_json::json!({"id": id, "object": "model", "created": created, "owned_by": "ai-router"}))

@@ -148,12 +148,13 @@ pub(super) async fn answer(
     let attempted = attempt(proxy, prompts, answering, request, gathered, &mut session).await;
     let mut response = match attempted.result {
         Ok(Reply::Stream(stream)) => {
+            let options = relay_options(proxy, request, &mut session);
             let events = relay::relay(
                 stream,
                 session,
                 attempted.step,
                 attempted.called_at,
-                relay_options(proxy, request),
+                options,
             );
             Sse::new(events)
                 .keep_alive(keep_alive(proxy))
@@ -190,8 +191,9 @@ fn json_answer(
     if let Some(record) = session.step(step) {
         capture::completion(record, &completion, proxy.answer_cap);
     }
+    let shown = shown_model(proxy, &mut session);
     if let Some(fields) = completion.as_object_mut() {
-        fields.insert("model".into(), Value::from(&*proxy.virtual_model));
+        fields.insert("model".into(), Value::from(&*shown));
     }
     session.finish(Outcome::Ok, 200, None);
     (
@@ -229,7 +231,7 @@ pub(super) async fn search_then_answer(
         .await;
     }
     let keep_alive = keep_alive(&proxy);
-    let options = relay_options(&proxy, &request);
+    let options = relay_options(&proxy, &request, &mut session);
     let prepare = async move {
         // Shutdown must not wait for a search that can take 90 s.
         let drained = proxy.drain.drained();
@@ -315,10 +317,19 @@ async fn search_hop(
     None
 }
 
+/// The model an answer names: the route the client chose from the model list, else
+/// the virtual model (never the backend's own).
+fn shown_model(proxy: &Proxy, session: &mut Session) -> Arc<str> {
+    session
+        .decision()
+        .and_then(|d| d.client_choice.as_deref())
+        .map_or_else(|| proxy.virtual_model.clone(), Arc::from)
+}
+
 /// What the relay needs to know about this client and router.
-fn relay_options(proxy: &Proxy, request: &ChatRequest) -> RelayOptions {
+fn relay_options(proxy: &Proxy, request: &ChatRequest, session: &mut Session) -> RelayOptions {
     RelayOptions {
-        virtual_model: proxy.virtual_model.clone(),
+        virtual_model: shown_model(proxy, session),
         include_usage: request.include_usage,
         drained: Box::pin(proxy.drain.drained()),
         max_answer_bytes: proxy.answer_cap,

@@ -28,4 +28,8 @@ pub struct Decision {
     /// Why the route that answered is not the one the label asked for (a missing key, a
     /// failover), or why a search hop found nothing.
     pub route_fallback: Option<String>,
+    /// The model id of the route the client chose (an exposed route picked in the
+    /// model menu): the label is that route's, and the classifier was not asked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_choice: Option<String>,
 }

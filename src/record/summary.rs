@@ -112,10 +112,10 @@ pub fn summarise(sessions: &[LoggedSession], cloud: &Cloud) -> Summary {
     }
     let meta = summary.classes.get("META").copied().unwrap_or(0);
     summary.meta_share = round(share(meta, sessions.len()), 4);
-    // Sums of many small costs carry float noise (25.125999999999999): a micro-dollar
-    // is finer than any price.
-    summary.xai.cost_usd = round(summary.xai.cost_usd, 6);
-    summary.all_cloud.cost_usd = round(summary.all_cloud.cost_usd, 6);
+    // Sums of many small costs carry float noise (25.125999999999999); ten decimals
+    // keep a single cheap answer's cost exact.
+    summary.xai.cost_usd = round(summary.xai.cost_usd, 10);
+    summary.all_cloud.cost_usd = round(summary.all_cloud.cost_usd, 10);
     summary.classification_ms = percentiles(classification);
     summary.total_ms = totals
         .into_iter()
@@ -341,7 +341,8 @@ mod tests {
         add(&mut spend, &prices, "grok", 500_000, 0);
         add(&mut spend, &prices, "grok", 1_000_000, 0);
         assert_ne!(spend.cost_usd, 0.3);
-        assert_eq!(round(spend.cost_usd, 6), 0.3);
+        assert_eq!(round(spend.cost_usd, 10), 0.3);
+        assert_eq!(round(25.125999999999999, 10).to_string(), "25.126");
         assert_eq!(round(share(1, 3), 4), 0.3333);
     }
 

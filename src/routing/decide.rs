@@ -1,5 +1,6 @@
-//! The routing decision: META detection first (no classifier call), then the
-//! classifier's label, or the fallback label when it has none or one it may not give.
+//! The routing decision: META detection first (no classifier call), then a route the
+//! client chose by model id, then the classifier's label, or the fallback label when it
+//! has none or one it may not give.
 
 use axum::http::HeaderMap;
 
@@ -29,6 +30,18 @@ impl Routing {
             return Decision {
                 meta_match: Some(evidence),
                 ..self.labelled(Label::from(META_LABEL))
+            };
+        }
+        // Task prompts above: Open WebUI sends them with the chat's own model, so a chat
+        // on `ai-router/cloud` still has its titles answered as META.
+        let model = request
+            .body
+            .get("model")
+            .and_then(serde_json::Value::as_str);
+        if let Some(route) = model.and_then(|m| self.table.exposed(m)) {
+            return Decision {
+                client_choice: route.exposed_as.clone(),
+                ..self.labelled(route.label.clone())
             };
         }
         let outcome = self.classify(prompts, request.messages(), session).await;

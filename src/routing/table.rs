@@ -28,6 +28,8 @@ pub struct Route {
     /// The routes that answer, in order, when this one's backend fails early.
     pub failover: Vec<Label>,
     pub classifier_may_choose: bool,
+    /// The model id a client names to choose this route (`expose_as`), if listed.
+    pub exposed_as: Option<String>,
 }
 
 /// A route's search hop.
@@ -84,6 +86,8 @@ impl RouteTable {
                         .map(|l| Label::from(l.as_str()))
                         .collect(),
                     classifier_may_choose: route.classifier_may_choose,
+                    exposed_as: (config.server.expose_routes && !route.expose_as.is_empty())
+                        .then(|| route.expose_as.clone()),
                 };
                 (route.label.clone(), Arc::new(route))
             })
@@ -102,6 +106,18 @@ impl RouteTable {
     /// Every route, by label.
     pub fn iter(&self) -> impl Iterator<Item = &Arc<Route>> {
         self.routes.values()
+    }
+
+    /// The route a client chose by naming its `expose_as` model id, if any.
+    pub fn exposed(&self, model: &str) -> Option<&Arc<Route>> {
+        self.routes
+            .values()
+            .find(|route| route.exposed_as.as_deref() == Some(model))
+    }
+
+    /// The model ids of the exposed routes, in label order.
+    pub fn exposed_models(&self) -> impl Iterator<Item = &str> {
+        self.routes.values().filter_map(|r| r.exposed_as.as_deref())
     }
 
     /// The label `name` (any case) names, if the table has it.

@@ -5,6 +5,12 @@
 use std::pin::Pin;
 use std::time::Duration;
 
+/// Largest single stream event, whatever `max_response_bytes` allows for a whole answer.
+/// A real chunk is a few hundred bytes; and the SSE parser rescans an event that has not
+/// ended with every chunk, inside one poll, so a 16 MiB event cost 15 s of a runtime
+/// worker (measured) before its size bound could act. At 1 MiB it costs milliseconds.
+const MAX_EVENT_BYTES: usize = 1024 * 1024;
+
 use eventsource_stream::{EventStreamError, Eventsource};
 use futures_util::{Stream, StreamExt};
 use serde_json::Value;
@@ -60,7 +66,8 @@ pub(super) async fn open(
         );
     }
     let idle = backend.timeout;
-    let bytes = read::guarded(response.bytes_stream(), idle, backend.max_response_bytes);
+    let max_event = backend.max_response_bytes.min(MAX_EVENT_BYTES);
+    let bytes = read::guarded(response.bytes_stream(), idle, max_event);
     let mut rest: Events = Box::pin(bytes.eventsource());
     // The first event within the timeout, however the backend fills the wait: comments
     // (`: ping`) and a trickle of bytes keep the byte timer alive, but not this one.

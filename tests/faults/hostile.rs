@@ -107,6 +107,23 @@ async fn answers_past_their_size_bound_are_refused_not_buffered() {
 }
 
 #[tokio::test]
+async fn one_stream_event_is_bounded_at_a_mebibyte_whatever_the_answer_bound() {
+    // 4 MiB in one event that never ends, under the default 16 MiB answer bound.
+    let mut event = vec![(Duration::ZERO, b"data: ".to_vec())];
+    event.extend(every(Duration::ZERO, &"z".repeat(64 * 1024), 64));
+    let fake = Fake::with(move |_| Reply::Chunks("text/event-stream", event.clone())).await;
+    let router = TestRouter::start(&fake.url, |_| {}).await;
+    let (status, error) = error_of(router.chat(&streaming(user("hi"), true)).await).await;
+    assert_eq!(status, 502, "{error}");
+    let message = error["message"].as_str().unwrap();
+    assert!(
+        message.contains("an event larger than 1048576"),
+        "{message}"
+    );
+    common::still_serves(&router, &fake).await;
+}
+
+#[tokio::test]
 async fn a_classifier_that_answers_without_end_falls_back() {
     let primary = Fake::start().await;
     let router = TestRouter::start(&primary.url, |c| {

@@ -17,6 +17,7 @@ mod admin_view;
 mod architecture;
 mod chat_json;
 mod chat_stream;
+mod chosen_routes;
 mod cli;
 mod errors;
 mod limits;

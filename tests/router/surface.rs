@@ -23,7 +23,12 @@ async fn models_lists_the_virtual_model_and_the_task_model() {
         .iter()
         .map(|m| m["id"].as_str().unwrap())
         .collect();
-    assert_eq!(ids, ["ai-router", "ai-router-tasks"]);
+    // Then the routes a client may choose (their own test: chosen_routes).
+    assert_eq!(ids[..2], ["ai-router", "ai-router-tasks"]);
+    assert!(
+        ids[2..].iter().all(|id| id.starts_with("ai-router/")),
+        "{ids:?}"
+    );
     assert_eq!(body["data"][0]["object"], "model");
     assert!(
         fake.received().is_empty(),
