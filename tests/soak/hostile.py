@@ -56,7 +56,8 @@ BARE_ERRORS = {
 }
 # ... and for a stream, also: one event of max_response_bytes is refused by the size
 # bound, or ended first by the timeout (the SSE parser rescans the event's buffer on every
-# chunk, so reading a 16 MiB event takes ~15 s of CPU: README.md, "What the misbehaving backend found").
+# chunk, so reading a 16 MiB event takes ~15 s of CPU: README.md, "What the misbehaving
+# backend found").
 BARE_STREAM_ERRORS = {"oversized": {(504, "upstream_timeout")}}
 EJECTED = (503, "backend_unavailable")
 HANGUP_SECS = 10.0
