@@ -5,6 +5,9 @@ and xAI on one loopback port), used as it is, with two changes made from here:
 - its classifier also answers MODERATE ("explain", "compare", "difference") and, for a
   message holding NO_LABEL, a reply with no label at all, so that the router's
   classifier fallback runs too (the real classifier does that now and then);
+- for a message holding one of HOSTILE's markers it answers that route's label
+  (HOSTILE or HOSTILE_BARE: the routes soak.sh adds for the misbehaving backend,
+  fake_hostile.py; hostile.py sends them);
 - one log line per request is not written (a 10-minute soak makes ~100k of them);
   errors still are.
 
@@ -25,6 +28,10 @@ NO_LABEL = "no-label-please"
 MODERATE_WORDS = ("explain", "compare", "difference")
 # config/router.toml's [[routing.fallback_rules]] ENRICH keywords: with no label from the
 # classifier, these send a message to ENRICH instead of the fallback (MODERATE).
+# The misbehaving backend's routes (soak.sh appends them to the scratch config): a
+# message holding the marker is labelled so. HOSTILE fails over to MODERATE; HOSTILE_BARE
+# has no failover, so its client sees the router's error.
+HOSTILE = {"hostile-backend-failover": "HOSTILE", "hostile-backend-bare": "HOSTILE_BARE"}
 FALLBACK_ENRICH = ("today", "tonight", "latest", "news", "weather", "price of", "stock", "score")
 
 _original_label_for = fake_openai.label_for
@@ -36,6 +43,9 @@ def classifier_reply(text):
     label = _original_label_for(text)
     words = re.search(r"<message>(.*?)</message>", text, re.S)
     words = (words.group(1) if words else text).lower()
+    for marker, hostile in HOSTILE.items():
+        if marker in words:
+            return hostile
     if NO_LABEL in words:
         return "I am not sure what this is."
     if label == "SIMPLE" and any(w in words for w in MODERATE_WORDS):
@@ -47,7 +57,7 @@ def expected_label(user_text):
     """The label the router should log for a chat whose last user message is
     `user_text` (classified, not META)."""
     reply = classifier_reply(f"<message>\n{user_text}\n</message>")
-    if reply in ("SIMPLE", "MODERATE", "COMPLEX", "ENRICH"):
+    if reply in ("SIMPLE", "MODERATE", "COMPLEX", "ENRICH", *HOSTILE.values()):
         return reply
     lowered = user_text.lower()
     return "ENRICH" if any(w in lowered for w in FALLBACK_ENRICH) else "MODERATE"

@@ -8,12 +8,16 @@ fds and /metrics every --sample seconds; this file is the judge and the entry po
 
 At the end it waits for the router to go idle and judges (see README.md, "Pass rule"):
 memory flat, fds back to baseline, no unexpected failure, session writes = requests
-sent, session files consistent with what was sent, in-flight gauge back to 0. It
-prints a summary, writes <out>/<stamp>.csv and <stamp>.json, and exits 1 on a failure.
+sent, session files consistent with what was sent, in-flight gauge back to 0; and for
+the misbehaving backend's requests (hostile.py), counted apart: each ended as allowed,
+within its time bound, with a bounded session file, and every never-ending sender of
+fake_hostile.py stopped once the router let go. It prints a summary, writes
+<out>/<stamp>.csv and <stamp>.json, and exits 1 on a failure.
 
 The parts, each its own file in this folder:
   clients.py  the request mix (Workload) and the client threads that send it and check
               every answer (Client, Tally)
+  hostile.py  the clients whose requests go to the misbehaving backend, and their tally
   sampler.py  the sampler: /proc/PID (memory, threads, CPU, fds by kind) and /metrics
   load.py     this file: baseline, load, settle, the checks, the summary and main
 """
@@ -31,6 +35,8 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from clients import KINDS, PROVOKED, ROUTE_OF, Client, Tally  # noqa: E402
+from hostile import (HostileClient, HostileTally, hostile_checks, hostile_senders,  # noqa: E402
+                     hostile_summary, print_hostile)
 from sampler import CSV_FIELDS, Sampler, fd_breakdown, log, scrape  # noqa: E402
 
 
@@ -62,6 +68,11 @@ def check_sessions(sessions_dir, tally):
             unknown.append(name)
             continue
         kind, label, _stream = sent
+        # A misbehaving backend's request: what its client saw (hostile.py, which also
+        # read the file as the request ended); none after a transport error.
+        want = tally.hostile.want.get(rid) if kind == "hostile" else None
+        if kind == "hostile" and want is None:
+            continue
         try:
             with open(os.path.join(sessions_dir, name)) as f:
                 record = json.load(f)
@@ -70,8 +81,9 @@ def check_sessions(sessions_dir, tally):
             continue
         checked += 1
         cached += bool(record.get("classification_cached"))
-        want = {}
-        if label is None:
+        if want is not None:
+            pass
+        elif label is None:
             want = {"outcome": "error", "http_status": 400}
         elif kind == "disconnect":
             want = {"outcome": "client_disconnected", "route": ROUTE_OF[label], "classification": label}
@@ -109,6 +121,15 @@ def main():
     p.add_argument("--url", required=True, help="the router, http://127.0.0.1:PORT")
     p.add_argument("--pid", type=int, required=True, help="the router's PID")
     p.add_argument("--backend-port", type=int, required=True, help="the fake backends' port")
+    p.add_argument("--hostile-port", type=int, help="the misbehaving backend's port (fake_hostile.py)")
+    p.add_argument("--hostile-clients", type=int, default=0, help="clients sending only to it")
+    p.add_argument("--hostile-timeout", type=float, default=2.0, help="its timeout_secs")
+    p.add_argument("--hostile-response-timeout", type=float, default=4.0, help="its response_timeout_secs")
+    p.add_argument("--hostile-margin", type=float, default=5.0,
+                   help="allowed on top of those before a misbehaving request counts as hung, s")
+    p.add_argument("--hostile-session-mb", type=float, default=3.0, help="largest session file allowed, MiB")
+    p.add_argument("--hostile-max-bytes", type=int, default=2097152, help="its max_response_bytes")
+    p.add_argument("--max-answer-bytes", type=int, default=1048576, help="the router's sessions.max_answer_bytes")
     p.add_argument("--sessions-dir", required=True)
     p.add_argument("--max-files", type=int, required=True, help="the router's sessions.max_files")
     p.add_argument("--secs", type=float, default=600)
@@ -128,15 +149,17 @@ def main():
     args = p.parse_args()
     args.host, args.port = args.url.split("//", 1)[1].rsplit(":", 1)
     args.port = int(args.port)
+    args.backend_ports = {args.backend_port} | ({args.hostile_port} if args.hostile_port else set())
 
     tally = Tally()
+    tally.hostile = HostileTally()
     start = time.monotonic()
     args.load_started = 0.0
     sampler = Sampler(args, tally, start)
 
     # Baseline: the router idle, no client or backend socket open (health probes come and go).
     def idle_fds():
-        fds = fd_breakdown(args.pid, args.port, args.backend_port)
+        fds = fd_breakdown(args.pid, args.port, args.backend_ports)
         return fds["sock_client"] == 0 and fds["sock_backend"] == 0, fds
 
     _, base = wait_until("baseline", idle_fds, 20)
@@ -151,8 +174,9 @@ def main():
     thread = threading.Thread(target=sampler.run, name="sampler", daemon=True)
     thread.start()
     clients = [Client(i, args, tally, start, deadline) for i in range(args.clients)]
-    log(f"load: {args.clients} clients for {args.secs:.0f} s, think 0-{args.think:.2f} s, "
-        f"a sample every {args.sample:g} s")
+    clients += [HostileClient(i, args, tally, start, deadline) for i in range(args.hostile_clients)]
+    log(f"load: {args.clients} clients (+ {args.hostile_clients} to the misbehaving backend) for "
+        f"{args.secs:.0f} s, think 0-{args.think:.2f} s, a sample every {args.sample:g} s")
     for c in clients:
         c.start()
     for c in clients:
@@ -172,12 +196,13 @@ def main():
     metrics = wait_until("writes", settled_writes, args.settle)[1] if alive else {}
 
     def fds_back():
-        fds = fd_breakdown(args.pid, args.port, args.backend_port)
+        fds = fd_breakdown(args.pid, args.port, args.backend_ports)
         return fds["total"] <= baseline_fds and fds["sock_client"] == 0, fds
 
     end_fds = wait_until("fds", fds_back, args.settle)[1] if alive else collections.Counter()
     after = sampler.sample() if alive else None
     sessions = check_sessions(args.sessions_dir, tally)
+    senders = hostile_senders(args, tally) if args.hostile_port else None
     findings = router_log_findings(args.router_log)
 
     # Memory: the load samples in fifths; the first is warm-up.
@@ -221,8 +246,9 @@ def main():
     check("fds back to baseline", alive and end_fds["total"] <= baseline_fds and end_fds["sock_client"] == 0,
           f"{end_fds['total']} open after the load vs {baseline_fds} before "
           f"({end_fds['sock_client']} client sockets, {end_fds['sock_backend']} backend sockets left)")
+    normal = sum(tally.sent.values())
     check("no unexpected failures", unexpected == 0,
-          f"{unexpected} of {sent} requests failed" + (f"; first: {tally.failures[0]}" if tally.failures else ""))
+          f"{unexpected} of {normal} ordinary requests failed" + (f"; first: {tally.failures[0]}" if tally.failures else ""))
     writes = int(metrics.get("writes_ok", 0))
     check("session writes = requests sent", writes == sent and metrics.get("writes_error", 1) == 0,
           f"{writes} written ok, {int(metrics.get('writes_error', 0))} failed, {sent} chat requests sent")
@@ -233,6 +259,9 @@ def main():
     check("request ids unique", len(tally.ids) == tally.id_count,
           f"{len(tally.ids)} distinct x-request-id values in {tally.id_count} responses")
     want_files = min(sent, args.max_files)
+    if args.hostile_clients:
+        peak = max([after["hwm_mb"] if after else 0] + [r["rss_mb"] for r in sampler.rows])
+        hostile_checks(check, args, tally.hostile, senders, peak)
     check("session files match what was sent",
           sessions["files"] == want_files and sessions["unknown_ids"] == 0 and sessions["mismatches"] == 0,
           f"{sessions['files']} files (want min(sent, max_files) = {want_files}), {sessions['unknown_ids']} "
@@ -245,9 +274,11 @@ def main():
         "reasons": [f"{c['check']}: {c['detail']}" for c in checks if not c["ok"]],
         "label": args.label,
         "settings": {"secs": args.secs, "clients": args.clients, "think_max_s": args.think,
+                     "hostile_clients": args.hostile_clients,
                      "sample_s": args.sample, "max_files": args.max_files, "rss_pct": args.rss_pct,
                      "rss_mb": args.rss_mb, "seed": args.seed},
-        "requests": {"sent": sent, "per_s": round(rate, 1), "load_secs": round(load_secs, 1),
+        "requests": {"sent": sent, "ordinary": normal, "misbehaving_backend": sent - normal,
+                     "per_s": round(rate, 1), "load_secs": round(load_secs, 1),
                      "provoked": provoked, "unexpected_failures": unexpected,
                      "by_kind": {k: {"sent": tally.sent[k], "ok": tally.ok[k], "failed": tally.failed[k],
                                      "p50_ms": ms(pct(tally.latency[k], 0.5)), "p95_ms": ms(pct(tally.latency[k], 0.95)),
@@ -273,6 +304,7 @@ def main():
                      "router_requests_total": int(metrics.get("requests", 0)),
                      "in_flight_end": metrics.get("in_flight"), "max_files": args.max_files, **sessions},
         "router_log": findings,
+        "hostile": hostile_summary(args, tally.hostile, senders) if args.hostile_clients else None,
         "checks": checks,
     }
 
@@ -300,8 +332,9 @@ def fmt(value, spec=".2f"):
 def print_summary(s, csv_path, json_path):
     r = s["requests"]
     print()
-    print(f"Soak: {r['sent']} chat requests in {r['load_secs']:.0f} s ({r['per_s']}/s), "
-          f"{s['settings']['clients']} clients; router CPU {s['cpu']['router_s']} s "
+    print(f"Soak: {r['sent']} chat requests in {r['load_secs']:.0f} s ({r['per_s']}/s; {r['ordinary']} ordinary, "
+          f"{r['misbehaving_backend']} to the misbehaving backend), "
+          f"{s['settings']['clients']} + {s['settings']['hostile_clients']} clients; router CPU {s['cpu']['router_s']} s "
           f"({s['cpu']['per_request_ms']} ms/request), load average {fmt(s['cpu']['loadavg1_median'])}")
     print(f"  {'kind':<12} {'sent':>6} {'ok':>6} {'failed':>6} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8}  what")
     for kind, k in r["by_kind"].items():
@@ -333,6 +366,8 @@ def print_summary(s, csv_path, json_path):
         print("router log (warnings, errors, per-request lines without a request id):")
         for message, count in s["router_log"].items():
             print(f"  {count:>6} × {message}")
+    if s["hostile"]:
+        print_hostile(s["hostile"])
     for c in s["checks"]:
         print(f"  {'ok  ' if c['ok'] else 'FAIL'} {c['check']}: {c['detail']}")
     print(f"samples: {csv_path}\nsummary: {json_path}")

@@ -46,8 +46,9 @@ def tcp_table(pid):
     return table
 
 
-def fd_breakdown(pid, router_port, backend_port):
-    """Open fds of `pid` by kind; sockets by whom they talk to."""
+def fd_breakdown(pid, router_port, backend_ports):
+    """Open fds of `pid` by kind; sockets by whom they talk to (`backend_ports`: the fake
+    backends' ports, the misbehaving one's included)."""
     counts = collections.Counter()
     table = None
     for fd in os.listdir(f"/proc/{pid}/fd"):
@@ -66,7 +67,7 @@ def fd_breakdown(pid, router_port, backend_port):
                 counts["sock_listen"] += 1
             elif entry[0] == router_port:
                 counts["sock_client"] += 1
-            elif entry[1] == backend_port:
+            elif entry[1] in backend_ports:
                 counts["sock_backend"] += 1
             else:
                 counts["sock_other"] += 1
@@ -115,7 +116,7 @@ class Sampler:
     def sample(self):
         a = self.args
         status = read_status(a.pid)
-        fds = fd_breakdown(a.pid, a.port, a.backend_port)
+        fds = fd_breakdown(a.pid, a.port, a.backend_ports)
         metrics = scrape(a.url)
         sent, failed = self.tally.totals()
         row = {"t_s": round(time.monotonic() - self.start, 1), "phase": self.phase,
