@@ -13,8 +13,7 @@ How each request may end (`allowed`), from what the misbehaviour does:
 - before the first event (every JSON mode; streams that trickle, ping, hang, send one
   oversized event or a 500): HOSTILE fails over, so a whole answer from the primary
   (route `primary`, `x-ai-router-failover: hostile->primary`); HOSTILE_BARE answers the
-  router's error (504 upstream_timeout, 502 upstream_invalid_response, the 500; for one
-  oversized stream event, 502 or 504: the timeout may end it before the size bound);
+  router's error (504 upstream_timeout, 502 upstream_invalid_response, the 500);
 - after the first event (a stream closed mid-way, pings after a token): 200 on its own
   route, an in-band error, `[DONE]`;
 - an endless stream: 200, and the client hangs up after 1.5 × sessions.max_answer_bytes
@@ -54,11 +53,6 @@ BARE_ERRORS = {
     "close_mid": {(502, "upstream_invalid_response")},
     "error_500": {(500, None)},
 }
-# ... and for a stream, also: one event of max_response_bytes is refused by the size
-# bound, or ended first by the timeout (the SSE parser rescans the event's buffer on every
-# chunk, so reading a 16 MiB event takes ~15 s of CPU: README.md, "What the misbehaving
-# backend found").
-BARE_STREAM_ERRORS = {"oversized": {(504, "upstream_timeout")}}
 EJECTED = (503, "backend_unavailable")
 HANGUP_SECS = 10.0
 
@@ -155,7 +149,7 @@ class HostileClient(threading.Thread):
             allowed = {EJECTED}
             if label == "HOSTILE_BARE" and not (stream and mode in AFTER_FIRST_EVENT) \
                     and not (stream and mode == "endless"):
-                allowed |= BARE_ERRORS[mode] | (BARE_STREAM_ERRORS.get(mode, set()) if stream else set())
+                allowed |= BARE_ERRORS[mode]
             if label == "HOSTILE_BARE" and (resp.status, code) in allowed:
                 return ending, [], rid, {**saw, "outcome": "error"}
             return ending, [f"{ending}: {data[:200]!r}"], rid, {**saw, "outcome": "error"}
