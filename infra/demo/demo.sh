@@ -30,6 +30,12 @@ build_router
 start_llama "${llama_port}" "${logs}/llama-server.log"
 start_router "${port}" "${llama_port}" "${logs}/sessions" "${logs}/router.log"
 
+# The classify command reads config/demo.toml, which names llama-server's default port.
+classify_env=""
+if [[ "${llama_port}" != 8081 ]]; then
+    classify_env="AI_ROUTER_BACKENDS__CLASSIFIER__BASE_URL=http://127.0.0.1:${llama_port}/v1 "
+fi
+
 # The snippets start at column 0 so that they can be pasted as they are (an indented
 # heredoc terminator never closes).
 cat >&2 <<TXT
@@ -55,7 +61,7 @@ PY
 
   How the router would route a message (the classifier, the rules, the route):
 
-target/release/ai-router classify --config config/demo.toml "what's the weather in Oslo today?"
+${classify_env}target/release/ai-router classify --config config/demo.toml "what's the weather in Oslo today?"
 
   Each request writes a session log:  ls ${logs}/sessions/   (router log: ${logs}/router.log)
   Readiness of the backends:          curl http://127.0.0.1:${port}/health/ready

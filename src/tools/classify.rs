@@ -55,9 +55,11 @@ pub async fn report(path: &Path, text: &str) -> Result<String, String> {
     let _ = writeln!(out, "meta match:  {meta}");
     // A classifier that could not be asked is a failure of this command, not a
     // decision: a script (or an admin reading `$?`) must not take the fallback for it.
+    // (A reply without a label is an answer, shown above; a failed call has no 2xx.)
     let failed = session
         .record()
         .and_then(|r| r.steps.iter().find(|s| s.step == Step::Classify))
+        .filter(|s| !s.status.is_some_and(|code| (200..300).contains(&code)))
         .and_then(|s| s.error.clone());
     match failed {
         Some(error) => Err(format!(

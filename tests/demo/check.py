@@ -77,10 +77,10 @@ class Terminal:
 
 
 def snippet(banner, first, last):
-    """The lines of `banner` from the one starting with `first` to the one equal to
-    `last` (or only the first when `last` is None), exactly as printed."""
+    """The lines of `banner` from the first one holding `first` to the one equal to
+    `last` (or to the end of its `\\` continuations when `last` is None), as printed."""
     lines = banner.replace("\r\n", "\n").split("\n")
-    start = next(i for i, line in enumerate(lines) if line.startswith(first))
+    start = next(i for i, line in enumerate(lines) if first in line)
     if last is None:
         end = start
         while lines[end].endswith("\\"):

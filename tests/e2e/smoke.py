@@ -46,7 +46,8 @@ def session(request_id, outcome=None, wait=10.0):
 
 def test_models_list():
     ids = [m.id for m in client.models.list()]
-    assert ids == ["ai-router"], ids
+    # The automatic model first, then the routes a client may choose.
+    assert ids == ["ai-router", "ai-router/cloud", "ai-router/search", "ai-router/local"], ids
 
 
 def test_chat_non_stream():
