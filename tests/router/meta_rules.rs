@@ -1,4 +1,4 @@
-//! The shipped META rules against real Open WebUI task prompts (0.5 … 0.11 and dev) and
+//! The shipped META rules against real Open WebUI task prompts (0.5 … 0.12.4 and dev) and
 //! the look-alikes that must never match (RAG-wrapped questions, pasted templates…).
 //! Each fixture's source version is listed in `tests/fixtures/openwebui/README.md`.
 
@@ -64,6 +64,62 @@ fn every_task_fixture_matches_its_rule_and_no_lookalike_matches() {
             .count()
             >= 15
     );
+}
+
+/// Releases whose every task kind has a fixture, rendered from the package on PyPI (the
+/// kinds each release has: follow-ups from 0.6.14, compaction and memory review from 0.10.0).
+const COMPLETE_RELEASES: [(&str, &[&str]); 6] = [
+    ("0.5.20", &KINDS_0_5),
+    ("0.6.41", &KINDS_0_6),
+    ("0.10.2", &KINDS_0_10),
+    ("0.11.0", &KINDS_0_10),
+    ("0.12.0", &KINDS_0_10),
+    ("0.12.4", &KINDS_0_10),
+];
+const KINDS_0_5: [&str; 8] = [
+    "title_generation",
+    "tags_generation",
+    "query_generation",
+    "autocomplete_generation",
+    "image_prompt_generation",
+    "emoji_generation",
+    "moa_response_generation",
+    "function_calling",
+];
+const KINDS_0_6: [&str; 9] = [
+    "title_generation",
+    "tags_generation",
+    "follow_up_generation",
+    "query_generation",
+    "autocomplete_generation",
+    "image_prompt_generation",
+    "emoji_generation",
+    "moa_response_generation",
+    "function_calling",
+];
+const KINDS_0_10: [&str; 11] = [
+    "title_generation",
+    "tags_generation",
+    "follow_up_generation",
+    "query_generation",
+    "autocomplete_generation",
+    "image_prompt_generation",
+    "emoji_generation",
+    "moa_response_generation",
+    "function_calling",
+    "context_compaction",
+    "memory_review",
+];
+
+#[test]
+fn six_releases_from_0_5_to_0_12_4_have_every_task_kind() {
+    let files: HashSet<String> = fixtures().into_iter().map(|(file, _)| file).collect();
+    for (version, kinds) in COMPLETE_RELEASES {
+        for kind in kinds {
+            let file = format!("task-{kind}-{version}.json");
+            assert!(files.contains(&file), "missing fixture {file}");
+        }
+    }
 }
 
 #[test]
