@@ -31,6 +31,7 @@ impl Routing {
                 ..self.labelled(Label::from(META_LABEL))
             };
         }
+        let meta_suspect = self.meta.suspect(request, headers);
         let outcome = self.classify(prompts, request.messages(), session).await;
         let chosen = outcome.label.as_ref().and_then(|l| self.table.get(l));
         let failure = match (chosen, outcome.failure) {
@@ -67,6 +68,7 @@ impl Routing {
             classification_ms: outcome.ms,
             classification_fallback: fallback,
             classification_cached: outcome.cached,
+            meta_suspect,
             ..self.labelled(label)
         }
     }
