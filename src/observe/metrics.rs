@@ -65,6 +65,12 @@ struct ResultLabel {
     result: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SuspectLabel {
+    /// The `[[suspect]]` table's name: one per table in the META rules file.
+    suspect: String,
+}
+
 type Histograms<L> = Family<L, Histogram, fn() -> Histogram>;
 
 /// Requests and backend calls: 5 ms … ~3 min.
@@ -95,6 +101,7 @@ pub struct Metrics {
     endpoint_latency: Family<EndpointLabel, Gauge<f64, AtomicU64>>,
     session_writes: Family<ResultLabel, Counter>,
     prompt_reloads: Family<ResultLabel, Counter>,
+    meta_suspects: Family<SuspectLabel, Counter>,
 }
 
 impl Default for Metrics {
@@ -114,6 +121,7 @@ impl Default for Metrics {
         let endpoint_latency = Family::default();
         let session_writes = Family::default();
         let prompt_reloads = Family::default();
+        let meta_suspects = Family::default();
         registry.register(
             "requests",
             "Chat requests by route, label, status class and outcome",
@@ -184,6 +192,11 @@ impl Default for Metrics {
             "Prompt-folder reloads, by result",
             prompt_reloads.clone(),
         );
+        registry.register(
+            "meta_suspects",
+            "Requests that looked like a client's task but matched no META rule (a new template?), by suspect table",
+            meta_suspects.clone(),
+        );
         Metrics {
             registry,
             requests,
@@ -200,6 +213,7 @@ impl Default for Metrics {
             endpoint_latency,
             session_writes,
             prompt_reloads,
+            meta_suspects,
         }
     }
 }
@@ -275,6 +289,12 @@ impl Observer for Metrics {
                     result: result.into(),
                 })
                 .observe(seconds(decision.classification_ms));
+        }
+        if let Some(why) = &decision.meta_suspect {
+            let suspect = why.strip_prefix("suspect ").unwrap_or(why).to_string();
+            self.meta_suspects
+                .get_or_create(&SuspectLabel { suspect })
+                .inc();
         }
         let own_ms = record.total_ms.saturating_sub(backend_ms);
         self.overhead.get_or_create(&route).observe(seconds(own_ms));

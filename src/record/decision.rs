@@ -25,6 +25,10 @@ pub struct Decision {
     pub classification_cached: bool,
     /// Which META rule matched, if any.
     pub meta_match: Option<String>,
+    /// Why a request that no META evidence marked still looks like a client's task (a
+    /// `[[suspect]]` table in the META rules file): only a flag, so a new template is
+    /// noticed the day it appears; the route came from the classifier as usual.
+    pub meta_suspect: Option<String>,
     /// Why the route that answered is not the one the label asked for (a missing key, a
     /// failover), or why a search hop found nothing.
     pub route_fallback: Option<String>,

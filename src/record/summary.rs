@@ -1,6 +1,6 @@
 //! Summarises logged sessions for `ai-router sessions stats` and `GET /stats`: shares
-//! per route and label, latency percentiles, errors and fallbacks by reason, xAI tokens
-//! and cost, and what the same traffic would have cost all-cloud.
+//! per route and label, latency percentiles, errors, fallbacks and META suspects by
+//! reason, xAI tokens and cost, and what the same traffic would have cost all-cloud.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -44,6 +44,9 @@ pub struct Summary {
     pub errors: BTreeMap<String, usize>,
     pub classification_fallbacks: BTreeMap<String, usize>,
     pub route_fallbacks: BTreeMap<String, usize>,
+    /// Requests that looked like a client's task but matched no META rule, by the
+    /// `[[suspect]]` table they fit: a new client template to add a rule for.
+    pub meta_suspects: BTreeMap<String, usize>,
     /// Spend on the cloud backends (xAI, as shipped).
     pub xai: Spend,
     /// The same answers from the cloud model, plus the search hops.
@@ -95,6 +98,9 @@ pub fn summarise(sessions: &[LoggedSession], cloud: &Cloud) -> Summary {
         }
         if let Some(why) = &decision.route_fallback {
             *summary.route_fallbacks.entry(reason(why)).or_default() += 1;
+        }
+        if let Some(why) = &decision.meta_suspect {
+            *summary.meta_suspects.entry(reason(why)).or_default() += 1;
         }
         for step in &session.steps {
             let (input, output) = tokens(step.usage.as_ref());
@@ -258,6 +264,10 @@ pub fn render(summary: &Summary) -> String {
         ("errors", &summary.errors),
         ("classifier fallbacks", &summary.classification_fallbacks),
         ("route fallbacks", &summary.route_fallbacks),
+        (
+            "META suspects (a client task no rule matched)",
+            &summary.meta_suspects,
+        ),
     ] {
         let _ = writeln!(
             out,

@@ -32,6 +32,7 @@ impl Routing {
                 ..self.labelled(Label::from(META_LABEL))
             };
         }
+        let meta_suspect = self.meta.suspect(request, headers);
         // Task prompts above: Open WebUI sends them with the chat's own model, so a chat
         // on `ai-router/cloud` still has its titles answered as META.
         let model = request
@@ -41,6 +42,7 @@ impl Routing {
         if let Some(route) = model.and_then(|m| self.table.exposed(m)) {
             return Decision {
                 client_choice: route.exposed_as.clone(),
+                meta_suspect,
                 ..self.labelled(route.label.clone())
             };
         }
@@ -80,6 +82,7 @@ impl Routing {
             classification_ms: outcome.ms,
             classification_fallback: fallback,
             classification_cached: outcome.cached,
+            meta_suspect,
             ..self.labelled(label)
         }
     }

@@ -1,6 +1,7 @@
 //! Recognises a client's own task prompts (titles, tags, follow-ups…), which are
 //! answered as META without paying for classification. Best evidence first: a task
-//! header, then the configured task model, then the text rules.
+//! header, then the configured task model, then the text rules. What only looks like a
+//! task is flagged (`meta_suspect`), never routed.
 
 use axum::http::HeaderMap;
 use serde_json::Value;
@@ -50,6 +51,23 @@ impl MetaDetector {
         self.rules
             .detect(request.messages())
             .map(|rule| format!("rule {rule}"))
+    }
+
+    /// Why a request `detect` did not call META still looks like a client's task (a
+    /// `[[suspect]]` table it fits), for `meta_suspect`: a flag, never a route. A task
+    /// header that is present but empty is the client saying "a user's chat", so then
+    /// nothing is suspect.
+    pub fn suspect(&self, request: &ChatRequest, headers: &HeaderMap) -> Option<String> {
+        if self
+            .headers
+            .iter()
+            .any(|name| headers.contains_key(name.as_str()))
+        {
+            return None;
+        }
+        self.rules
+            .suspect(request.messages())
+            .map(|name| format!("suspect {name}"))
     }
 }
 

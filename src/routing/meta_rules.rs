@@ -1,18 +1,16 @@
 //! Recognises Open WebUI's task requests (titles, tags, follow-ups, …) by their text, with
 //! declarative rules an admin keeps in a TOML file (`config/meta_rules.toml`, which
-//! documents the rule language). Runs on every request, so matching is plain prefix and
-//! substring tests on at most the last user message and the system messages.
+//! documents the rule language), and the looser `[[suspect]]` shapes that only flag a
+//! request. Runs on every request, so matching is plain prefix, substring and whole-line
+//! tests on at most the last user message and the system messages.
 
-use std::borrow::Cow;
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 use serde_json::Value;
 
-/// The shortest text a rule may anchor on. `### Task:` alone is 9 characters and also starts
-/// the RAG wrapper around real questions; every real template sentence is far longer.
-const MIN_ANCHOR_CHARS: usize = 20;
+use super::meta_match::{MIN_ANCHOR_CHARS, Matcher, role, text_of};
 
 /// Where `parse` says the text came from in its errors (`load` names the file instead).
 const INLINE_ORIGIN: &str = "META rules";
@@ -21,6 +19,9 @@ const INLINE_ORIGIN: &str = "META rules";
 #[derive(Debug, Clone, Default)]
 pub struct MetaRules {
     rules: Vec<Rule>,
+    /// `[[suspect]]` tables: shapes that look like a client's task but route nothing; a
+    /// request no rule matched that fits one is flagged, so a new template is noticed.
+    suspects: Vec<Rule>,
 }
 
 /// Why a META rules file could not be used; every variant names the file (or text) it read.
@@ -83,27 +84,26 @@ impl MetaRules {
 
     /// The name of the first rule that matches this conversation (OpenAI `messages` array), or None.
     pub fn detect(&self, messages: &[Value]) -> Option<&str> {
-        if self.rules.is_empty() {
-            return None;
-        }
-        // Found once: every rule but the system-only ones looks at it.
-        let last_user = messages
-            .iter()
-            .rev()
-            .find(|message| role(message) == Some("user"))
-            .and_then(text_of);
-        self.rules
-            .iter()
-            .find(|rule| rule.matches(messages, last_user.as_deref()))
-            .map(|rule| rule.name.as_str())
+        first_match(&self.rules, messages)
     }
 
-    /// How many rules are loaded.
+    /// The name of the first `[[suspect]]` table this conversation fits, or None. Only a
+    /// flag for the session log and metrics: it never routes, whatever `detect` said.
+    pub fn suspect(&self, messages: &[Value]) -> Option<&str> {
+        first_match(&self.suspects, messages)
+    }
+
     /// The rules' names, in the order they are tried.
     pub fn names(&self) -> impl Iterator<Item = &str> {
         self.rules.iter().map(|rule| rule.name.as_str())
     }
 
+    /// The `[[suspect]]` tables' names, in the order they are tried.
+    pub fn suspect_names(&self) -> impl Iterator<Item = &str> {
+        self.suspects.iter().map(|rule| rule.name.as_str())
+    }
+
+    /// How many rules are loaded (suspect tables not counted: they never route).
     pub fn len(&self) -> usize {
         self.rules.len()
     }
@@ -114,7 +114,24 @@ impl MetaRules {
     }
 }
 
-/// One `[[rule]]` table as written; unknown keys are errors so a typo cannot silently widen a rule.
+/// The name of the first of `rules` that matches `messages`.
+fn first_match<'a>(rules: &'a [Rule], messages: &[Value]) -> Option<&'a str> {
+    if rules.is_empty() {
+        return None;
+    }
+    // Found once: every rule but the system-only ones looks at it.
+    let last_user = messages
+        .iter()
+        .rev()
+        .find(|message| role(message) == Some("user"))
+        .and_then(text_of);
+    rules
+        .iter()
+        .find(|rule| rule.matches(messages, last_user.as_deref()))
+        .map(|rule| rule.name.as_str())
+}
+
+/// One `[[rule]]` (or `[[suspect]]`) table as written; unknown keys are errors so a typo cannot silently widen a rule.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RuleSpec {
@@ -122,24 +139,6 @@ struct RuleSpec {
     max_messages: Option<usize>,
     last_user: Option<Matcher>,
     system: Option<Matcher>,
-}
-
-/// Conditions on one message's text; all given conditions must hold.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Matcher {
-    #[serde(default)]
-    starts_with: Vec<String>,
-    /// The text (trailing whitespace ignored) ends with one of these: a template's
-    /// closing frame, so a template pasted at the start of a real question misses.
-    #[serde(default)]
-    ends_with: Vec<String>,
-    #[serde(default)]
-    contains_all: Vec<String>,
-    #[serde(default)]
-    contains_any: Vec<String>,
-    #[serde(default)]
-    not_contains: Vec<String>,
 }
 
 /// A validated rule, ready to match.
@@ -160,46 +159,58 @@ fn parse_from(text: &str, origin: &str) -> Result<MetaRules, MetaRulesError> {
         origin: origin.to_owned(),
         reason,
     };
-    let mut rules: Vec<Rule> = Vec::new();
-    let mut names = HashSet::new();
+    let mut parsed = MetaRules::default();
     for (key, value) in table {
-        if key != "rule" {
-            return Err(layout(format!(
-                "unknown top-level key `{key}`: rules are written as [[rule]] tables"
-            )));
-        }
-        let toml::Value::Array(items) = value else {
-            return Err(layout(
-                "`rule` must be written as [[rule]] tables".to_owned(),
-            ));
+        // Suspects only flag, so they need no anchor: they are meant to be looser.
+        let (list, anchor) = match key.as_str() {
+            "rule" => (&mut parsed.rules, true),
+            "suspect" => (&mut parsed.suspects, false),
+            _ => {
+                return Err(layout(format!(
+                    "unknown top-level key `{key}`: rules are written as [[rule]] tables \
+                     (and [[suspect]] tables)"
+                )));
+            }
         };
+        let toml::Value::Array(items) = value else {
+            return Err(layout(format!(
+                "`{key}` must be written as [[{key}]] tables"
+            )));
+        };
+        let mut names = HashSet::new();
         for (index, item) in items.into_iter().enumerate() {
-            let label = rule_label(index, &item);
+            let label = rule_label(&key, index, &item);
             let bad = |reason: String| MetaRulesError::Rule {
                 origin: origin.to_owned(),
                 rule: label.clone(),
                 reason,
             };
             let spec: RuleSpec = item.try_into().map_err(|e| bad(e.message().to_owned()))?;
-            let rule = compile(spec).map_err(&bad)?;
+            let rule = compile(spec, anchor).map_err(&bad)?;
             if !names.insert(rule.name.clone()) {
-                return Err(bad("another rule already has this name".to_owned()));
+                return Err(bad(format!("another [[{key}]] already has this name")));
             }
-            rules.push(rule);
+            list.push(rule);
         }
     }
-    Ok(MetaRules { rules })
+    Ok(parsed)
 }
 
-/// `#3 "title_generation"`: position first, because a broken rule may have no usable name.
-fn rule_label(index: usize, item: &toml::Value) -> String {
+/// `#3 "title_generation"`: position first, because a broken rule may have no usable name;
+/// a `[[suspect]]` table says so after it.
+fn rule_label(key: &str, index: usize, item: &toml::Value) -> String {
+    let table = if key == "rule" {
+        String::new()
+    } else {
+        format!(" in [[{key}]]")
+    };
     match item.get("name").and_then(toml::Value::as_str) {
-        Some(name) => format!("#{} \"{name}\"", index + 1),
-        None => format!("#{}", index + 1),
+        Some(name) => format!("#{} \"{name}\"{table}", index + 1),
+        None => format!("#{}{table}", index + 1),
     }
 }
 
-fn compile(spec: RuleSpec) -> Result<Rule, String> {
+fn compile(spec: RuleSpec, must_anchor: bool) -> Result<Rule, String> {
     if spec.name.trim().is_empty() {
         return Err("`name` is empty".to_owned());
     }
@@ -220,10 +231,11 @@ fn compile(spec: RuleSpec) -> Result<Rule, String> {
         .into_iter()
         .flatten()
         .any(Matcher::is_anchored);
-    if !anchored {
+    if must_anchor && !anchored {
         return Err(format!(
             "not anchored: give `starts_with` alternatives, a `contains_all` entry or \
-             `contains_any` alternatives of at least {MIN_ANCHOR_CHARS} characters \
+             `contains_any` alternatives of at least {MIN_ANCHOR_CHARS} characters, or \
+             `lines_in_order` of that much text between `starts_with` and `ends_with` \
              (short text such as \"### Task:\" also starts real questions)"
         ));
     }
@@ -233,57 +245,6 @@ fn compile(spec: RuleSpec) -> Result<Rule, String> {
         last_user: spec.last_user,
         system: spec.system,
     })
-}
-
-impl Matcher {
-    fn validate(&self) -> Result<(), String> {
-        let lists = [
-            ("starts_with", &self.starts_with),
-            ("ends_with", &self.ends_with),
-            ("contains_all", &self.contains_all),
-            ("contains_any", &self.contains_any),
-            ("not_contains", &self.not_contains),
-        ];
-        if lists.iter().all(|(_, list)| list.is_empty()) {
-            return Err("has no conditions".to_owned());
-        }
-        for (key, list) in lists {
-            if list.iter().any(String::is_empty) {
-                return Err(format!(
-                    "`{key}` holds an empty string, which matches any text"
-                ));
-            }
-        }
-        Ok(())
-    }
-
-    /// Whether passing this block requires long, specific text (see `MIN_ANCHOR_CHARS`).
-    fn is_anchored(&self) -> bool {
-        let long = |s: &String| s.chars().count() >= MIN_ANCHOR_CHARS;
-        let all_long = |list: &[String]| !list.is_empty() && list.iter().all(long);
-        all_long(&self.starts_with)
-            || self.contains_all.iter().any(long)
-            || all_long(&self.contains_any)
-    }
-
-    /// Cheapest test first: real chats fail the prefix test after a few bytes.
-    fn matches(&self, text: &str) -> bool {
-        let head = text.trim_start();
-        (self.starts_with.is_empty()
-            || self
-                .starts_with
-                .iter()
-                .any(|p| head.starts_with(p.as_str())))
-            && (self.ends_with.is_empty()
-                || self
-                    .ends_with
-                    .iter()
-                    .any(|p| text.trim_end().ends_with(p.as_str())))
-            && self.contains_all.iter().all(|n| text.contains(n.as_str()))
-            && (self.contains_any.is_empty()
-                || self.contains_any.iter().any(|n| text.contains(n.as_str())))
-            && !self.not_contains.iter().any(|n| text.contains(n.as_str()))
-    }
 }
 
 impl Rule {
@@ -306,36 +267,5 @@ impl Rule {
                 .filter_map(text_of)
                 .any(|text| matcher.matches(&text))
         })
-    }
-}
-
-fn role(message: &Value) -> Option<&str> {
-    message.get("role").and_then(Value::as_str)
-}
-
-/// A message's text: the string content, or its `text` parts joined by newlines (images and
-/// other parts ignored). Borrowed in the common cases, so matching allocates nothing.
-fn text_of(message: &Value) -> Option<Cow<'_, str>> {
-    match message.get("content")? {
-        Value::String(text) => Some(Cow::Borrowed(text)),
-        Value::Array(parts) => {
-            let mut texts = parts
-                .iter()
-                .filter(|part| part.get("type").and_then(Value::as_str) == Some("text"))
-                .filter_map(|part| part.get("text").and_then(Value::as_str));
-            let first = texts.next()?;
-            match texts.next() {
-                None => Some(Cow::Borrowed(first)),
-                Some(second) => {
-                    let mut joined = format!("{first}\n{second}");
-                    for more in texts {
-                        joined.push('\n');
-                        joined.push_str(more);
-                    }
-                    Some(Cow::Owned(joined))
-                }
-            }
-        }
-        _ => None,
     }
 }

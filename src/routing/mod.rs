@@ -14,6 +14,7 @@ pub mod cache;
 pub mod classify;
 pub mod decide;
 pub mod meta;
+mod meta_match;
 pub mod meta_rules;
 pub mod table;
 

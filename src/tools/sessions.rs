@@ -112,7 +112,8 @@ fn row(s: &LoggedSession) -> Value {
         "timestamp": s.timestamp, "id": s.id, "route": d.route,
         "classification": d.classification, "classification_ms": d.classification_ms,
         "classification_fallback": d.classification_fallback, "route_fallback": d.route_fallback,
-        "meta_match": d.meta_match, "client_choice": d.client_choice, "total_ms": s.total_ms, "outcome": s.outcome,
+        "meta_match": d.meta_match, "meta_suspect": d.meta_suspect, "client_choice": d.client_choice,
+        "total_ms": s.total_ms, "outcome": s.outcome,
         "error": s.error, "query": cut(&s.user_query, 200),
     })
 }
@@ -142,6 +143,7 @@ pub fn show(dir: &Path, id: &str, as_json: bool) -> Result<String, String> {
     let d = &s.decision;
     let why = [
         ("meta rule", &d.meta_match),
+        ("META suspect", &d.meta_suspect),
         ("client chose", &d.client_choice),
         ("classifier said", &d.classification_raw),
         ("fallback", &d.classification_fallback),

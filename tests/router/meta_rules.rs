@@ -1,5 +1,6 @@
-//! The shipped META rules against real Open WebUI task prompts (0.5 … 0.11 and dev) and
-//! the look-alikes that must never match (RAG-wrapped questions, pasted templates…).
+//! The shipped META rules against real Open WebUI task prompts (0.5 … 0.12.4 and dev) and
+//! the look-alikes that must never match (RAG-wrapped questions, pasted templates…), and
+//! the suspect tables that flag what only looks like a task.
 //! Each fixture's source version is listed in `tests/fixtures/openwebui/README.md`.
 
 use std::collections::HashSet;
@@ -64,6 +65,172 @@ fn every_task_fixture_matches_its_rule_and_no_lookalike_matches() {
             .count()
             >= 15
     );
+}
+
+/// Releases whose every task kind has a fixture, rendered from the package on PyPI (the
+/// kinds each release has: follow-ups from 0.6.14, compaction and memory review from 0.10.0).
+const COMPLETE_RELEASES: [(&str, &[&str]); 6] = [
+    ("0.5.20", &KINDS_0_5),
+    ("0.6.41", &KINDS_0_6),
+    ("0.10.2", &KINDS_0_10),
+    ("0.11.0", &KINDS_0_10),
+    ("0.12.0", &KINDS_0_10),
+    ("0.12.4", &KINDS_0_10),
+];
+const KINDS_0_5: [&str; 8] = [
+    "title_generation",
+    "tags_generation",
+    "query_generation",
+    "autocomplete_generation",
+    "image_prompt_generation",
+    "emoji_generation",
+    "moa_response_generation",
+    "function_calling",
+];
+const KINDS_0_6: [&str; 9] = [
+    "title_generation",
+    "tags_generation",
+    "follow_up_generation",
+    "query_generation",
+    "autocomplete_generation",
+    "image_prompt_generation",
+    "emoji_generation",
+    "moa_response_generation",
+    "function_calling",
+];
+const KINDS_0_10: [&str; 11] = [
+    "title_generation",
+    "tags_generation",
+    "follow_up_generation",
+    "query_generation",
+    "autocomplete_generation",
+    "image_prompt_generation",
+    "emoji_generation",
+    "moa_response_generation",
+    "function_calling",
+    "context_compaction",
+    "memory_review",
+];
+
+#[test]
+fn six_releases_from_0_5_to_0_12_4_have_every_task_kind() {
+    let files: HashSet<String> = fixtures().into_iter().map(|(file, _)| file).collect();
+    for (version, kinds) in COMPLETE_RELEASES {
+        for kind in kinds {
+            let file = format!("task-{kind}-{version}.json");
+            assert!(files.contains(&file), "missing fixture {file}");
+        }
+    }
+}
+
+/// The shipped file with only the `[[rule]]` named `keep` (and no suspects).
+fn only_rule(keep: &str) -> MetaRules {
+    let text = std::fs::read_to_string(repo_path("config/meta_rules.toml")).unwrap();
+    let mut table: toml::Table = toml::from_str(&text).unwrap();
+    table.remove("suspect");
+    let rules = table["rule"].as_array_mut().unwrap();
+    rules.retain(|rule| rule["name"].as_str() == Some(keep));
+    assert_eq!(rules.len(), 1, "no rule {keep}");
+    MetaRules::parse(&toml::to_string(&table).unwrap()).unwrap()
+}
+
+fn last_user_text(messages: &[Value]) -> String {
+    let last = messages.iter().rev().find(|m| m["role"] == "user").unwrap();
+    match &last["content"] {
+        Value::String(text) => text.clone(),
+        other => panic!("list content in a task fixture: {other}"),
+    }
+}
+
+/// The structural rule alone catches every `### Task:` template over the chat history,
+/// whatever its sentences: 0.12.1's rewritten follow-ups, and the next rewrite too.
+#[test]
+fn the_task_frame_rule_alone_catches_every_task_template_over_the_chat_history() {
+    let frame = only_rule("task_frame");
+    let mut caught = 0;
+    for (file, messages) in fixtures() {
+        if !file.starts_with("task-") {
+            assert_eq!(frame.detect(&messages), None, "{file}");
+            continue;
+        }
+        let text = last_user_text(&messages);
+        if text.starts_with("### Task:\n") && text.trim_end().ends_with("</chat_history>") {
+            assert_eq!(frame.detect(&messages), Some("task_frame"), "{file}");
+            caught += 1;
+        }
+    }
+    assert!(caught >= 30, "only {caught} fixtures have the task frame");
+    // The 0.12.1 follow-up with its sentences replaced, as a next release might.
+    let (_, follow_up) = fixtures()
+        .into_iter()
+        .find(|(file, _)| file == "task-follow_up_generation-0.12.4.json")
+        .unwrap();
+    let reworded = last_user_text(&follow_up).replace(
+        "Predict 3-5 useful messages this user might naturally send next",
+        "Offer three short next messages the user is likely to send",
+    );
+    let reworded = [user(json!(reworded))];
+    assert_eq!(shipped_rules().detect(&reworded), Some("task_frame"));
+}
+
+/// Look-alikes that fit a suspect table on purpose: a task template pasted whole, or a
+/// user writing Open WebUI's `### Task:` frame, has a task's shape. They are flagged (a
+/// person looks once), never routed as META.
+const FLAGGED_LOOKALIKES: [&str; 8] = [
+    "lookalike-0.12.4-template-pasted-in-long-chat.json",
+    "lookalike-pasted-0.12.4-follow-up-then-question.json",
+    "lookalike-pasted-template-question.json",
+    "lookalike-question-then-0.12.4-title-template.json",
+    "lookalike-template-then-question.json",
+    "lookalike-title-template-then-question.json",
+    "lookalike-user-types-task-frame.json",
+    "lookalike-user-writes-0.12-task-frame.json",
+];
+
+/// The title of 0.5.0–0.5.7 is one paragraph with no JSON and no `### Task:`; no later
+/// release went back to that shape, and its own rule matches it.
+const UNFLAGGED_TASKS: [&str; 1] = ["task-title_generation-0.5.7.json"];
+
+/// Every task fixture fits a suspect table, so a release that rewords any of them is
+/// flagged even when no rule matches it any more; real questions are not flagged.
+#[test]
+fn every_task_fixture_fits_a_suspect_and_lookalikes_mostly_do_not() {
+    let rules = shipped_rules();
+    let mut failures = Vec::new();
+    for (file, messages) in fixtures() {
+        let got = rules.suspect(&messages);
+        let flagged = (file.starts_with("task-") && !UNFLAGGED_TASKS.contains(&file.as_str()))
+            || FLAGGED_LOOKALIKES.contains(&file.as_str());
+        if got.is_some() != flagged {
+            failures.push(format!("{file}: suspect {got:?}"));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    let names: Vec<&str> = rules.suspect_names().collect();
+    assert!(names.len() >= 5, "{names:?}");
+}
+
+#[test]
+fn suspect_tables_need_no_anchor_but_are_checked_like_rules() {
+    let loose = MetaRules::parse(
+        "[[suspect]]\nname = \"task\"\n[suspect.last_user]\nstarts_with = [\"### Task:\\n\"]\n",
+    )
+    .unwrap();
+    assert!(loose.is_empty(), "a suspect is not a rule");
+    let task = [user(json!("### Task:\nsomething new"))];
+    assert_eq!(loose.detect(&task), None);
+    assert_eq!(loose.suspect(&task), Some("task"));
+    assert_eq!(loose.suspect(&[user(json!("hi"))]), None);
+    let message =
+        parse_error("[[suspect]]\nname = \"t\"\n[suspect.last_user]\nstart_with = [\"x\"]\n");
+    assert!(
+        message.contains("rule #1 \"t\" in [[suspect]]"),
+        "{message}"
+    );
+    assert!(message.contains("start_with"), "{message}");
+    // A suspect and a rule may share a name; two suspects may not.
+    let twice = "[[suspect]]\nname = \"t\"\n[suspect.system]\ncontains_all = [\"x\"]\n";
+    assert!(parse_error(&format!("{twice}{twice}")).contains("already"));
 }
 
 #[test]

@@ -390,3 +390,57 @@ async fn classify_command_shows_the_route_that_would_really_answer() {
     );
     assert!(out.contains("raw reply:   \"COMPLEX\""), "{out}");
 }
+
+/// A task prompt no rule knows (as after a client release rewords one) is answered as a
+/// normal chat, classified and routed as usual, and flagged everywhere a person looks:
+/// the session log, `sessions stats` (text and JSON), `/stats` and `/metrics`.
+#[tokio::test]
+async fn meta_suspects_are_flagged_in_the_log_stats_and_metrics_never_routed() {
+    let primary = Fake::start().await;
+    let router = TestRouter::start(&primary.url, |_| {}).await;
+    router
+        .classifier
+        .set(|_| Reply::Json(completion_json("MODERATE")));
+    let new_task = "### Task:\nWrite a one-line summary of the chat.\n### Guidelines:\n\
+                    - Be brief.\n### Chat:\nUSER: is the lift open at 8?\nASSISTANT: from 8:30";
+    let response = router.chat(&user(new_task)).await;
+    assert_eq!(response.headers()["x-ai-router-route"], "primary");
+    router.chat(&user("what is a monad?")).await;
+    // Open WebUI's empty task header says "a user's chat": not suspect, whatever the text.
+    router.task_chat("", &user(new_task)).await;
+    let sessions = router.sessions(3).await;
+    let suspect = |s: &Value| s["meta_suspect"].clone();
+    let flagged: Vec<&Value> = sessions.iter().filter(|s| !suspect(s).is_null()).collect();
+    assert_eq!(flagged.len(), 1, "{sessions:#?}");
+    assert_eq!(flagged[0]["meta_suspect"], "suspect task_heading");
+    assert_eq!(flagged[0]["meta_match"], Value::Null);
+    assert_eq!(flagged[0]["classification"], "MODERATE");
+    assert!(sessions.iter().all(|s| s.get("meta_suspect").is_some()));
+    assert_eq!(
+        router.classifier.received().len(),
+        3,
+        "all three classified"
+    );
+
+    let dir = router.sessions_dir.to_str().unwrap();
+    let stats = json_of(&["sessions", "--dir", dir, "--json", "stats"]).await;
+    assert_eq!(
+        stats["meta_suspects"],
+        json!({"suspect task_heading": 1}),
+        "{stats}"
+    );
+    let (ok, text, _) = run(&["sessions", "--dir", dir, "stats"], &[]).await;
+    assert!(ok);
+    assert!(
+        text.contains("META suspects (a client task no rule matched): \n")
+            && text.contains("1× suspect task_heading"),
+        "{text}"
+    );
+    let (_, _, live) = router.get("/stats").await;
+    assert_eq!(live["last_24h"]["meta_suspects"]["suspect task_heading"], 1);
+    let metrics = router.metrics().await;
+    assert!(
+        metrics.contains("ai_router_meta_suspects_total{suspect=\"task_heading\"} 1"),
+        "{metrics}"
+    );
+}
