@@ -63,6 +63,11 @@ PY
 
 ${classify_env}target/release/ai-router classify --config config/demo.toml "what's the weather in Oslo today?"
 
+  Open WebUI: add an OpenAI API connection to http://127.0.0.1:${port}/v1 (any key) and, in the
+  connection's Headers, {"X-OpenWebUI-Task": "{{TASK}}"}: its titles, tags and follow-ups then
+  skip the classifier (README, "Using it"). The model menu offers ai-router (automatic) and
+  ai-router/local, /cloud, /search (a route of your choice).
+
   Each request writes a session log:  ls ${logs}/sessions/   (router log: ${logs}/router.log)
   Readiness of the backends:          curl http://127.0.0.1:${port}/health/ready
   Press Ctrl-C to stop both servers.
