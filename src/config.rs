@@ -17,7 +17,7 @@ mod validate;
 
 pub use legacy::{FailoverConfig, XaiConfig};
 pub use routes::{MaxTokens, RouteConfig, SearchConfig, Thinking};
-pub use routing::{KeywordRule, MetaConfig, MissingKey, Price, RoutingConfig};
+pub use routing::{Constrain, KeywordRule, MetaConfig, MissingKey, Price, RoutingConfig};
 pub use sections::{
     BackendConfig, BaseUrls, HealthConfig, LogFormat, ServerConfig, SessionsConfig,
 };

@@ -33,6 +33,33 @@ pub struct RoutingConfig {
     /// another way (its failover routes, else the fallback label's; ENRICH without its
     /// search) and the session log says why; `error` refuses it with a 503.
     pub missing_key: MissingKey,
+    /// How the classifier's answer is held to the route table's labels: `none` (free
+    /// text, read leniently: for reasoning classifiers), `structured_outputs` (vLLM
+    /// 0.12 and later), `guided_choice` (older vLLM) or `grammar` (llama-server). The
+    /// constrained modes also turn the classifier's thinking off.
+    pub constrain: Constrain,
+    /// Ask the classifier for log-probabilities and record the label's probability and
+    /// the runner-up's (`classification_confidence`).
+    pub logprobs: bool,
+    /// A label less probable than this is "unsure" (0 turns the check off): the decision
+    /// takes `unsure_label`, or the fallback rules when it is empty, and says so.
+    pub min_confidence: f64,
+    /// The label an unsure decision takes; empty for the fallback rules.
+    pub unsure_label: String,
+}
+
+/// How the classifier's output is held to the labels.
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Constrain {
+    /// Free generation, the first label in the reply.
+    None,
+    /// vLLM ≥ 0.12: `structured_outputs: {choice: [...]}`.
+    StructuredOutputs,
+    /// vLLM before 0.12: `guided_choice: [...]`.
+    GuidedChoice,
+    /// llama.cpp's llama-server: a GBNF `grammar` that allows only the labels.
+    Grammar,
 }
 
 impl Default for RoutingConfig {
@@ -50,6 +77,10 @@ impl Default for RoutingConfig {
             cache_entries: 1024,
             cache_ttl_secs: 600,
             missing_key: MissingKey::Fallback,
+            constrain: Constrain::None,
+            logprobs: false,
+            min_confidence: 0.0,
+            unsure_label: String::new(),
         }
     }
 }

@@ -197,6 +197,21 @@ fn routing(config: &Config) -> Result<(), ConfigError> {
             );
         }
     }
+    if !(0.0..=1.0).contains(&routing.min_confidence) {
+        return invalid("routing.min_confidence", "must be between 0 and 1");
+    }
+    if routing.min_confidence > 0.0 && !routing.logprobs {
+        return invalid(
+            "routing.min_confidence",
+            "needs routing.logprobs = true (the confidence comes from log-probabilities)",
+        );
+    }
+    if !routing.unsure_label.is_empty() && !config.routes.contains_key(&routing.unsure_label) {
+        return invalid(
+            "routing.unsure_label",
+            &no_such_label(config, &routing.unsure_label),
+        );
+    }
     if routing.max_input_chars < 200 {
         return invalid("routing.max_input_chars", "must be at least 200");
     }

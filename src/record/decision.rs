@@ -32,8 +32,25 @@ pub struct Decision {
     /// Why the route that answered is not the one the label asked for (a missing key, a
     /// failover), or why a search hop found nothing.
     pub route_fallback: Option<String>,
+    /// The probability the classifier gave its label, from its log-probabilities
+    /// (`routing.logprobs`), and the most probable other label.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub classification_confidence: Option<Confidence>,
     /// The model id of the route the client chose (an exposed route picked in the
     /// model menu): the label is that route's, and the classifier was not asked.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client_choice: Option<String>,
+}
+
+/// How sure the classifier was: its label's probability and the runner-up's, among the
+/// labels it could give.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Confidence {
+    /// The chosen label's probability, 0 to 1.
+    pub p: f64,
+    /// The most probable other label, if any had a probability.
+    pub runner_up: Option<Label>,
+    /// Its probability.
+    pub runner_up_p: Option<f64>,
 }
