@@ -92,6 +92,7 @@ pub struct Metrics {
     ttft: Histograms<RouteLabel>,
     overhead: Histograms<RouteLabel>,
     classification: Histograms<ResultLabel>,
+    confidence: Histogram,
     backend_duration: Histograms<BackendLabel>,
     backend_errors: Family<BackendErrorLabel, Counter>,
     in_flight: Gauge,
@@ -112,6 +113,9 @@ impl Default for Metrics {
         let ttft: Histograms<RouteLabel> = Family::new_with_constructor(latency);
         let overhead: Histograms<RouteLabel> = Family::new_with_constructor(overhead);
         let classification: Histograms<ResultLabel> = Family::new_with_constructor(latency);
+        // Tenths, each computed, not summed (0.1 + 0.2 prints as 0.30000000000000004):
+        // enough to see where an unsure threshold would cut.
+        let confidence = Histogram::new((1..=10).map(|tenth| f64::from(tenth) / 10.0));
         let backend_duration: Histograms<BackendLabel> = Family::new_with_constructor(latency);
         let backend_errors = Family::default();
         let in_flight = Gauge::default();
@@ -146,6 +150,11 @@ impl Default for Metrics {
             "classification_duration_seconds",
             "Classification time by result (label, fallback, cached)",
             classification.clone(),
+        );
+        registry.register(
+            "classification_confidence",
+            "The classifier's probability for the label it gave (routing.logprobs)",
+            confidence.clone(),
         );
         registry.register(
             "backend_request_duration_seconds",
@@ -204,6 +213,7 @@ impl Default for Metrics {
             ttft,
             overhead,
             classification,
+            confidence,
             backend_duration,
             backend_errors,
             in_flight,
@@ -289,6 +299,9 @@ impl Observer for Metrics {
                     result: result.into(),
                 })
                 .observe(seconds(decision.classification_ms));
+            if let Some(confidence) = &decision.classification_confidence {
+                self.confidence.observe(confidence.p);
+            }
         }
         if let Some(why) = &decision.meta_suspect {
             let suspect = why.strip_prefix("suspect ").unwrap_or(why).to_string();

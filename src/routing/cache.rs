@@ -2,6 +2,7 @@
 //! "regenerate" and SDK retries resend the same conversation, and a repeat should cost
 //! no classifier call. Bounded in size, entries expire, and it can be switched off.
 
+use crate::record::decision::Confidence;
 use std::collections::{HashMap, VecDeque};
 use std::hash::Hasher;
 use std::sync::Mutex;
@@ -14,6 +15,7 @@ use crate::names::Label;
 pub struct Cached {
     pub label: Label,
     pub raw: String,
+    pub confidence: Option<Confidence>,
 }
 
 /// The cache; a key is a hash of the classifier's whole request.
@@ -111,6 +113,7 @@ mod tests {
         Cached {
             raw: label.to_string(),
             label,
+            confidence: None,
         }
     }
 

@@ -18,6 +18,8 @@ use crate::upstream::{Expect, Reply, call};
 
 use super::Routing;
 use super::cache::{Cached, ClassifyCache};
+use super::constrain;
+use crate::record::decision::Confidence;
 
 /// What the classifier said, for the decision and the session log.
 #[derive(Clone, Debug)]
@@ -32,6 +34,8 @@ pub struct Classification {
     pub failure: Option<String>,
     /// Whether the decision came from the cache (no classifier call).
     pub cached: bool,
+    /// How sure the classifier was, when it sent log-probabilities.
+    pub confidence: Option<Confidence>,
 }
 
 /// How much of a conversation a model that only needs its gist is shown (the classifier,
@@ -85,6 +89,7 @@ impl Routing {
                 ms: millis(started.elapsed()),
                 failure: None,
                 cached: true,
+                confidence: hit.confidence,
             };
         }
         // Recorded before the call, so a client that leaves mid-call still shows it.
@@ -156,12 +161,15 @@ impl Routing {
                 ms,
                 failure: Some("the classifier answered without a label".into()),
                 cached: false,
+                confidence: None,
             };
         };
+        let confidence = constrain::confidence(&reply, &label, &self.choosable);
         if let Some(key) = key {
             let cached = Cached {
                 label: label.clone(),
                 raw: raw.clone(),
+                confidence: confidence.clone(),
             };
             self.cache.put(key, cached);
         }
@@ -171,6 +179,7 @@ impl Routing {
             ms,
             failure: None,
             cached: false,
+            confidence,
         }
     }
 }
@@ -182,6 +191,7 @@ fn failed(ms: u64, why: String) -> Classification {
         ms,
         failure: Some(why),
         cached: false,
+        confidence: None,
     }
 }
 

@@ -8,7 +8,7 @@ use crate::config::KeywordRule;
 use crate::names::Label;
 use crate::openai::ChatRequest;
 use crate::prompts::PromptSet;
-use crate::record::decision::Decision;
+use crate::record::decision::{Confidence, Decision};
 use crate::record::session::Session;
 
 use super::Routing;
@@ -57,13 +57,31 @@ impl Routing {
                 "the classifier said {label}, which routes.{label}.classifier_may_choose forbids",
                 label = route.label
             )),
+            (Some(route), _) if self.unsure(outcome.confidence.as_ref()) => {
+                let p = outcome.confidence.as_ref().map_or(0.0, |c| c.p);
+                Some(format!(
+                    "unsure: {label} at {p} is below routing.min_confidence {min}",
+                    label = route.label,
+                    min = self.min_confidence
+                ))
+            }
             (Some(_), _) => None,
             (None, failure) => {
                 Some(failure.unwrap_or_else(|| "the classifier gave no label".into()))
             }
         };
+        let unsure = outcome.label.is_some() && self.unsure(outcome.confidence.as_ref());
+        // An unsure label goes where the admin said, else the way a missing one goes.
+        let unsure_to = self.unsure_label.as_ref().filter(|_| unsure);
         let (label, fallback) = match (outcome.label, failure) {
             (Some(label), None) => (label, None),
+            (_, Some(why)) if unsure_to.is_some() => {
+                let label = unsure_to
+                    .cloned()
+                    .unwrap_or_else(|| self.table.fallback.clone());
+                let note = format!("{why}; used {label} (routing.unsure_label)");
+                (label, Some(note))
+            }
             (_, why) => {
                 // Keywords are looked for in what the classifier saw, not in attachments.
                 let query = cut_middle(
@@ -82,9 +100,16 @@ impl Routing {
             classification_ms: outcome.ms,
             classification_fallback: fallback,
             classification_cached: outcome.cached,
+            classification_confidence: outcome.confidence,
             meta_suspect,
             ..self.labelled(label)
         }
+    }
+
+    /// Whether a label this sure counts as unsure (`routing.min_confidence`). Without
+    /// log-probabilities there is nothing to judge by: not unsure.
+    fn unsure(&self, confidence: Option<&Confidence>) -> bool {
+        confidence.is_some_and(|c| c.p < self.min_confidence)
     }
 
     /// A decision for `label` with no classification evidence.

@@ -12,6 +12,7 @@ use crate::upstream::{Backend, Backends};
 pub mod answering;
 pub mod cache;
 pub mod classify;
+pub mod constrain;
 pub mod decide;
 pub mod meta;
 mod meta_match;
@@ -40,6 +41,12 @@ pub struct Routing {
     pub meta: meta::MetaDetector,
     /// Most bytes of the classifier's reply kept in the record (`sessions.max_answer_bytes`).
     pub answer_cap: usize,
+    /// The labels the classifier may give (its constraint, and what confidence is over).
+    pub choosable: Vec<Label>,
+    /// A label less probable than this is unsure (`routing.min_confidence`; 0: never).
+    pub min_confidence: f64,
+    /// What an unsure decision takes (`routing.unsure_label`); `None`: the fallback rules.
+    pub unsure_label: Option<Label>,
 }
 
 /// Why routing could not be built.
@@ -61,11 +68,20 @@ impl Routing {
             .cloned()
             .ok_or_else(|| RoutingError::NoClassifier(config.routing.backend.clone()))?;
         let rules = meta::load_rules(&config.meta)?;
+        let table = RouteTable::new(config);
+        let routing = &config.routing;
+        let choosable = constrain::choosable(&table);
+        let classifier_params = constrain::shape(
+            &routing.classifier_params,
+            routing.constrain,
+            routing.logprobs,
+            &choosable,
+        );
         Ok(Routing {
-            table: Arc::new(RouteTable::new(config)),
+            table: Arc::new(table),
             classifier,
             limits: InputLimits::of(&config.routing),
-            classifier_params: config.routing.classifier_params.clone(),
+            classifier_params,
             fallback_rules: decide::keyword_rules(&config.routing.fallback_rules),
             cache: cache::ClassifyCache::new(
                 config.routing.cache_entries,
@@ -73,6 +89,10 @@ impl Routing {
             ),
             meta: meta::MetaDetector::new(config, rules),
             answer_cap: config.sessions.max_answer_bytes,
+            choosable,
+            min_confidence: routing.min_confidence,
+            unsure_label: (!routing.unsure_label.is_empty())
+                .then(|| Label::from(routing.unsure_label.as_str())),
         })
     }
 }

@@ -45,6 +45,13 @@ pub async fn report(path: &Path, text: &str) -> Result<String, String> {
         .as_deref()
         .unwrap_or("(not called)");
     let _ = writeln!(out, "raw reply:   {raw:?}");
+    if let Some(c) = &decision.classification_confidence {
+        let runner_up = match (&c.runner_up, c.runner_up_p) {
+            (Some(label), Some(p)) => format!(" (then {label} {p})"),
+            _ => String::new(),
+        };
+        let _ = writeln!(out, "confidence:  {}{runner_up}", c.p);
+    }
     let _ = writeln!(out, "time:        {} ms", decision.classification_ms);
     let fallback = decision
         .classification_fallback

@@ -113,6 +113,7 @@ fn row(s: &LoggedSession) -> Value {
         "classification": d.classification, "classification_ms": d.classification_ms,
         "classification_fallback": d.classification_fallback, "route_fallback": d.route_fallback,
         "meta_match": d.meta_match, "meta_suspect": d.meta_suspect, "client_choice": d.client_choice,
+        "classification_confidence": d.classification_confidence,
         "total_ms": s.total_ms, "outcome": s.outcome,
         "error": s.error, "query": cut(&s.user_query, 200),
     })
@@ -149,6 +150,13 @@ pub fn show(dir: &Path, id: &str, as_json: bool) -> Result<String, String> {
         ("fallback", &d.classification_fallback),
         ("route fallback", &d.route_fallback),
     ];
+    if let Some(c) = &d.classification_confidence {
+        let runner_up = match (&c.runner_up, c.runner_up_p) {
+            (Some(label), Some(p)) => format!(", then {label} {p}"),
+            _ => String::new(),
+        };
+        let _ = writeln!(out, "  confidence: {}{runner_up}", c.p);
+    }
     for (label, value) in why {
         if let Some(value) = value {
             let _ = writeln!(out, "  {label}: {}", cut(value.trim(), 300));

@@ -56,7 +56,7 @@ def test_chat_non_stream():
     )
     reply = raw.parse()
     request_id = raw.headers["x-request-id"]
-    assert raw.headers["x-ai-router-route"] == "primary", raw.headers["x-ai-router-route"]
+    assert raw.headers["x-ai-router-route"] in ("primary", "enrich"), raw.headers
     assert len(request_id) == 8, request_id
     assert reply.model == "ai-router", reply.model
     content = reply.choices[0].message.content
@@ -64,10 +64,15 @@ def test_chat_non_stream():
     record = session(request_id, "ok")
     classify, answer = record["steps"]
     assert classify["step"] == "classify" and classify["provider"] == "classifier", classify
-    assert record["classification"] in ("SIMPLE", "MODERATE"), record["classification"]
-    assert record["classification_raw"] == classify["response_content"]
+    # The demo holds the classifier to the labels (llama-server's grammar): a real label,
+    # with its probability from the log-probabilities, never a fallback.
+    assert record["classification"] in ("SIMPLE", "MODERATE", "COMPLEX", "ENRICH"), record
+    assert record["classification_fallback"] is None, record["classification_fallback"]
+    assert record["classification_raw"] == classify["response_content"] == record["classification"]
+    assert "grammar" in classify["params"], classify["params"]
+    assert 0 < record["classification_confidence"]["p"] <= 1, record["classification_confidence"]
     assert answer["step"] == "answer" and answer["response_content"] == content
-    assert record["route"] == "primary"
+    assert record["route"] in ("primary", "enrich"), record["route"]
     # The router owns the length: max_tokens never reaches the local model.
     assert "max_tokens" not in answer["params"], answer["params"]
     print(f"    answer: {content.strip()[:80]!r}")
@@ -200,13 +205,18 @@ def test_open_webui_task_header_is_meta_without_classification():
 
 
 def test_enrich_without_a_key_is_answered_locally_and_says_so():
+    # Chosen from the model list (as in Open WebUI's menu): no classifier call.
     raw = client.chat.completions.with_raw_response.create(
-        model="ai-router", messages=[{"role": "user", "content": "What's the weather in Oslo today?"}]
+        model="ai-router/search",
+        messages=[{"role": "user", "content": "What's the weather in Oslo today?"}],
     )
     assert raw.headers["x-ai-router-route"] == "enrich"
-    assert raw.parse().choices[0].message.content.strip()
+    reply = raw.parse()
+    assert reply.choices[0].message.content.strip()
+    assert reply.model == "ai-router/search", reply.model
     record = session(raw.headers["x-request-id"], "ok")
-    assert record["classification"] == "ENRICH", record["classification_fallback"]
+    assert record["classification"] == "ENRICH" and record["client_choice"] == "ai-router/search"
+    assert [s["step"] for s in record["steps"]] == ["answer"], "the classifier was asked"
     assert "XAI_API_KEY is not set" in record["route_fallback"], record["route_fallback"]
 
 
@@ -217,6 +227,7 @@ def test_classify_command():
         capture_output=True, text=True, timeout=60, check=True,
     ).stdout
     assert out.startswith("decision:") and "raw reply:" in out and "time:" in out, out
+    assert "confidence:" in out and "fallback:    none" in out, out
 
 
 def test_client_disconnect_is_logged():

@@ -169,13 +169,14 @@ async fn a_host_killed_mid_run_costs_no_request_that_had_not_started_streaming()
     let b = Fake::with(busy(Duration::from_millis(100))).await;
     let a_url = format!("http://{}/v1", a.address);
     let router = pooled(vec![a_url.clone(), b.url.clone()]).await;
-    let started = Instant::now();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let load = |from: usize| {
         let url = router.url.clone();
+        let stop = stop.clone();
         tokio::spawn(async move {
             let mut seen = Vec::new();
             let mut i = from;
-            while started.elapsed() < Duration::from_millis(1500) {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                 seen.push(one(url.clone(), i).await);
                 i += 4;
             }
@@ -183,9 +184,16 @@ async fn a_host_killed_mid_run_costs_no_request_that_had_not_started_streaming()
         })
     };
     let clients: Vec<_> = (0..4).map(load).collect();
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    // Kill A once it is in use (a busy machine may take a while to get there), then
+    // keep the load on for as long again as a request takes several times over.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while a.received().len() < 3 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let before_kill = a.received().len();
     a.kill();
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let mut seen = Vec::new();
     for client in clients {
         seen.extend(client.await.unwrap());

@@ -19,6 +19,7 @@ mod chat_json;
 mod chat_stream;
 mod chosen_routes;
 mod cli;
+mod confidence;
 mod errors;
 mod limits;
 mod meta_rules;
