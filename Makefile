@@ -45,6 +45,8 @@ lint: ## Check formatting, run clippy with warnings as errors, and shellcheck th
 	cargo clippy --locked --all-targets -- -D warnings
 	# The fuzz crate is its own workspace: check it still builds against the router's API.
 	cargo check --locked --quiet --manifest-path tests/fuzz/Cargo.toml --target-dir target/fuzz-check
+	# The golden set the classifier is measured against: well-formed, every group covered.
+	python3 evals/check.py >/dev/null
 	@if command -v shellcheck >/dev/null; then shellcheck -x infra/demo/*.sh tests/*/*.sh .ci/run; \
 	else echo "shellcheck is not installed: scripts not checked (apt-get install shellcheck)"; fi
 

@@ -46,6 +46,11 @@ pub struct RoutingConfig {
     pub min_confidence: f64,
     /// The label an unsure decision takes; empty for the fallback rules.
     pub unsure_label: String,
+    /// Within this many seconds of its last turn, a follow-up is never routed lower (in
+    /// `sticky_order`) than the highest route its conversation took; 0 turns it off.
+    pub sticky_secs: u64,
+    /// The labels from lowest to highest for `sticky_secs`; others are never raised.
+    pub sticky_order: Vec<String>,
 }
 
 /// How the classifier's output is held to the labels.
@@ -81,6 +86,8 @@ impl Default for RoutingConfig {
             logprobs: false,
             min_confidence: 0.0,
             unsure_label: String::new(),
+            sticky_secs: 0,
+            sticky_order: ["SIMPLE", "MODERATE", "COMPLEX"].map(String::from).to_vec(),
         }
     }
 }

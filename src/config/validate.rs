@@ -212,6 +212,13 @@ fn routing(config: &Config) -> Result<(), ConfigError> {
             &no_such_label(config, &routing.unsure_label),
         );
     }
+    if routing.sticky_secs > 0 {
+        for label in &routing.sticky_order {
+            if !config.routes.contains_key(label) {
+                return invalid("routing.sticky_order", &no_such_label(config, label));
+            }
+        }
+    }
     if routing.max_input_chars < 200 {
         return invalid("routing.max_input_chars", "must be at least 200");
     }

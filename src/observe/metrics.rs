@@ -103,6 +103,7 @@ pub struct Metrics {
     session_writes: Family<ResultLabel, Counter>,
     prompt_reloads: Family<ResultLabel, Counter>,
     meta_suspects: Family<SuspectLabel, Counter>,
+    sticky_raises: Counter,
 }
 
 impl Default for Metrics {
@@ -126,6 +127,7 @@ impl Default for Metrics {
         let session_writes = Family::default();
         let prompt_reloads = Family::default();
         let meta_suspects = Family::default();
+        let sticky_raises = Counter::default();
         registry.register(
             "requests",
             "Chat requests by route, label, status class and outcome",
@@ -206,6 +208,11 @@ impl Default for Metrics {
             "Requests that looked like a client's task but matched no META rule (a new template?), by suspect table",
             meta_suspects.clone(),
         );
+        registry.register(
+            "sticky_raises",
+            "Follow-ups raised to their conversation's highest route (routing.sticky_secs)",
+            sticky_raises.clone(),
+        );
         Metrics {
             registry,
             requests,
@@ -224,6 +231,7 @@ impl Default for Metrics {
             session_writes,
             prompt_reloads,
             meta_suspects,
+            sticky_raises,
         }
     }
 }
@@ -299,6 +307,9 @@ impl Observer for Metrics {
                     result: result.into(),
                 })
                 .observe(seconds(decision.classification_ms));
+            if decision.sticky.is_some() {
+                self.sticky_raises.inc();
+            }
             if let Some(confidence) = &decision.classification_confidence {
                 self.confidence.observe(confidence.p);
             }

@@ -36,6 +36,9 @@ pub struct Decision {
     /// (`routing.logprobs`), and the most probable other label.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub classification_confidence: Option<Confidence>,
+    /// Why the label was raised to its conversation's highest (`routing.sticky_secs`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sticky: Option<String>,
     /// The model id of the route the client chose (an exposed route picked in the
     /// model menu): the label is that route's, and the classifier was not asked.
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -1,6 +1,7 @@
-//! Remembers recent classifier decisions by their exact input: Open WebUI's
-//! "regenerate" and SDK retries resend the same conversation, and a repeat should cost
-//! no classifier call. Bounded in size, entries expire, and it can be switched off.
+//! Remembers recent things by a hash, bounded in size, each for a while: the classifier's
+//! decisions by their exact input (Open WebUI's "regenerate" and SDK retries resend the
+//! same conversation, and a repeat should cost no classifier call), and each
+//! conversation's highest route (`sticky`). Either can be switched off.
 
 use crate::record::decision::Confidence;
 use std::collections::{HashMap, VecDeque};
@@ -18,46 +19,59 @@ pub struct Cached {
     pub confidence: Option<Confidence>,
 }
 
-/// The cache; a key is a hash of the classifier's whole request.
+/// The classifier's cache; a key is a hash of the classifier's whole request.
+pub type ClassifyCache = Recent<Cached>;
+
+/// At most `capacity` values by key, each kept for `ttl` after it was put.
 #[derive(Debug)]
-pub struct ClassifyCache {
+pub struct Recent<V> {
     capacity: usize,
     ttl: Duration,
-    entries: Mutex<Entries>,
+    entries: Mutex<Entries<V>>,
 }
 
-#[derive(Debug, Default)]
-struct Entries {
-    map: HashMap<u64, (Instant, Cached)>,
+#[derive(Debug)]
+struct Entries<V> {
+    map: HashMap<u64, (Instant, V)>,
     /// Insertion order, for evicting the oldest when full.
     order: VecDeque<u64>,
 }
 
 impl ClassifyCache {
-    /// A cache of at most `capacity` decisions, each kept for `ttl`; 0 turns it off.
+    /// The key for a classifier request body (model, prompts and conversation),
+    /// hashed as it is serialised: no copy of the body, no string.
+    pub fn key(body: &serde_json::Map<String, serde_json::Value>) -> u64 {
+        hash_of(body)
+    }
+}
+
+/// A hash of `value` as it is serialised: no copy, no string.
+pub fn hash_of(value: &impl serde::Serialize) -> u64 {
+    let mut hasher = HashWriter(std::collections::hash_map::DefaultHasher::new());
+    let _ = serde_json::to_writer(&mut hasher, value);
+    hasher.0.finish()
+}
+
+impl<V: Clone> Recent<V> {
+    /// At most `capacity` values, each kept for `ttl`; 0 turns it off.
     pub fn new(capacity: usize, ttl: Duration) -> Self {
-        ClassifyCache {
+        Recent {
             capacity,
             ttl,
-            entries: Mutex::default(),
+            entries: Mutex::new(Entries {
+                map: HashMap::new(),
+                order: VecDeque::new(),
+            }),
         }
     }
 
-    /// Whether the cache is on (`routing.cache_entries > 0`).
+    /// Whether it is on (a capacity above 0).
     pub fn enabled(&self) -> bool {
         self.capacity > 0
     }
 
-    /// The key for a classifier request body (model, prompts and conversation),
-    /// hashed as it is serialised: no copy of the body, no string.
-    pub fn key(body: &serde_json::Map<String, serde_json::Value>) -> u64 {
-        let mut hasher = HashWriter(std::collections::hash_map::DefaultHasher::new());
-        let _ = serde_json::to_writer(&mut hasher, body);
-        hasher.0.finish()
-    }
-
-    /// The decision for `key`, if it is there and fresh.
-    pub fn get(&self, key: u64) -> Option<Cached> {
+    /// The value for `key`, if it is there and fresh.
+    pub fn get(&self, key: u64) -> Option<V> {
         if self.capacity == 0 {
             return None;
         }
@@ -69,15 +83,15 @@ impl ClassifyCache {
             .map(|(_, cached)| cached.clone())
     }
 
-    /// Remembers a decision, evicting the oldest entries beyond the capacity.
-    pub fn put(&self, key: u64, cached: Cached) {
+    /// Remembers a value (its time starts again), evicting the oldest beyond the capacity.
+    pub fn put(&self, key: u64, value: V) {
         if self.capacity == 0 {
             return;
         }
         let Ok(mut entries) = self.entries.lock() else {
             return;
         };
-        if entries.map.insert(key, (Instant::now(), cached)).is_none() {
+        if entries.map.insert(key, (Instant::now(), value)).is_none() {
             entries.order.push_back(key);
         }
         while entries.map.len() > self.capacity {

@@ -11,9 +11,9 @@ use crate::prompts::PromptSet;
 use crate::record::decision::{Confidence, Decision};
 use crate::record::session::Session;
 
-use super::Routing;
 use super::classify::cut_middle;
 use super::table::META_LABEL;
+use super::{Routing, sticky};
 
 impl Routing {
     /// Decides how to answer `request`, with the request's one snapshot of the prompts.
@@ -95,7 +95,20 @@ impl Routing {
                 (label.clone(), Some(format!("{why}; used {label}{rule}")))
             }
         };
+        // A follow-up keeps its conversation's highest route (off unless configured).
+        let who = session.record().map_or_else(String::new, |r| {
+            r.client_key.clone().unwrap_or_else(|| r.client_ip.clone())
+        });
+        let messages = request.messages();
+        let (label, sticky) = match self.sticky.conversation(&who, messages) {
+            Some(conversation) => {
+                self.sticky
+                    .apply(conversation, label, sticky::is_follow_up(messages))
+            }
+            None => (label, None),
+        };
         Decision {
+            sticky,
             classification_raw: Some(outcome.raw),
             classification_ms: outcome.ms,
             classification_fallback: fallback,

@@ -17,6 +17,7 @@ pub mod decide;
 pub mod meta;
 mod meta_match;
 pub mod meta_rules;
+pub mod sticky;
 pub mod table;
 
 pub use classify::InputLimits;
@@ -47,6 +48,8 @@ pub struct Routing {
     pub min_confidence: f64,
     /// What an unsure decision takes (`routing.unsure_label`); `None`: the fallback rules.
     pub unsure_label: Option<Label>,
+    /// Each conversation's highest route, for follow-ups (`routing.sticky_secs`).
+    pub sticky: sticky::Sticky,
 }
 
 /// Why routing could not be built.
@@ -93,6 +96,7 @@ impl Routing {
             min_confidence: routing.min_confidence,
             unsure_label: (!routing.unsure_label.is_empty())
                 .then(|| Label::from(routing.unsure_label.as_str())),
+            sticky: sticky::Sticky::new(routing),
         })
     }
 }

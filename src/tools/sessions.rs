@@ -113,7 +113,7 @@ fn row(s: &LoggedSession) -> Value {
         "classification": d.classification, "classification_ms": d.classification_ms,
         "classification_fallback": d.classification_fallback, "route_fallback": d.route_fallback,
         "meta_match": d.meta_match, "meta_suspect": d.meta_suspect, "client_choice": d.client_choice,
-        "classification_confidence": d.classification_confidence,
+        "classification_confidence": d.classification_confidence, "sticky": d.sticky,
         "total_ms": s.total_ms, "outcome": s.outcome,
         "error": s.error, "query": cut(&s.user_query, 200),
     })
@@ -146,6 +146,7 @@ pub fn show(dir: &Path, id: &str, as_json: bool) -> Result<String, String> {
         ("meta rule", &d.meta_match),
         ("META suspect", &d.meta_suspect),
         ("client chose", &d.client_choice),
+        ("sticky", &d.sticky),
         ("classifier said", &d.classification_raw),
         ("fallback", &d.classification_fallback),
         ("route fallback", &d.route_fallback),

@@ -30,5 +30,6 @@ mod routes;
 mod sessions;
 mod sessions_tools;
 mod shipped_routes;
+mod sticky;
 mod surface;
 mod xai_key;
