@@ -171,3 +171,33 @@ fn a_threshold_needs_log_probabilities_and_a_real_label() {
     config.routing.min_confidence = 1.5;
     assert!(ai_router::config::validate(&config).is_err());
 }
+
+#[tokio::test]
+async fn the_routing_prompts_prefix_is_the_same_for_every_request() {
+    // The server's prefix cache reuses what does not change: everything before the
+    // conversation must be byte-identical from one request to the next.
+    let fake = Fake::start().await;
+    let router = TestRouter::start(&fake.url, |c| c.routing.constrain = Constrain::Grammar).await;
+    router.chat(&user("hi")).await;
+    router.chat(&user("prove the four colour theorem")).await;
+    let sent = router.classifier.bodies("/v1/chat/completions");
+    let (a, b) = (&sent[0]["messages"], &sent[1]["messages"]);
+    assert_eq!(a[0], b[0], "the system prompt differs");
+    let (a, b) = (
+        a[1]["content"].as_str().unwrap(),
+        b[1]["content"].as_str().unwrap(),
+    );
+    let shared = a.chars().zip(b.chars()).take_while(|(x, y)| x == y).count();
+    let before_query = a.find("hi\n</message>").unwrap();
+    assert!(
+        shared >= before_query,
+        "the request changes before the conversation"
+    );
+    // Everything but the conversation is the same too (the constraint, the params).
+    let strip = |v: &Value| {
+        let mut v = v.clone();
+        v["messages"] = Value::Null;
+        v
+    };
+    assert_eq!(strip(&sent[0]), strip(&sent[1]));
+}
