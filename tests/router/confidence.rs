@@ -188,7 +188,7 @@ async fn the_routing_prompts_prefix_is_the_same_for_every_request() {
         b[1]["content"].as_str().unwrap(),
     );
     let shared = a.chars().zip(b.chars()).take_while(|(x, y)| x == y).count();
-    let before_query = a.find("hi\n</message>").unwrap();
+    let before_query = a.find("CLASSIFY: hi").unwrap();
     assert!(
         shared >= before_query,
         "the request changes before the conversation"
