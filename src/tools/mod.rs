@@ -15,6 +15,7 @@ use crate::upstream::Backends;
 pub mod check;
 pub mod classify;
 pub mod cli;
+pub mod eval;
 pub mod progress;
 pub mod replay;
 pub mod sessions;

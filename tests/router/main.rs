@@ -20,6 +20,7 @@ mod chat_stream;
 mod chosen_routes;
 mod cli;
 mod errors;
+mod eval;
 mod limits;
 mod meta_rules;
 mod prompt_reload;
