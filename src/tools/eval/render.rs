@@ -56,7 +56,7 @@ fn body(mut out: String, report: &Report, runs: &[&Figures]) -> String {
     });
     row(&mut out, "fallbacks", runs, |f| {
         let b = &f.fallbacks;
-        format!("{} ({} unreachable)", b.count, b.unreachable)
+        format!("{} ({} got no answer)", b.count, b.unreachable)
     });
     row(&mut out, "cost-weighted error", runs, |f| {
         format!("{:.3} ({:.2} in all)", f.cost.per_case, f.cost.total)
