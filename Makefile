@@ -5,7 +5,7 @@ CONFIG ?= config/router.toml
 # The running router that test-live and benchmark talk to.
 URL ?= http://127.0.0.1:8080
 
-.PHONY: help build demo test e2e lint fmt check clean bench profile faults soak fuzz
+.PHONY: help build demo test e2e eval lint fmt check clean bench profile faults soak fuzz
 .PHONY: up down restart ps health status logs logs-router logs-primary logs-ai image models
 .PHONY: test-live benchmark review compose-check
 
@@ -33,6 +33,9 @@ fuzz: ## Fuzz request parsing with cargo fuzz for FUZZ_SECS (60; needs the night
 
 e2e: ## Smoke-test curl, the OpenAI SDK and raw SSE through the router against a real llama-server
 	infra/demo/e2e.sh
+
+eval: ## ai-router eval over the golden set against the demo's model (the 270M model's accuracy; ARGS=--against DIR, --json, --min-accuracy X)
+	infra/demo/eval.sh $(ARGS)
 
 bench: ## Router overhead next to a bare nginx hop: latency, throughput, streaming, memory (BENCH_QUICK=1: <1 min)
 	tests/bench/bench.sh

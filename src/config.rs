@@ -9,12 +9,14 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
+mod eval;
 mod legacy;
 mod routes;
 mod routing;
 mod sections;
 mod validate;
 
+pub use eval::EvalConfig;
 pub use legacy::{FailoverConfig, XaiConfig};
 pub use routes::{MaxTokens, RouteConfig, SearchConfig, Thinking};
 pub use routing::{Constrain, KeywordRule, MetaConfig, MissingKey, Price, RoutingConfig};
@@ -43,6 +45,8 @@ pub struct Config {
     pub sessions: SessionsConfig,
     /// `[prices."<model>"]`: USD per million tokens, for cost estimates.
     pub prices: BTreeMap<String, Price>,
+    /// `[eval]`: how `ai-router eval` weighs the classifier's mistakes.
+    pub eval: EvalConfig,
     /// `[xai]`: older names for route settings (see `legacy`); empty once loaded.
     #[serde(default, skip_serializing_if = "is_default_xai")]
     pub xai: XaiConfig,
@@ -73,6 +77,7 @@ impl Default for Config {
             health: HealthConfig::default(),
             sessions: SessionsConfig::default(),
             prices: routing::default_prices(),
+            eval: EvalConfig::default(),
             xai: XaiConfig::default(),
             failover: FailoverConfig::default(),
             notes: Vec::new(),

@@ -26,7 +26,7 @@
 //!     goes, `writer`, `fit` the size bound, `disk` atomic writes, `rotation`, `store`
 //!     reading it back, `summary`, `capture`
 //! - `observe`: `metrics` (Prometheus) and `live` counters, fed by the records
-//! - `tools`: `cli` the command line, `check`, `classify`, `sessions`, `replay`
+//! - `tools`: `cli` the command line, `check`, `classify`, `eval` (the golden set), `sessions`, `replay`, `progress`
 //! - leaves: `config`, `prompts`, `openai` (wire format), `error`, `names`, `secret`,
 //!   `files` (reading files the router does not control)
 

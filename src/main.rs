@@ -8,7 +8,7 @@ use std::process::ExitCode;
 
 use ai_router::app::{fd_limit, shutdown, telemetry};
 use ai_router::tools::cli::{Cli, Command};
-use ai_router::tools::{check, classify, cli};
+use ai_router::tools::{check, classify, cli, eval};
 use ai_router::{App, config};
 use anyhow::Context;
 use clap::Parser;
@@ -26,6 +26,8 @@ fn main() -> ExitCode {
             .map_err(|e| e.to_string())
             .and_then(|rt| rt.block_on(classify::report(&config.config, &text)))
             .map(|report| print!("{report}")),
+        // Its own exit statuses: 1 is a failed gate, 2 a run that could not happen.
+        Command::Eval(args) => return eval::command(&args),
         Command::Sessions {
             config,
             dir,

@@ -49,7 +49,8 @@ pub fn validate(config: &Config) -> Result<(), ConfigError> {
         }
     }
     routes(config)?;
-    routing(config)
+    routing(config)?;
+    eval(config)
 }
 
 fn server(config: &Config) -> Result<(), ConfigError> {
@@ -221,6 +222,36 @@ fn routing(config: &Config) -> Result<(), ConfigError> {
     }
     if routing.max_input_chars < 200 {
         return invalid("routing.max_input_chars", "must be at least 200");
+    }
+    Ok(())
+}
+
+/// `[eval]`: weights are finite and not negative, and each pair names two different
+/// labels of the route table, written `"TRUE>ROUTED"`.
+fn eval(config: &Config) -> Result<(), ConfigError> {
+    let weight_ok = |w: f64| w.is_finite() && w >= 0.0;
+    if !weight_ok(config.eval.default_cost) {
+        return invalid("eval.default_cost", "must be a number, 0 or more");
+    }
+    for (pair, weight) in &config.eval.costs {
+        let key = format!("eval.costs.\"{pair}\"");
+        let Some((truth, routed)) = pair.split_once('>') else {
+            return invalid(
+                &key,
+                "must be written \"TRUE>ROUTED\", e.g. \"COMPLEX>MODERATE\" (a COMPLEX request answered on MODERATE's route)",
+            );
+        };
+        for label in [truth, routed] {
+            if !config.routes.contains_key(label) {
+                return invalid(&key, &no_such_label(config, label));
+            }
+        }
+        if truth == routed {
+            return invalid(&key, "names the same label twice: a right answer costs 0");
+        }
+        if !weight_ok(*weight) {
+            return invalid(&key, "must be a number, 0 or more");
+        }
     }
     Ok(())
 }

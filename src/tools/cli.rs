@@ -1,10 +1,12 @@
-//! The command line: `serve`, `check`, `classify` and `sessions …`, and the dispatch of
+//! The command line: `serve`, `check`, `classify`, `eval` and `sessions …`, and the dispatch of
 //! the `sessions` commands (read the logs, or replay them through the classifier).
 
 use std::path::{Path, PathBuf};
 
 use clap::{Args, Parser, Subcommand};
 
+use super::eval::EvalArgs;
+use super::eval::candidates::{self, Only};
 use super::replay::{self, ReplayOptions};
 use super::sessions::{self, ListFilter};
 use crate::config::{self, Config};
@@ -46,6 +48,11 @@ pub enum Command {
         /// The message to classify, as a user would send it.
         text: String,
     },
+    /// Run the router's decision over a golden set of labelled conversations: accuracy,
+    /// per-label precision and recall, the confusion matrix, cost-weighted error,
+    /// calibration and latency; `--against DIR` compares a second prompts folder. Exit
+    /// status: 0 done, 1 below `--min-accuracy`, 2 could not run.
+    Eval(EvalArgs),
     /// Read the session logs: list, show, stats, replay, export.
     Sessions {
         #[command(flatten)]
@@ -101,6 +108,13 @@ pub enum SessionsCommand {
         /// Only sessions this recent: 30m, 24h, 7d, 2w.
         #[arg(long)]
         since: Option<String>,
+        /// Write golden-set lines instead (`ai-router eval`'s format): the classified
+        /// conversations labelled as logged, marked `"needs_review": true` for a person.
+        #[arg(long)]
+        as_cases: bool,
+        /// With --as-cases: every classified session, or only the fallbacks.
+        #[arg(long, value_enum, default_value_t, requires = "as_cases")]
+        only: Only,
     },
 }
 
@@ -117,8 +131,17 @@ pub fn sessions(
         SessionsCommand::List(filter) => sessions::list(&dir, &filter, json),
         SessionsCommand::Show { id } => sessions::show(&dir, &id, json),
         SessionsCommand::Stats { since } => sessions::stats(&config, &dir, since.as_deref(), json),
-        SessionsCommand::Export { since } => {
+        SessionsCommand::Export {
+            since,
+            as_cases,
+            only,
+        } => {
             let mut stdout = std::io::stdout().lock();
+            if as_cases {
+                let count = candidates::export(&dir, since.as_deref(), only, &mut stdout)?;
+                eprintln!("exported {count} candidate cases (needs_review: true)");
+                return Ok(String::new());
+            }
             let count = sessions::export(&dir, since.as_deref(), &mut stdout)?;
             eprintln!("exported {count} sessions");
             Ok(String::new())

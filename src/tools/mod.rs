@@ -1,4 +1,4 @@
-//! The command-line tools: the command line itself, `check`, `classify` and
+//! The command-line tools: the command line itself, `check`, `classify`, `eval` and
 //! `sessions …` (list, show, stats, export, replay). They read the config, the
 //! prompts, the backends and the session logs; they never start the HTTP edge.
 
@@ -15,6 +15,8 @@ use crate::upstream::Backends;
 pub mod check;
 pub mod classify;
 pub mod cli;
+pub mod eval;
+pub mod progress;
 pub mod replay;
 pub mod sessions;
 

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use futures_util::StreamExt;
 use serde::Serialize;
 
+use super::progress::Progress;
 use super::sessions;
 use super::{Setup, classifier_name, scratch_session};
 use crate::record::session::cut;
@@ -111,9 +112,10 @@ pub async fn replay(
         changed: Vec::new(),
         failed: Vec::new(),
     };
+    let mut progress = Progress::new("replayed", total);
     while let Some((session, now)) = results.next().await {
         report.replayed += 1;
-        eprint!("\rreplayed {}/{total}", report.replayed);
+        progress.step();
         let query = cut(&session.user_query.replace('\n', " "), 120);
         let before = session
             .decision
@@ -136,9 +138,6 @@ pub async fn replay(
                 reason: now.failure.unwrap_or_default(),
             }),
         }
-    }
-    if total > 0 {
-        eprintln!();
     }
     let compared = report.replayed - report.failed.len();
     if compared > 0 {

@@ -21,6 +21,7 @@ mod chosen_routes;
 mod cli;
 mod confidence;
 mod errors;
+mod eval;
 mod limits;
 mod meta_rules;
 mod prompt_reload;
