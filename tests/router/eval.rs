@@ -454,3 +454,50 @@ async fn logged_sessions_export_as_cases_for_review() {
     assert_eq!(report["unreviewed"], 2);
     assert_eq!(report["prompts"]["correct"], 1);
 }
+
+#[tokio::test]
+async fn unsure_sessions_export_as_cases_too() {
+    let primary = Fake::start().await;
+    let router = TestRouter::start(&primary.url, |c| c.routing.logprobs = true).await;
+    // The classifier says COMPLEX: sure of it for one question, not for the other.
+    router.classifier.set(|body| {
+        let p: f64 = if body.to_string().contains("hmm") {
+            0.3
+        } else {
+            0.9
+        };
+        let mut reply = completion_json("COMPLEX");
+        let top = json!([
+            {"token": "COMP", "logprob": p.ln()},
+            {"token": "MOD", "logprob": (1.0 - p - 0.02).ln()},
+            {"token": "S", "logprob": 0.01f64.ln()},
+            {"token": "EN", "logprob": 0.01f64.ln()}
+        ]);
+        reply["choices"][0]["logprobs"] = json!({"content": [
+            {"token": "COMP", "logprob": p.ln(), "top_logprobs": top},
+            {"token": "LEX", "logprob": -0.01, "top_logprobs": []}
+        ]});
+        Reply::Json(reply)
+    });
+    router.chat(&user("prove it")).await;
+    router.chat(&user("hmm, which is it")).await;
+    router.sessions(2).await;
+    let dir = router.sessions_dir.display().to_string();
+    let args = [
+        "sessions",
+        "--dir",
+        dir.as_str(),
+        "export",
+        "--as-cases",
+        "--only",
+        "unsure",
+    ];
+    let (code, out, err) = run(&args).await;
+    assert_eq!(code, 0, "{err}");
+    let cases: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(cases.len(), 1, "{cases:?}");
+    assert_eq!(cases[0]["messages"][0]["content"], "hmm, which is it");
+}

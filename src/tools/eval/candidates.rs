@@ -16,7 +16,13 @@ pub enum Only {
     All,
     /// Only those the fallback decided (the classifier gave no usable label).
     Fallbacks,
+    /// Only those the fallback decided, or whose label the classifier gave with a
+    /// probability under one half (`routing.logprobs`): the cases it finds hard.
+    Unsure,
 }
+
+/// Below this probability a logged label is a candidate under `--only unsure`.
+const UNSURE_BELOW: f64 = 0.5;
 
 /// Writes one case line per classified session in `dir` since `since`, oldest first;
 /// returns how many.
@@ -55,8 +61,16 @@ pub fn candidate(session: &LoggedSession, only: Only) -> Option<Value> {
     if !session.was_classified() {
         return None;
     }
-    if only == Only::Fallbacks && decision.classification_fallback.is_none() {
-        return None;
+    let fell_back = decision.classification_fallback.is_some();
+    let unsure = decision
+        .classification_confidence
+        .as_ref()
+        .is_some_and(|c| c.p < UNSURE_BELOW);
+    match only {
+        Only::All => {}
+        Only::Fallbacks if !fell_back => return None,
+        Only::Unsure if !fell_back && !unsure => return None,
+        Only::Fallbacks | Only::Unsure => {}
     }
     let messages = session.client_messages.as_array()?;
     let last_role = messages.last()?.get("role").and_then(Value::as_str);
