@@ -53,6 +53,8 @@ pub struct Change {
     /// Whether the logged label came from a fallback, not the classifier.
     pub before_was_fallback: bool,
     pub after: String,
+    /// How sure the classifier was of `after`, with `routing.logprobs`.
+    pub after_p: Option<f64>,
     pub raw: String,
 }
 
@@ -130,6 +132,7 @@ pub async fn replay(
                 before,
                 before_was_fallback: session.decision.classification_fallback.is_some(),
                 after: label.to_string(),
+                after_p: now.confidence.as_ref().map(|c| c.p),
                 raw: cut(&now.raw, 200),
             }),
             None => report.failed.push(Failure {
@@ -189,9 +192,10 @@ pub fn render(report: &ReplayReport, path: &Path) -> String {
         } else {
             ""
         };
+        let sure = change.after_p.map_or_else(String::new, |p| format!(" ({p})"));
         let _ = writeln!(
             out,
-            "  {}  {} → {}{mark}  {}",
+            "  {}  {} → {}{sure}{mark}  {}",
             change.id, change.before, change.after, change.query
         );
     }
