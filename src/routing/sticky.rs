@@ -49,6 +49,11 @@ impl Sticky {
         }
     }
 
+    /// Whether the policy is on (`routing.sticky_secs` above 0).
+    pub fn enabled(&self) -> bool {
+        self.highest.enabled()
+    }
+
     /// The conversation `messages` belongs to, for the client `who`; `None` when the
     /// policy is off or the conversation has no user message.
     pub fn conversation(&self, who: &str, messages: &[Value]) -> Option<u64> {

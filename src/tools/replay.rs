@@ -192,7 +192,9 @@ pub fn render(report: &ReplayReport, path: &Path) -> String {
         } else {
             ""
         };
-        let sure = change.after_p.map_or_else(String::new, |p| format!(" ({p})"));
+        let sure = change
+            .after_p
+            .map_or_else(String::new, |p| format!(" ({p})"));
         let _ = writeln!(
             out,
             "  {}  {} → {}{sure}{mark}  {}",

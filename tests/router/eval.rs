@@ -501,3 +501,34 @@ async fn unsure_sessions_export_as_cases_too() {
     assert_eq!(cases.len(), 1, "{cases:?}");
     assert_eq!(cases[0]["messages"][0]["content"], "hmm, which is it");
 }
+
+#[tokio::test]
+async fn sticky_measures_whether_conversations_that_dont_bounce_help() {
+    // The classifier sees the follow-up alone and calls it SIMPLE; the conversation
+    // opened with a COMPLEX question, and the set says the follow-up is COMPLEX too.
+    let fake = Fake::with(|body| {
+        let label = if body.to_string().contains("n = 5") {
+            "SIMPLE"
+        } else {
+            "COMPLEX"
+        };
+        Reply::Json(completion_json(label))
+    })
+    .await;
+    let work = Work::new(&fake.url);
+    let case = json!({"id": "complex-follow-001", "label": "COMPLEX", "group": "followup",
+        "messages": [
+            {"role": "user", "content": "prove the four colour theorem"},
+            {"role": "assistant", "content": "Proof: ..."},
+            {"role": "user", "content": "and for n = 5?"}],
+        "reason": "a follow-up of a proof", "source": "test"});
+    let set = work.path("sticky.jsonl");
+    std::fs::write(&set, case.to_string()).unwrap();
+    let accuracy = |report: &Value| report["prompts"]["correct"].as_u64().unwrap();
+    let (code, out, err) = work.eval(&set, &["--json"]).await;
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(accuracy(&serde_json::from_str(&out).unwrap()), 0);
+    let (code, out, err) = work.eval(&set, &["--json", "--sticky", "600"]).await;
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(accuracy(&serde_json::from_str(&out).unwrap()), 1, "{out}");
+}

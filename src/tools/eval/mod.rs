@@ -47,6 +47,11 @@ pub struct EvalArgs {
     /// fraction, e.g. 0.85: a gate for scripts and CI.
     #[arg(long, value_name = "X")]
     pub min_accuracy: Option<f64>,
+    /// Measure conversations that don't bounce: set `routing.sticky_secs` to SECS and
+    /// decide each case's earlier turns first, in order, as the router would have seen
+    /// them. Compare with a run without it.
+    #[arg(long, value_name = "SECS")]
+    pub sticky: Option<u64>,
 }
 
 /// The whole report; `Serialize` is the `--json` shape.
@@ -134,6 +139,9 @@ pub async fn evaluate(args: &EvalArgs) -> Result<Report, String> {
     // Every case must reach the classifier: a remembered decision would hide its time,
     // and a set may repeat a conversation on purpose.
     config.routing.cache_entries = 0;
+    if let Some(secs) = args.sticky {
+        config.routing.sticky_secs = secs;
+    }
     let prompts_dir = config.server.prompts_dir.clone();
     is_folder(&prompts_dir)?;
     let setup = Setup::from(config)?;

@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use super::set::Case;
 use crate::names::Step;
+use crate::openai::ChatRequest;
 use crate::prompts::PromptSet;
 use crate::record::decision::Confidence;
 use crate::tools::progress::Progress;
@@ -57,6 +58,16 @@ pub async fn decide_all(
     let routing = &setup.routing;
     let mut decisions = futures_util::stream::iter(cases)
         .map(|case| async move {
+            // With stickiness on, the earlier turns come first, as the router saw them:
+            // they leave the conversation's highest route behind for the last one.
+            if routing.sticky.enabled() {
+                for turn in earlier_turns(&case.request) {
+                    let mut scratch = scratch_session();
+                    routing
+                        .decide(prompts, &turn, &HeaderMap::new(), &mut scratch)
+                        .await;
+                }
+            }
             let mut scratch = scratch_session();
             let decision = routing
                 .decide(prompts, &case.request, &HeaderMap::new(), &mut scratch)
@@ -101,4 +112,21 @@ pub async fn decide_all(
         });
     }
     verdicts
+}
+
+/// The conversation of `request` as it stood at each earlier user message, oldest first.
+fn earlier_turns(request: &ChatRequest) -> Vec<ChatRequest> {
+    let messages = request.messages();
+    let last = messages.len().saturating_sub(1);
+    (0..last)
+        .filter(|&i| messages[i].get("role").and_then(serde_json::Value::as_str) == Some("user"))
+        .filter_map(|i| {
+            let mut body = request.body.clone();
+            body.insert(
+                "messages".into(),
+                serde_json::Value::from(messages[..=i].to_vec()),
+            );
+            ChatRequest::parse(serde_json::Value::Object(body).to_string().as_bytes()).ok()
+        })
+        .collect()
 }
