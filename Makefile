@@ -7,7 +7,7 @@ URL ?= http://127.0.0.1:8080
 
 .PHONY: help build demo test e2e eval lint fmt check clean bench profile faults soak fuzz
 .PHONY: up down restart ps health status logs logs-router logs-primary logs-ai image models
-.PHONY: test-live benchmark review compose-check
+.PHONY: test-live benchmark review compose-check k8s-check k8s-sync
 
 help: ## List every target with what it does
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z][a-z0-9-]*:.*## / {printf "  \033[1m%-13s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -114,3 +114,11 @@ review: ## Run the review board (agents/run-board) over the session logs; option
 
 compose-check: ## Check the infra files: Compose, Dockerfile, make help, test-live on fake backends
 	infra/check/all.sh
+
+# --- Kubernetes (infra/kubernetes/): kustomize base and overlays, no cluster needed to check.
+
+k8s-sync: ## Copy config/ and prompts/ into the Kubernetes base (run after editing them, then commit)
+	infra/kubernetes/sync.sh
+
+k8s-check: ## Render every Kubernetes overlay, validate its schema and the deployment rules (no cluster)
+	infra/kubernetes/check.sh

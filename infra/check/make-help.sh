@@ -15,7 +15,8 @@ targets = re.findall(r"^([a-z][a-z0-9-]*):(?!=)(.*)$", makefile, re.M)
 phony = set(" ".join(re.findall(r"^\.PHONY:(.*)$", makefile, re.M)).split())
 listed = {line.split()[0]: line for line in help_text.splitlines() if line.strip()}
 promised = ("help build demo test e2e lint fmt check clean up down restart ps health status logs "
-            "logs-router logs-primary logs-ai image test-live benchmark review compose-check").split()
+            "logs-router logs-primary logs-ai image test-live benchmark review compose-check k8s-check "
+            "k8s-sync").split()
 problems = [f"{t}: no '## ' help" for t, rest in targets if "## " not in rest]
 problems += [f"{t}: not in make help" for t, _ in targets if t not in listed]
 problems += [f"{t}: not .PHONY" for t, _ in targets if t not in phony]
