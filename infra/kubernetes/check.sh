@@ -2,7 +2,7 @@
 # `make k8s-check`: the Kubernetes manifests render, validate and keep the deployment rules,
 # with no cluster. Each step prints its own lines; the last line counts the steps.
 #   copies      base/config and base/prompts equal config/ and prompts/ (sync.sh --check)
-#   render      `kubectl kustomize` renders base/ and every overlay
+#   render      `kubectl kustomize` renders base/, every overlay and tools/sessions-reader
 #   schema      kubernetes-validate --strict against the schemas of Kubernetes 1.30 (the
 #               oldest with the preStop sleep action on by default) and 1.37 (the newest
 #               the validator ships)
@@ -22,6 +22,7 @@ cache="${AI_ROUTER_CACHE:-${HOME}/.cache/ai-router}"
 venv="${cache}/k8s-check-venv"
 versions=(1.30.0 1.37.0)
 targets=(base overlays/single-gpu overlays/cluster)
+helpers=(tools/sessions-reader) # no router in these
 started=${SECONDS}
 passed=0
 failed=0
@@ -73,7 +74,7 @@ rendered() { printf '%s/%s.yaml' "${work}" "${1//\//-}"; }
 render() {
     local ok=0 target out
     printf '  ..   %s\n' "$("${kubectl}" version --client 2>/dev/null | tr '\n' ' ')"
-    for target in "${targets[@]}"; do
+    for target in "${targets[@]}" "${helpers[@]}"; do
         out="$(rendered "${target}")"
         if "${kubectl}" kustomize "${here}/${target}" >"${out}" 2>"${work}/err"; then
             printf '  ok   kubectl kustomize %s: %d objects\n' "${target}" "$(grep -c '^kind:' "${out}")"
@@ -88,7 +89,7 @@ render() {
 
 schema() {
     local ok=0 target version
-    for target in "${targets[@]}"; do
+    for target in "${targets[@]}" "${helpers[@]}"; do
         [[ -s "$(rendered "${target}")" ]] || { ok=1; continue; }
         for version in "${versions[@]}"; do
             if "${venv}/bin/kubernetes-validate" --strict --quiet -k "${version}" \
@@ -105,12 +106,16 @@ schema() {
 }
 
 rules() {
-    local files=() target
+    local files=() others=() target
     for target in "${targets[@]}"; do
         [[ -s "$(rendered "${target}")" ]] && files+=("$(rendered "${target}")")
     done
-    ((${#files[@]} == ${#targets[@]})) || return 1
-    (cd "${work}" && "${venv}/bin/python" "${here}/rules.py" "${files[@]##*/}")
+    for target in "${helpers[@]}"; do
+        [[ -s "$(rendered "${target}")" ]] && others+=("$(rendered "${target}")")
+    done
+    ((${#files[@]} == ${#targets[@]} && ${#others[@]} == ${#helpers[@]})) || return 1
+    (cd "${work}" && "${venv}/bin/python" "${here}/rules.py" "${files[@]##*/}" \
+        && "${venv}/bin/python" "${here}/rules.py" --no-router "${others[@]##*/}")
 }
 
 self_test() {

@@ -2,6 +2,8 @@
 """The deployment rules of ai-router's Kubernetes manifests, checked on rendered output.
 
     rules.py RENDERED.yaml...          check each rendered overlay (`kubectl kustomize DIR`)
+    rules.py --no-router RENDERED.yaml...
+                                       the same for a render without the router (a helper)
     rules.py --self-test RENDERED.yaml FIXTURE.yaml
                                        prove the rules catch what they claim: FIXTURE (a
                                        deliberately broken manifest) must fail with the rules
@@ -84,7 +86,7 @@ def is_router(obj: dict) -> bool:
     return obj.get("kind") == "Deployment" and labels.get("app.kubernetes.io/name") == ROUTER
 
 
-def check(docs: list[dict]) -> list[tuple[str, str]]:
+def check(docs: list[dict], want_router: bool = True) -> list[tuple[str, str]]:
     """Every broken rule as (rule id, message)."""
     problems: list[tuple[str, str]] = []
 
@@ -182,7 +184,7 @@ def check(docs: list[dict]) -> list[tuple[str, str]]:
                     if item.get("key") not in (cm.get("data") or {}):
                         fail("refs", f"{where}: volume {volume['name']} mounts key {item.get('key')}, not in {source.get('name')}")
             claim = (volume.get("persistentVolumeClaim") or {}).get("claimName")
-            if claim and claim not in pvcs:
+            if claim and claim not in pvcs and want_router:
                 fail("refs", f"{where}: volume {volume['name']} claims PVC {claim}, not rendered")
 
     for svc in (d for d in docs if d.get("kind") == "Service"):
@@ -194,7 +196,7 @@ def check(docs: list[dict]) -> list[tuple[str, str]]:
             fail("refs", f"{name_of(svc)}: selector {selector} matches no pod template")
 
     routers = [d for d in docs if is_router(d)]
-    if not routers:
+    if not routers and want_router:
         fail("scaling", f"no Deployment labelled app.kubernetes.io/name={ROUTER}")
     for router in routers:
         check_router(router, docs, configmaps, fail)
@@ -303,8 +305,8 @@ def check_router(router: dict, docs: list[dict], configmaps: dict, fail) -> None
             fail("scaling", f"{where}: sets replicas although {name_of(hpa)} owns the count (kubectl apply would reset it)")
 
 
-def report(path: str, docs: list[dict]) -> bool:
-    problems = check(docs)
+def report(path: str, docs: list[dict], want_router: bool = True) -> bool:
+    problems = check(docs, want_router)
     kinds: dict[str, int] = {}
     for doc in docs:
         kinds[doc.get("kind")] = kinds.get(doc.get("kind"), 0) + 1
@@ -418,10 +420,12 @@ def self_test(rendered: str, fixture: str) -> bool:
 def main(argv: list[str]) -> int:
     if argv[:1] == ["--self-test"] and len(argv) == 3:
         return 0 if self_test(argv[1], argv[2]) else 1
-    if not argv or argv[0].startswith("-"):
+    want_router = argv[:1] != ["--no-router"]
+    paths = argv if want_router else argv[1:]
+    if not paths or paths[0].startswith("-"):
         print(__doc__, file=sys.stderr)
         return 2
-    results = [report(path, load(path)) for path in argv]
+    results = [report(path, load(path), want_router) for path in paths]
     return 0 if all(results) else 1
 
 
