@@ -24,7 +24,8 @@ Rules (the id in brackets is what a failure prints):
                5 s to flush session logs and exit
   [scaling]    the router has a PodDisruptionBudget and a HorizontalPodAutoscaler that match
                it, at least 2 replicas, a PDB that lets one go, and no `replicas` of its own
-  [sessions]   each router pod writes its own session folder (sessions dir with $(POD_NAME))
+  [sessions]   each router pod writes its own session folder (sessions dir with $(POD_NAME),
+               defined before it so Kubernetes expands it) on a writable volume
   [refs]       ConfigMaps, their keys, PVCs and Service selectors point at something rendered;
                every prompt file router.toml names is mounted
 
@@ -267,8 +268,13 @@ def check_router(router: dict, docs: list[dict], configmaps: dict, fail) -> None
     # Sessions: one folder per pod.
     sessions_dir = env.get("AI_ROUTER_SESSIONS__DIR", {}).get("value", "")
     pod_name = ((env.get("POD_NAME") or {}).get("valueFrom") or {}).get("fieldRef", {}).get("fieldPath")
+    order = [e.get("name") for e in container.get("env") or []]
     if "$(POD_NAME)" not in sessions_dir or pod_name != "metadata.name":
         fail("sessions", f"{where}: AI_ROUTER_SESSIONS__DIR must hold $(POD_NAME) from metadata.name, got {sessions_dir!r}")
+    elif order.index("POD_NAME") > order.index("AI_ROUTER_SESSIONS__DIR"):
+        # Kubernetes expands $(VAR) only from variables listed before; otherwise every pod
+        # would write the literal folder "$(POD_NAME)", the same for all.
+        fail("sessions", f"{where}: POD_NAME comes after AI_ROUTER_SESSIONS__DIR, so $(POD_NAME) is not expanded")
     elif not any(
         PurePosixPath(sessions_dir.replace("$(POD_NAME)", "x")).is_relative_to(path)
         for path, vol in mounts.items()
@@ -382,6 +388,9 @@ def mutations():
         ("replicas beside the HPA", "scaling", lambda d: router_deployment(d)["spec"].update(replicas=2)),
         ("shared session folder", "sessions",
          lambda d: set_env(d, "AI_ROUTER_SESSIONS__DIR", {"value": "/app/logs/sessions"})),
+        ("POD_NAME defined after its use", "sessions", lambda d: router_container(d).update(
+            env=[e for e in router_container(d)["env"] if e["name"] != "POD_NAME"]
+            + [e for e in router_container(d)["env"] if e["name"] == "POD_NAME"])),
         ("prompt ConfigMap missing a key", "refs", lambda d: next(
             c for c in d if c.get("kind") == "ConfigMap" and "primary__system.md" in (c.get("data") or {})
         )["data"].pop("primary__system.md")),
