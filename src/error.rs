@@ -62,6 +62,11 @@ pub enum Error {
         backend: BackendId,
         variable: String,
     },
+    /// The chat carries images and no route that can see them is available.
+    #[error(
+        "this chat has {count} image(s) and no route here can see them: {why}. Set images = true on a route whose backend sees images and list its label in routing.image_routes (README: How a chat is routed)"
+    )]
+    ImagesUnsupported { count: usize, why: String },
     /// Every endpoint of the backend is down and none may be tried now.
     #[error(
         "the {backend} backend has no healthy endpoint ({endpoints} of {endpoints} down); retry shortly"
@@ -104,9 +109,10 @@ impl Error {
     /// The HTTP status this error answers with.
     pub fn status(&self) -> StatusCode {
         match self {
-            Error::InvalidJson(_) | Error::InvalidRequest { .. } | Error::BodyUnreadable(_) => {
-                StatusCode::BAD_REQUEST
-            }
+            Error::InvalidJson(_)
+            | Error::InvalidRequest { .. }
+            | Error::BodyUnreadable(_)
+            | Error::ImagesUnsupported { .. } => StatusCode::BAD_REQUEST,
             Error::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Error::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             Error::HeadersTooLarge { .. } | Error::TooManyHeaders { .. } => {
@@ -141,6 +147,7 @@ impl Error {
             | Error::HeadersTooLarge { .. }
             | Error::TooManyHeaders { .. }
             | Error::NotFound { .. }
+            | Error::ImagesUnsupported { .. }
             | Error::MethodNotAllowed { .. } => "invalid_request_error",
             // OpenAI's own type for its per-key limits.
             Error::RateLimited { .. } | Error::TooManyStreams { .. } => "requests",
@@ -170,6 +177,7 @@ impl Error {
             Error::TooManyStreams { .. } => "too_many_streams",
             Error::NotFound { .. } => "unknown_route",
             Error::MethodNotAllowed { .. } => "method_not_allowed",
+            Error::ImagesUnsupported { .. } => "images_not_supported",
             Error::Unauthorized { .. } => "invalid_api_key",
             Error::UpstreamUnreachable { .. } => "upstream_unreachable",
             Error::UpstreamTimeout { .. } => "upstream_timeout",

@@ -76,6 +76,46 @@ impl ChatRequest {
         }
     }
 
+    /// The images a conversation carries (`image_url` parts), never their bytes: for
+    /// routing (a text model cannot see them) and the session log.
+    pub fn images(&self) -> Images {
+        Self::images_in(self.messages())
+    }
+
+    /// The images `messages` carry.
+    pub fn images_in(messages: &[Value]) -> Images {
+        let mut images = Images::default();
+        let parts = messages
+            .iter()
+            .filter_map(|m| m.get("content").and_then(Value::as_array))
+            .flatten();
+        for part in parts {
+            if part.get("type").and_then(Value::as_str) != Some("image_url") {
+                continue;
+            }
+            let url = part
+                .pointer("/image_url/url")
+                .or_else(|| part.get("image_url"))
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            let (kind, bytes) = match url.strip_prefix("data:") {
+                // `data:image/png;base64,…`: the type, and the decoded size.
+                Some(rest) => {
+                    let kind = rest.split([';', ',']).next().unwrap_or("data");
+                    let payload = rest.split_once(',').map_or("", |(_, p)| p);
+                    (kind.to_string(), (payload.len() as u64) * 3 / 4)
+                }
+                None => ("link".to_string(), 0),
+            };
+            images.count += 1;
+            images.bytes += bytes;
+            if !images.types.contains(&kind) {
+                images.types.push(kind);
+            }
+        }
+        images
+    }
+
     /// The conversation (validated to be a non-empty array of objects).
     pub fn messages(&self) -> &[Value] {
         self.body
@@ -133,6 +173,15 @@ fn validate_messages(messages: Option<&Value>) -> Result<(), Error> {
         }
     }
     Ok(())
+}
+
+/// What images a conversation carries: how many, their types (`image/png`, or `link`
+/// for a URL the backend fetches) and the decoded size of those sent inline.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Images {
+    pub count: usize,
+    pub types: Vec<String>,
+    pub bytes: u64,
 }
 
 /// The text of a message's `content`: the string itself, or the `text` parts of a list

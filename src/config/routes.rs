@@ -39,6 +39,9 @@ pub struct RouteConfig {
     /// `server.expose_routes` is on; a chat naming it skips the classifier and takes
     /// this route. Empty: not listed.
     pub expose_as: String,
+    /// Whether the route's backend sees images (`image_url` parts): a chat carrying them
+    /// goes only to such a route (see `routing.image_routes`).
+    pub images: bool,
 }
 
 impl Default for RouteConfig {
@@ -55,6 +58,7 @@ impl Default for RouteConfig {
             failover: Vec::new(),
             classifier_may_choose: true,
             expose_as: String::new(),
+            images: false,
         }
     }
 }
@@ -150,6 +154,8 @@ pub(crate) fn default_routes() -> BTreeMap<String, RouteConfig> {
                 .to_vec(),
                 failover: vec!["MODERATE".into()],
                 expose_as: "ai-router/cloud".into(),
+                // Grok reads images.
+                images: true,
                 ..RouteConfig::default()
             },
         ),

@@ -51,6 +51,9 @@ pub struct RoutingConfig {
     pub sticky_secs: u64,
     /// The labels from lowest to highest for `sticky_secs`; others are never raised.
     pub sticky_order: Vec<String>,
+    /// Where a chat carrying images goes when its label's route cannot see them: the
+    /// first of these labels whose route can (`images = true`) and has its backend's key.
+    pub image_routes: Vec<String>,
 }
 
 /// How the classifier's output is held to the labels.
@@ -88,6 +91,7 @@ impl Default for RoutingConfig {
             unsure_label: String::new(),
             sticky_secs: 0,
             sticky_order: ["SIMPLE", "MODERATE", "COMPLEX"].map(String::from).to_vec(),
+            image_routes: vec!["COMPLEX".into()],
         }
     }
 }

@@ -213,6 +213,11 @@ fn routing(config: &Config) -> Result<(), ConfigError> {
             &no_such_label(config, &routing.unsure_label),
         );
     }
+    for label in &routing.image_routes {
+        if !config.routes.contains_key(label) {
+            return invalid("routing.image_routes", &no_such_label(config, label));
+        }
+    }
     if routing.sticky_secs > 0 {
         for label in &routing.sticky_order {
             if !config.routes.contains_key(label) {

@@ -77,14 +77,26 @@ impl Proxy {
         mut session: Session,
     ) -> Response {
         let asked = self.table.get(label).map(|r| r.name.clone());
-        let answering =
-            match answering::resolve(&self.table, &self.backends, self.missing_key, label) {
-                Ok(answering) => answering,
-                Err(error) => {
-                    let response = execute::fail(session, None, error);
-                    return with_route(response, asked.as_ref());
-                }
-            };
+        // A chat with images goes only where they can be seen.
+        let images = request.images().count;
+        let answering = if images > 0 {
+            answering::resolve_with_images(
+                &self.table,
+                &self.backends,
+                self.missing_key,
+                label,
+                images,
+            )
+        } else {
+            answering::resolve(&self.table, &self.backends, self.missing_key, label)
+        };
+        let answering = match answering {
+            Ok(answering) => answering,
+            Err(error) => {
+                let response = execute::fail(session, None, error);
+                return with_route(response, asked.as_ref());
+            }
+        };
         if let Some(decision) = session.decision() {
             decision.route = Some(answering.route.name.clone());
             decision.route_fallback.clone_from(&answering.note);

@@ -178,6 +178,7 @@ mod tests {
             user_query: "q".into(),
             client_messages: messages,
             rejected_body: None,
+            images: None,
             stream: false,
             decision: Default::default(),
             backends_down: Vec::new(),

@@ -53,6 +53,9 @@ pub struct SessionRecord {
     /// start of its body as text. Absent otherwise.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rejected_body: Option<String>,
+    /// The images the conversation carries (count, types, size; never the bytes).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub images: Option<crate::openai::Images>,
     pub stream: bool,
     /// The route, the label and why.
     #[serde(flatten)]

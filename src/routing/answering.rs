@@ -89,3 +89,49 @@ pub fn resolve(
         note,
     })
 }
+
+/// Who answers `label` for a chat carrying `count` images: the label's route if it can
+/// see them, else the first of `routing.image_routes` that can and has its key; its
+/// failover keeps only routes that can see them too. None: a 400 that says why.
+pub fn resolve_with_images(
+    table: &RouteTable,
+    backends: &Backends,
+    policy: MissingKey,
+    label: &str,
+    count: usize,
+) -> Result<Answering, Error> {
+    let mut tried: Vec<&str> = Vec::new();
+    let mut why: Vec<String> = Vec::new();
+    let candidates = std::iter::once(label).chain(table.image_routes.iter().map(|l| l.as_str()));
+    for candidate in candidates {
+        if tried.contains(&candidate) {
+            continue;
+        }
+        tried.push(candidate);
+        match resolve(table, backends, policy, candidate) {
+            Ok(mut answering) if answering.route.images => {
+                answering.failover.retain(|route| route.images);
+                if candidate != label {
+                    let instead = format!(
+                        "the chat has {count} image(s) and the {label} route cannot see them; answered by {} (routing.image_routes)",
+                        answering.route.name
+                    );
+                    answering.note = Some(match answering.note.take() {
+                        Some(more) => format!("{instead}; {more}"),
+                        None => instead,
+                    });
+                }
+                return Ok(answering);
+            }
+            Ok(answering) => why.push(match answering.note {
+                Some(note) => format!("{candidate}: {note}, which cannot see images"),
+                None => format!("{candidate}: {} cannot see images", answering.route.name),
+            }),
+            Err(error) => why.push(format!("{candidate}: {error}")),
+        }
+    }
+    Err(Error::ImagesUnsupported {
+        count,
+        why: why.join("; "),
+    })
+}

@@ -30,6 +30,8 @@ pub struct Route {
     pub classifier_may_choose: bool,
     /// The model id a client names to choose this route (`expose_as`), if listed.
     pub exposed_as: Option<String>,
+    /// Whether its backend sees images.
+    pub images: bool,
 }
 
 /// A route's search hop.
@@ -50,6 +52,8 @@ pub struct RouteTable {
     routes: BTreeMap<Label, Arc<Route>>,
     /// The label used when the classifier gives none.
     pub fallback: Label,
+    /// Where a chat with images goes when its label's route cannot see them, in order.
+    pub image_routes: Vec<Label>,
 }
 
 impl RouteTable {
@@ -88,6 +92,7 @@ impl RouteTable {
                     classifier_may_choose: route.classifier_may_choose,
                     exposed_as: (config.server.expose_routes && !route.expose_as.is_empty())
                         .then(|| route.expose_as.clone()),
+                    images: route.images,
                 };
                 (route.label.clone(), Arc::new(route))
             })
@@ -95,6 +100,12 @@ impl RouteTable {
         RouteTable {
             routes,
             fallback: Label::from(config.routing.fallback.as_str()),
+            image_routes: config
+                .routing
+                .image_routes
+                .iter()
+                .map(|l| Label::from(l.as_str()))
+                .collect(),
         }
     }
 

@@ -61,6 +61,7 @@ pub fn judge(error: &Error) -> Verdict {
         | Error::NotFound { .. }
         | Error::MethodNotAllowed { .. }
         | Error::KeyMissing { .. }
+        | Error::ImagesUnsupported { .. }
         | Error::Unauthorized { .. }
         | Error::Overloaded { .. }
         | Error::RateLimited { .. }

@@ -22,6 +22,7 @@ mod cli;
 mod confidence;
 mod errors;
 mod eval;
+mod images;
 mod limits;
 mod meta_rules;
 mod prompt_reload;
