@@ -6,7 +6,7 @@
 //! in `tests/router/architecture.rs` holds the line).
 //! - `app`: builds the router from config (`App::build`) and serves it
 //!   - `accept` the accept loop, `serve` grace and farewell, `shutdown`, `telemetry`,
-//!     `fd_limit`, `prompt_watch` hot reload
+//!     `fd_limit`, `hot_reload` and `reloads` (prompts, META rules)
 //! - `edge`: the HTTP surface and `AppState`
 //!   - `http` the route table, `context` request id and log line, `client_ip`,
 //!     `client_keys`, `key_limits`, `limits` (headers, body), `chat` the chat handler,

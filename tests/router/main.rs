@@ -20,6 +20,7 @@ mod chat_stream;
 mod chosen_routes;
 mod cli;
 mod confidence;
+mod configmap_reload;
 mod errors;
 mod eval;
 mod limits;
