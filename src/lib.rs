@@ -5,7 +5,7 @@
 //! Folders in the order a request meets them; each may use only those below it (a test
 //! in `tests/router/architecture.rs` holds the line).
 //! - `app`: builds the router from config (`App::build`) and serves it
-//!   - `accept` the accept loop, `serve` grace and farewell, `shutdown`, `telemetry`,
+//!   - `accept` the accept loop, `in_flight` requests being answered, `serve` grace and farewell, `shutdown`, `telemetry`,
 //!     `fd_limit`, `hot_reload` and `reloads` (prompts, META rules)
 //! - `edge`: the HTTP surface and `AppState`
 //!   - `http` the route table, `context` request id and log line, `client_ip`,

@@ -20,6 +20,7 @@ use crate::upstream::{Backends, probe};
 pub mod accept;
 pub mod fd_limit;
 pub mod hot_reload;
+mod in_flight;
 mod reloads;
 mod serve;
 pub mod shutdown;
