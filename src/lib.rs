@@ -24,7 +24,7 @@
 //! - `record`: the session log
 //!   - `decision`, `log` the record's fields, `session` its drop guard, `sink` where it
 //!     goes, `writer`, `fit` the size bound, `disk` atomic writes, `rotation`, `store`
-//!     reading it back, `summary`, `capture`
+//!     reading it back, `folders` which folders (one per replica), `summary`, `capture`
 //! - `observe`: `metrics` (Prometheus) and `live` counters, fed by the records
 //! - `tools`: `cli` the command line, `check`, `classify`, `eval` (the golden set), `sessions`, `replay`, `progress`
 //! - leaves: `config`, `prompts`, `openai` (wire format), `error`, `names`, `secret`,

@@ -30,6 +30,7 @@ mod properties;
 mod review_board;
 mod routes;
 mod sessions;
+mod sessions_replicas;
 mod sessions_tools;
 mod shipped_routes;
 mod sticky;
