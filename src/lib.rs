@@ -5,8 +5,8 @@
 //! Folders in the order a request meets them; each may use only those below it (a test
 //! in `tests/router/architecture.rs` holds the line).
 //! - `app`: builds the router from config (`App::build`) and serves it
-//!   - `accept` the accept loop, `serve` grace and farewell, `shutdown`, `telemetry`,
-//!     `fd_limit`, `prompt_watch` hot reload
+//!   - `accept` the accept loop, `in_flight` requests being answered, `serve` grace and farewell, `shutdown`, `telemetry`,
+//!     `fd_limit`, `hot_reload` and `reloads` (prompts, META rules)
 //! - `edge`: the HTTP surface and `AppState`
 //!   - `http` the route table, `context` request id and log line, `client_ip`,
 //!     `client_keys`, `key_limits`, `limits` (headers, body), `chat` the chat handler,
@@ -24,7 +24,7 @@
 //! - `record`: the session log
 //!   - `decision`, `log` the record's fields, `session` its drop guard, `sink` where it
 //!     goes, `writer`, `fit` the size bound, `disk` atomic writes, `rotation`, `store`
-//!     reading it back, `summary`, `capture`
+//!     reading it back, `folders` which folders (one per replica), `summary`, `capture`
 //! - `observe`: `metrics` (Prometheus) and `live` counters, fed by the records
 //! - `tools`: `cli` the command line, `check`, `classify`, `eval` (the golden set), `sessions`, `replay`, `progress`
 //! - leaves: `config`, `prompts`, `openai` (wire format), `error`, `names`, `secret`,

@@ -2,14 +2,17 @@
 //! not offer. A client that dribbles its headers, or never sends a byte, is cut off after
 //! `server.header_read_timeout_secs` (otherwise a few hundred idle sockets could hold the
 //! router's file descriptors forever), and the header buffer is bounded.
-//! Graceful shutdown works as in `axum::serve`: stop accepting, let connections finish.
+//! Graceful shutdown: stop accepting at once, keep open connections while requests are
+//! being answered (every response then closes its connection), then close the idle ones.
 
+use std::convert::Infallible;
 use std::future::Future;
 use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
 use axum::extract::ConnectInfo;
+use axum::http::{HeaderValue, Version, header};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -17,6 +20,8 @@ use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tower::ServiceExt;
+
+use super::in_flight::{InFlight, Tracked};
 
 /// Per-connection limits, from `[server]`.
 #[derive(Clone, Copy, Debug)]
@@ -30,8 +35,8 @@ pub struct ConnectionLimits {
     pub max_headers: usize,
 }
 
-/// Serves `app` on `listener` until `shutdown` resolves, then waits for every open
-/// connection to finish its requests (the caller bounds how long).
+/// Serves `app` on `listener` until `shutdown` resolves, then waits for every request
+/// being answered to finish and closes the connections (the caller bounds how long).
 pub async fn run(
     listener: TcpListener,
     app: Router,
@@ -41,6 +46,7 @@ pub async fn run(
     let builder = builder(limits);
     let graceful = GracefulShutdown::new();
     let (closing_tx, closing_rx) = tokio::sync::watch::channel(false);
+    let in_flight = InFlight::new();
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
         let accepted = tokio::select! {
@@ -56,12 +62,7 @@ pub async fn run(
         };
         // Small SSE chunks must leave at once, not wait for Nagle's algorithm.
         let _ = tcp.set_nodelay(true);
-        let service = app
-            .clone()
-            .map_request(move |mut request: hyper::Request<Incoming>| {
-                request.extensions_mut().insert(ConnectInfo(remote));
-                request.map(Body::new)
-            });
+        let service = answer(app.clone(), remote, &in_flight, &closing_rx);
         let builder = builder.clone();
         let watcher = graceful.watcher();
         let mut closing = closing_rx.clone();
@@ -87,12 +88,50 @@ pub async fn run(
             }
         });
     }
-    // No new connections from here; open ones finish their requests (keep-alive ones
-    // are closed once idle), silent ones are closed now.
+    // No new connections from here, and silent ones are closed now. Open connections
+    // stay while requests are being answered: a load balancer's keep-alive connection
+    // then hears `/health/ready` say "draining" instead of finding its connection shut
+    // under a request it just sent, and each response closes its connection. Once
+    // nothing is being answered, the idle ones are closed.
     drop(listener);
     let _ = closing_tx.send(true);
+    in_flight.idle().await;
     graceful.shutdown().await;
     Ok(())
+}
+
+/// The service for one connection from `remote`: `app`, with each request counted in
+/// `in_flight` until its body is sent, and, once `closing`, every HTTP/1 response
+/// closing its connection (HTTP/2 has GOAWAY for that, sent by the graceful shutdown).
+fn answer(
+    app: Router,
+    remote: std::net::SocketAddr,
+    in_flight: &std::sync::Arc<InFlight>,
+    closing: &tokio::sync::watch::Receiver<bool>,
+) -> impl tower::Service<
+    hyper::Request<Incoming>,
+    Response = hyper::Response<Body>,
+    Error = Infallible,
+    Future = impl Future<Output = Result<hyper::Response<Body>, Infallible>> + Send,
+> + Clone
++ Send
++ 'static {
+    let (in_flight, closing) = (in_flight.clone(), closing.clone());
+    tower::service_fn(move |mut request: hyper::Request<Incoming>| {
+        request.extensions_mut().insert(ConnectInfo(remote));
+        let guard = in_flight.start();
+        let http1 = request.version() < Version::HTTP_2;
+        let (app, closing) = (app.clone(), closing.clone());
+        async move {
+            let Ok(mut response) = app.oneshot(request.map(Body::new)).await;
+            if http1 && *closing.borrow() {
+                response
+                    .headers_mut()
+                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            }
+            Ok(response.map(|body| Body::new(Tracked::new(body, guard))))
+        }
+    })
 }
 
 fn builder(limits: ConnectionLimits) -> auto::Builder<TokioExecutor> {

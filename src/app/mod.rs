@@ -1,6 +1,6 @@
 //! Builds the router from its config — one `App::build` for `serve` and the tests —
-//! and serves it: the accept loop, shutdown, tracing, the open-file limit, prompt hot
-//! reload and backend probes.
+//! and serves it: the accept loop, shutdown, tracing, the open-file limit, hot reload
+//! of prompts and META rules, and backend probes.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,7 +19,9 @@ use crate::upstream::{Backends, probe};
 
 pub mod accept;
 pub mod fd_limit;
-pub mod prompt_watch;
+pub mod hot_reload;
+mod in_flight;
+mod reloads;
 mod serve;
 pub mod shutdown;
 pub mod telemetry;
@@ -33,10 +35,9 @@ pub struct App {
     pub writer: Option<SessionWriter>,
 }
 
-/// What runs beside the server: prompt hot reload and backend probes. Dropping it stops
-/// both.
+/// What runs beside the server: hot reload and backend probes. Dropping it stops both.
 pub struct Background {
-    _watcher: prompt_watch::PromptWatcher,
+    _watcher: hot_reload::HotReload,
     probes: tokio::task::JoinHandle<()>,
 }
 
@@ -111,14 +112,18 @@ impl App {
     }
 }
 
-/// Starts prompt hot reload and the background probes for `state`.
+/// Starts hot reload (prompts, META rules) and the background probes for `state`.
 pub fn background(state: &AppState) -> anyhow::Result<Background> {
-    let watcher = prompt_watch::start(
+    let mut targets = vec![reloads::prompts(
         state.prompts.clone(),
         &state.config.server.prompts_dir,
         state.metrics.clone(),
-    )
-    .context("watching the prompts folder")?;
+    )];
+    let rules_file = &state.config.meta.rules_file;
+    if !rules_file.as_os_str().is_empty() {
+        targets.push(reloads::meta_rules(state.routing.meta.rules(), rules_file));
+    }
+    let watcher = hot_reload::start(targets).context("watching the prompts and META rules")?;
     let every = Duration::from_secs(state.config.health.probe_interval_secs);
     Ok(Background {
         _watcher: watcher,

@@ -26,6 +26,7 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let (fired, on_fire) = tokio::sync::oneshot::channel::<()>();
     let drain = state.clone();
+    let draining = state.clone();
     let limits = accept::ConnectionLimits {
         header_read_timeout: Duration::from_secs(state.config.server.header_read_timeout_secs),
         max_header_bytes: state.config.server.max_header_bytes,
@@ -37,9 +38,11 @@ pub async fn serve(
         limits,
         async move {
             shutdown.await;
+            // Before the listener closes: a probe that still gets through hears it.
+            draining.begin_draining();
             tracing::info!(
                 grace_secs = grace.as_secs(),
-                "shutting down: no new connections, finishing in-flight requests"
+                "shutting down: readiness says draining, no new connections, finishing in-flight requests"
             );
             let _ = fired.send(());
         },

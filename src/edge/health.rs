@@ -21,8 +21,17 @@ pub async fn live() -> Json<Value> {
 /// status, latency and endpoints. `ready` when all are up,
 /// `degraded` (200) when something is down but the fallback route's backend, which
 /// answers every chat the classifier cannot place, is up, or session logs cannot be
-/// written; `unavailable` (503) when that backend is down.
+/// written; `unavailable` (503) when that backend is down. `draining` (503) once
+/// shutdown has begun, at once and without probing: the load balancer must stop sending
+/// new work here while the requests running finish.
 pub async fn ready(State(state): State<Arc<AppState>>) -> Response {
+    if state.is_draining() {
+        let reply = json!({
+            "status": "draining",
+            "detail": "shutting down: finishing the requests in flight, taking no new ones",
+        });
+        return (StatusCode::SERVICE_UNAVAILABLE, Json(reply)).into_response();
+    }
     let backends: Vec<_> = state.backends.iter().collect();
     let reports = state.readiness.reports(&state.backends).await;
     let essential = state

@@ -109,6 +109,17 @@ impl AppState {
         })
     }
 
+    /// Shutdown has begun: `/health/ready` answers 503 `draining` from now on, while
+    /// the requests running finish.
+    pub fn begin_draining(&self) {
+        self.proxy.drain.begin();
+    }
+
+    /// Whether shutdown has begun.
+    pub fn is_draining(&self) -> bool {
+        self.proxy.drain.has_begun()
+    }
+
     /// Tells every request still running to end now: streams send an in-band error and
     /// `[DONE]`, waiting calls answer 503.
     pub fn drain(&self) {

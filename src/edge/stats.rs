@@ -55,7 +55,11 @@ async fn compute(state: Arc<AppState>) -> Value {
     }
     let work = tokio::task::spawn_blocking(move || {
         let since = chrono::Utc::now() - chrono::Duration::hours(24);
-        let scan = store::scan(&state.config.sessions.dir, Some(since), Detail::Brief)?;
+        let scan = store::scan(
+            std::slice::from_ref(&state.config.sessions.dir),
+            Some(since),
+            Detail::Brief,
+        )?;
         let summary = summary::summarise(&scan.sessions, &state.cloud);
         let mut value = serde_json::to_value(summary).unwrap_or(Value::Null);
         value["skipped_files"] = Value::from(scan.skipped.len());

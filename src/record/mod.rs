@@ -6,6 +6,7 @@ pub mod capture;
 pub mod decision;
 pub mod disk;
 pub mod fit;
+pub mod folders;
 pub mod log;
 pub mod rotation;
 pub mod session;

@@ -1,5 +1,5 @@
-//! Reads the session-log folder back: every `*.json` file the router wrote, parsed
-//! leniently. Broken and foreign files (links, FIFOs, oversized files) are reported and
+//! Reads session-log folders back (one, or one per replica, merged oldest first): every
+//! `*.json` file the router wrote, parsed leniently. Broken and foreign files (links, FIFOs, oversized files) are reported and
 //! skipped, never fatal; a `--since` bound is applied to file names before anything is
 //! parsed.
 
@@ -101,12 +101,16 @@ pub enum Detail {
 /// (64 MiB at most); anything larger is not one of ours.
 const MAX_FILE_BYTES: u64 = 64 * 1024 * 1024 + 64 * 1024;
 
-/// Reads every session in `dir` that started at or after `since` (all when `None`).
+/// Reads every session in `dirs` that started at or after `since` (all when `None`).
 /// Only regular files are read: a link, a FIFO or a device named like a session is
 /// skipped and reported, never followed, waited on or read without end.
-pub fn scan(dir: &Path, since: Option<DateTime<Utc>>, detail: Detail) -> std::io::Result<Scan> {
+pub fn scan(
+    dirs: &[PathBuf],
+    since: Option<DateTime<Utc>>,
+    detail: Detail,
+) -> std::io::Result<Scan> {
     let mut scan = Scan::default();
-    visit(dir, since, |found| match found {
+    visit(dirs, since, |found| match found {
         Ok(session) if detail == Detail::Brief => scan.sessions.push(brief(session)),
         Ok(session) => scan.sessions.push(session),
         Err(skipped) => scan.skipped.push(skipped),
@@ -114,31 +118,38 @@ pub fn scan(dir: &Path, since: Option<DateTime<Utc>>, detail: Detail) -> std::io
     Ok(scan)
 }
 
-/// Hands each session in `dir` since `since` to `found`, oldest first, one file in
-/// memory at a time; files that are not readable sessions come as `Err`.
+/// Hands each session in `dirs` since `since` to `found`, oldest first across all the
+/// folders (a file's name starts with its UTC start time), one file in memory at a
+/// time; files that are not readable sessions come as `Err`. Sub-folders are not read:
+/// `folders::expand` decides which folders are.
 pub fn visit(
-    dir: &Path,
+    dirs: &[PathBuf],
     since: Option<DateTime<Utc>>,
     mut found: impl FnMut(Result<LoggedSession, Skipped>),
 ) -> std::io::Result<()> {
     let mut files: Vec<(String, PathBuf)> = Vec::new();
-    for entry in std::fs::read_dir(dir)?.flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let path = entry.path();
-        // The entry's own type: a link is not followed to learn what it points at.
-        let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
-        if name.starts_with('.') || is_dir {
-            continue; // temp files being written, and sub-folders
-        }
-        match stamp_of(&name) {
-            None => found(Err(Skipped {
-                path,
-                reason: "not a session file (name)".into(),
-            })),
-            Some(stamp) if since.is_some_and(|s| stamp < s.naive_utc()) => {}
-            Some(_) => files.push((name, path)),
+    for dir in dirs {
+        let entries = std::fs::read_dir(dir)
+            .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", dir.display())))?;
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let path = entry.path();
+            // The entry's own type: a link is not followed to learn what it points at.
+            let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
+            if name.starts_with('.') || is_dir {
+                continue; // temp files being written, and sub-folders
+            }
+            match stamp_of(&name) {
+                None => found(Err(Skipped {
+                    path,
+                    reason: "not a session file (name)".into(),
+                })),
+                Some(stamp) if since.is_some_and(|s| stamp < s.naive_utc()) => {}
+                Some(_) => files.push((name, path)),
+            }
         }
     }
+    // By name, then folder: two replicas' sessions interleave by their start times.
     files.sort();
     for (_, path) in files {
         found(read(&path).map_err(|reason| Skipped { path, reason }));
@@ -158,32 +169,50 @@ fn brief(mut session: LoggedSession) -> LoggedSession {
     session
 }
 
-/// The session with this id (the 8 hex chars, or a unique prefix of them).
-pub fn find(dir: &Path, id: &str) -> Result<LoggedSession, String> {
+/// The session with this id (the 8 hex chars, or a unique prefix of them) in any of
+/// `dirs`. Ids are random, so two replicas may have given the same one: then this says
+/// where both are, rather than pick one.
+pub fn find(dirs: &[PathBuf], id: &str) -> Result<LoggedSession, String> {
     let id = id.trim().to_lowercase();
     if id.is_empty() || !id.chars().all(|c| c.is_ascii_hexdigit()) {
         return Err(format!("{id:?} is not a session id (8 hex characters)"));
     }
-    let entries = std::fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    let matches: Vec<PathBuf> = entries
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| {
-            p.file_stem()
-                .and_then(|s| s.to_str())
-                .and_then(|s| s.rsplit('_').next())
-                .is_some_and(|file_id| file_id.starts_with(&id))
+    let mut matches: Vec<PathBuf> = Vec::new();
+    for dir in dirs {
+        let entries = std::fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        matches.extend(entries.flatten().map(|e| e.path()).filter(|p| {
+            id_of(p).is_some_and(|file_id| file_id.starts_with(&id))
                 && p.extension().is_some_and(|e| e == "json")
-        })
-        .collect();
+        }));
+    }
+    matches.sort();
     match matches.as_slice() {
         [one] => read(one).map_err(|e| format!("{}: {e}", one.display())),
-        [] => Err(format!("no session {id} in {}", dir.display())),
+        [] => Err(format!("no session {id} in {}", shown(dirs))),
+        many if many.iter().all(|p| id_of(p) == id_of(&many[0])) => Err(format!(
+            "session {} is in {} folders (replicas gave the same id): {}; show one with --dir FOLDER",
+            id_of(&many[0]).unwrap_or(&id),
+            many.len(),
+            shown(many)
+        )),
         many => Err(format!(
             "{id} matches {} sessions; give more characters",
             many.len()
         )),
     }
+}
+
+/// The id part of a session file's name (`…_3fa2c1d9.json`).
+fn id_of(path: &Path) -> Option<&str> {
+    path.file_stem()
+        .and_then(|s| s.to_str())
+        .and_then(|s| s.rsplit('_').next())
+}
+
+/// Paths for a message, comma-separated.
+fn shown(paths: &[PathBuf]) -> String {
+    let shown: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+    shown.join(", ")
 }
 
 fn read(path: &Path) -> Result<LoggedSession, String> {
@@ -194,6 +223,11 @@ fn read(path: &Path) -> Result<LoggedSession, String> {
         return Err("not a session (no schema_version or id)".into());
     }
     Ok(session)
+}
+
+/// Whether `name` is a session file's (`<UTC time>_<id>.json`).
+pub fn is_session_name(name: &str) -> bool {
+    stamp_of(name).is_some()
 }
 
 /// The UTC start time a session file's name encodes (`20261121T130543.068Z_id.json`).

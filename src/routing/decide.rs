@@ -26,13 +26,14 @@ impl Routing {
         headers: &HeaderMap,
         session: &mut Session,
     ) -> Decision {
-        if let Some(evidence) = self.meta.detect(request, headers) {
+        let meta = self.meta.examine(request, headers);
+        if let Some(evidence) = meta.evidence {
             return Decision {
                 meta_match: Some(evidence),
                 ..self.labelled(Label::from(META_LABEL))
             };
         }
-        let meta_suspect = self.meta.suspect(request, headers);
+        let meta_suspect = meta.suspect;
         // Task prompts above: Open WebUI sends them with the chat's own model, so a chat
         // on `ai-router/cloud` still has its titles answered as META.
         let model = request

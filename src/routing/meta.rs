@@ -3,6 +3,9 @@
 //! header, then the configured task model, then the text rules. What only looks like a
 //! task is flagged (`meta_suspect`), never routed.
 
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
 use axum::http::HeaderMap;
 use serde_json::Value;
 
@@ -16,7 +19,19 @@ use super::meta_rules::{MetaRules, MetaRulesError};
 pub struct MetaDetector {
     headers: Vec<String>,
     task_model: String,
-    rules: MetaRules,
+    /// Swapped whole when the rules file changes (`app::hot_reload`); each request
+    /// reads one snapshot.
+    rules: Arc<ArcSwap<MetaRules>>,
+}
+
+/// What META detection found in a request.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct MetaFinding {
+    /// The evidence that makes it a task prompt (`meta_match`); `None` for a normal chat.
+    pub evidence: Option<String>,
+    /// Why a normal chat still looks like a client's task (`meta_suspect`): a flag,
+    /// never a route.
+    pub suspect: Option<String>,
 }
 
 impl MetaDetector {
@@ -25,14 +40,40 @@ impl MetaDetector {
         MetaDetector {
             headers: config.meta.headers.clone(),
             task_model: config.server.task_model.trim().to_string(),
-            rules,
+            rules: Arc::new(ArcSwap::from_pointee(rules)),
+        }
+    }
+
+    /// The text rules' handle, for the watcher that swaps in a reloaded file.
+    pub fn rules(&self) -> Arc<ArcSwap<MetaRules>> {
+        self.rules.clone()
+    }
+
+    /// Whether `request` is a task prompt and, if not, whether it looks like one; with
+    /// one snapshot of the rules, so a reload never splits a request's two answers.
+    pub fn examine(&self, request: &ChatRequest, headers: &HeaderMap) -> MetaFinding {
+        let rules = self.rules.load();
+        match self.detect(&rules, request, headers) {
+            Some(evidence) => MetaFinding {
+                evidence: Some(evidence),
+                suspect: None,
+            },
+            None => MetaFinding {
+                evidence: None,
+                suspect: self.suspect(&rules, request, headers),
+            },
         }
     }
 
     /// The name of the evidence that marks `request` as a task prompt, for `meta_match`;
     /// `None` for a normal chat. An empty task header (Open WebUI sends one on normal
     /// chats) is not evidence.
-    pub fn detect(&self, request: &ChatRequest, headers: &HeaderMap) -> Option<String> {
+    fn detect(
+        &self,
+        rules: &MetaRules,
+        request: &ChatRequest,
+        headers: &HeaderMap,
+    ) -> Option<String> {
         for name in &self.headers {
             if let Some(task) = headers
                 .get(name.as_str())
@@ -48,7 +89,7 @@ impl MetaDetector {
         {
             return Some(format!("task model {}", self.task_model));
         }
-        self.rules
+        rules
             .detect(request.messages())
             .map(|rule| format!("rule {rule}"))
     }
@@ -57,7 +98,12 @@ impl MetaDetector {
     /// `[[suspect]]` table it fits), for `meta_suspect`: a flag, never a route. A task
     /// header that is present but empty is the client saying "a user's chat", so then
     /// nothing is suspect.
-    pub fn suspect(&self, request: &ChatRequest, headers: &HeaderMap) -> Option<String> {
+    fn suspect(
+        &self,
+        rules: &MetaRules,
+        request: &ChatRequest,
+        headers: &HeaderMap,
+    ) -> Option<String> {
         if self
             .headers
             .iter()
@@ -65,7 +111,7 @@ impl MetaDetector {
         {
             return None;
         }
-        self.rules
+        rules
             .suspect(request.messages())
             .map(|name| format!("suspect {name}"))
     }

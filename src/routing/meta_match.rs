@@ -11,7 +11,7 @@ use serde_json::Value;
 pub(crate) const MIN_ANCHOR_CHARS: usize = 20;
 
 /// Conditions on one message's text; all given conditions must hold.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct Matcher {
     #[serde(default)]

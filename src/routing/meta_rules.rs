@@ -16,7 +16,7 @@ use super::meta_match::{MIN_ANCHOR_CHARS, Matcher, role, text_of};
 const INLINE_ORIGIN: &str = "META rules";
 
 /// The text rules, loaded from a TOML file (config/meta_rules.toml).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct MetaRules {
     rules: Vec<Rule>,
     /// `[[suspect]]` tables: shapes that look like a client's task but route nothing; a
@@ -142,7 +142,7 @@ struct RuleSpec {
 }
 
 /// A validated rule, ready to match.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 struct Rule {
     name: String,
     max_messages: usize,

@@ -10,6 +10,7 @@ use super::eval::candidates::{self, Only};
 use super::replay::{self, ReplayOptions};
 use super::sessions::{self, ListFilter};
 use crate::config::{self, Config};
+use crate::record::folders;
 
 /// An OpenAI-compatible router: each chat request goes to the backend that should answer it.
 #[derive(Parser)]
@@ -57,9 +58,11 @@ pub enum Command {
     Sessions {
         #[command(flatten)]
         config: ConfigArg,
-        /// The session folder (default: `sessions.dir` from the config).
-        #[arg(long, global = true)]
-        dir: Option<PathBuf>,
+        /// A session folder (default: `sessions.dir` from the config). Give it again for
+        /// more folders (one per replica); each is read with its sub-folders that hold
+        /// session files (`logs/sessions/<pod>/`). Sessions merge oldest first.
+        #[arg(long, global = true, value_name = "DIR")]
+        dir: Vec<PathBuf>,
         /// Output JSON for agents instead of text for people.
         #[arg(long, global = true)]
         json: bool,
@@ -121,16 +124,20 @@ pub enum SessionsCommand {
 /// Runs an `ai-router sessions …` command and returns what to print.
 pub fn sessions(
     config_path: &Path,
-    dir: Option<PathBuf>,
+    dirs: Vec<PathBuf>,
     json: bool,
     command: SessionsCommand,
 ) -> Result<String, String> {
     let config = config::load(config_path).map_err(|e| e.to_string())?;
-    let dir = dir.unwrap_or_else(|| config.sessions.dir.clone());
+    let given = match dirs.is_empty() {
+        true => vec![config.sessions.dir.clone()],
+        false => dirs,
+    };
+    let dirs = folders::expand(&given)?;
     match command {
-        SessionsCommand::List(filter) => sessions::list(&dir, &filter, json),
-        SessionsCommand::Show { id } => sessions::show(&dir, &id, json),
-        SessionsCommand::Stats { since } => sessions::stats(&config, &dir, since.as_deref(), json),
+        SessionsCommand::List(filter) => sessions::list(&dirs, &filter, json),
+        SessionsCommand::Show { id } => sessions::show(&dirs, &id, json),
+        SessionsCommand::Stats { since } => sessions::stats(&config, &dirs, since.as_deref(), json),
         SessionsCommand::Export {
             since,
             as_cases,
@@ -138,11 +145,11 @@ pub fn sessions(
         } => {
             let mut stdout = std::io::stdout().lock();
             if as_cases {
-                let count = candidates::export(&dir, since.as_deref(), only, &mut stdout)?;
+                let count = candidates::export(&dirs, since.as_deref(), only, &mut stdout)?;
                 eprintln!("exported {count} candidate cases (needs_review: true)");
                 return Ok(String::new());
             }
-            let count = sessions::export(&dir, since.as_deref(), &mut stdout)?;
+            let count = sessions::export(&dirs, since.as_deref(), &mut stdout)?;
             eprintln!("exported {count} sessions");
             Ok(String::new())
         }
@@ -160,22 +167,25 @@ pub fn sessions(
                 concurrency,
                 out,
             };
-            run_replay(config, &dir, &options, json)
+            // The report goes beside the first folder given (`logs/replays`).
+            let first = given.first().cloned().unwrap_or_default();
+            run_replay(config, &dirs, &first, &options, json)
         }
     }
 }
 
 fn run_replay(
     config: Config,
-    dir: &Path,
+    dirs: &[PathBuf],
+    first: &Path,
     options: &ReplayOptions,
     json: bool,
 ) -> Result<String, String> {
     let runtime = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
     runtime.block_on(async {
         let setup = super::Setup::from(config)?;
-        let report = replay::replay(&setup, dir, options).await?;
-        let path = replay::write_report(&report, dir, options.out.as_deref())?;
+        let report = replay::replay(&setup, dirs, options).await?;
+        let path = replay::write_report(&report, first, options.out.as_deref())?;
         if report.replayed > 0 && report.failed.len() == report.replayed {
             // Nothing was compared: an agreement figure would mislead a script or agent.
             let first = report.failed.first().map_or("", |f| f.reason.as_str());

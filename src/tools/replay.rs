@@ -66,13 +66,13 @@ pub struct Failure {
     pub reason: String,
 }
 
-/// Replays the sessions in `dir` chosen by `options`; progress goes to stderr.
+/// Replays the sessions in `dirs` chosen by `options`; progress goes to stderr.
 pub async fn replay(
     setup: &Setup,
-    dir: &Path,
+    dirs: &[PathBuf],
     options: &ReplayOptions,
 ) -> Result<ReplayReport, String> {
-    let scan = sessions::load(dir, Some(&options.since), Detail::Full)?;
+    let scan = sessions::load(dirs, Some(&options.since), Detail::Full)?;
     let mut chosen: Vec<LoggedSession> = scan
         .sessions
         .into_iter()

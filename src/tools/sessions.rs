@@ -2,7 +2,7 @@
 //! agents (`--json`). Skipped files are reported on stderr, never fatal.
 
 use std::fmt::Write as _;
-use std::path::Path;
+use std::path::PathBuf;
 
 use serde_json::{Value, json};
 
@@ -37,11 +37,11 @@ pub struct ListFilter {
     pub limit: usize,
 }
 
-/// Reads `dir`, keeping sessions since `since` (e.g. `24h`) in `detail`, and reports
+/// Reads `dirs`, keeping sessions since `since` (e.g. `24h`) in `detail`, and reports
 /// skipped files.
-pub fn load(dir: &Path, since: Option<&str>, detail: Detail) -> Result<Scan, String> {
+pub fn load(dirs: &[PathBuf], since: Option<&str>, detail: Detail) -> Result<Scan, String> {
     let since = since.map(store::since).transpose()?;
-    let scan = store::scan(dir, since, detail).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let scan = store::scan(dirs, since, detail).map_err(|e| e.to_string())?;
     report_skipped(&scan.skipped);
     Ok(scan)
 }
@@ -61,8 +61,8 @@ fn report_skipped(skipped: &[Skipped]) {
 }
 
 /// `sessions list`: one line per matching session, newest last.
-pub fn list(dir: &Path, filter: &ListFilter, as_json: bool) -> Result<String, String> {
-    let scan = load(dir, filter.since.as_deref(), Detail::Brief)?;
+pub fn list(dirs: &[PathBuf], filter: &ListFilter, as_json: bool) -> Result<String, String> {
+    let scan = load(dirs, filter.since.as_deref(), Detail::Brief)?;
     let matching: Vec<&LoggedSession> = scan.sessions.iter().filter(|s| keep(s, filter)).collect();
     let shown = &matching[matching.len().saturating_sub(filter.limit)..];
     if as_json {
@@ -120,8 +120,8 @@ fn row(s: &LoggedSession) -> Value {
 }
 
 /// `sessions show ID`: one session, readable; `--json` gives the record as written.
-pub fn show(dir: &Path, id: &str, as_json: bool) -> Result<String, String> {
-    let s = store::find(dir, id)?;
+pub fn show(dirs: &[PathBuf], id: &str, as_json: bool) -> Result<String, String> {
+    let s = store::find(dirs, id)?;
     if as_json {
         return serde_json::to_string_pretty(&s)
             .map(|t| t + "\n")
@@ -212,11 +212,11 @@ pub fn show(dir: &Path, id: &str, as_json: bool) -> Result<String, String> {
 /// `sessions stats`: the summary over the sessions since `since`.
 pub fn stats(
     config: &Config,
-    dir: &Path,
+    dirs: &[PathBuf],
     since: Option<&str>,
     as_json: bool,
 ) -> Result<String, String> {
-    let scan = load(dir, since, Detail::Brief)?;
+    let scan = load(dirs, since, Detail::Brief)?;
     let summary = summary::summarise(&scan.sessions, &summary::Cloud::of(config));
     if as_json {
         return serde_json::to_string_pretty(&summary)
@@ -230,14 +230,14 @@ pub fn stats(
 
 /// `sessions export`: JSON Lines, one whole session record per line, oldest first.
 pub fn export(
-    dir: &Path,
+    dirs: &[PathBuf],
     since: Option<&str>,
     out: &mut dyn std::io::Write,
 ) -> Result<usize, String> {
     let since = since.map(store::since).transpose()?;
     // One session in memory at a time: an export of a week can be gigabytes.
     let (mut written, mut skipped, mut failed) = (0, Vec::new(), None);
-    store::visit(dir, since, |found| match found {
+    store::visit(dirs, since, |found| match found {
         Ok(_) if failed.is_some() => {}
         Ok(session) => {
             let line = serde_json::to_string(&session).map_err(|e| e.to_string());
@@ -248,7 +248,7 @@ pub fn export(
         }
         Err(file) => skipped.push(file),
     })
-    .map_err(|e| format!("{}: {e}", dir.display()))?;
+    .map_err(|e| e.to_string())?;
     report_skipped(&skipped);
     failed.map_or(Ok(written), Err)
 }

@@ -58,6 +58,60 @@ async fn shutdown_lets_an_in_flight_stream_finish_and_refuses_new_connections() 
 }
 
 #[tokio::test]
+async fn once_shutdown_begins_readiness_says_draining_on_a_kept_alive_connection() {
+    let events: Vec<String> = (0..20)
+        .map(|i| chunk_json(&format!("w{i} "), None))
+        .chain([chunk_json("", Some("stop")), "[DONE]".into()])
+        .collect();
+    let fake = Fake::with(move |_| Reply::Sse(events.clone(), Duration::from_millis(100))).await;
+    let mut router = TestRouter::start(&fake.url, |_| {}).await;
+    // One client, as a load balancer holds its connections: the stream keeps one busy,
+    // so the next call opens a second one, which then waits in the pool.
+    let client = common::client();
+    let stream = client
+        .post(format!("{}/v1/chat/completions", router.url))
+        .json(&streaming(user("hi"), true))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status(), 200);
+    let health = client.get(format!("{}/health", router.url)).send().await;
+    assert_eq!(health.unwrap().status(), 200);
+    router.signal_shutdown();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+
+    let ready = client
+        .get(format!("{}/health/ready", router.url))
+        .timeout(Duration::from_millis(500))
+        .send()
+        .await
+        .expect("the kept-alive connection must still answer during the grace period");
+    assert_eq!(ready.status(), 503);
+    assert_eq!(
+        ready.headers().get("connection").map(|v| v.as_bytes()),
+        Some(&b"close"[..]),
+        "a draining router closes each connection after its answer"
+    );
+    let body: Value = ready.json().await.unwrap();
+    assert_eq!(body["status"], "draining", "{body}");
+    // New connections are still refused at once.
+    let fresh = common::client()
+        .get(format!("{}/health/ready", router.url))
+        .timeout(Duration::from_millis(500))
+        .send()
+        .await;
+    assert!(
+        fresh.is_err_and(|e| !e.is_timeout()),
+        "a new connection was accepted while draining"
+    );
+    // And the stream in flight finishes whole.
+    let data = read_sse(stream).await;
+    assert_eq!(data.len(), 22, "the stream was cut short: {data:?}");
+    assert_eq!(data.last().map(String::as_str), Some("[DONE]"));
+    router.join().await.unwrap();
+}
+
+#[tokio::test]
 async fn past_the_grace_period_streams_end_with_an_error_and_waiting_calls_get_503() {
     let fake = Fake::with(|body| {
         if body["stream"] == true {

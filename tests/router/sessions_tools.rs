@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 const BIN: &str = env!("CARGO_BIN_EXE_ai-router");
 
 /// Runs the binary (without blocking the fakes' runtime); returns (ok, stdout, stderr).
-async fn run(args: &[&str], env: &[(&str, &str)]) -> (bool, String, String) {
+pub(crate) async fn run(args: &[&str], env: &[(&str, &str)]) -> (bool, String, String) {
     let mut command = tokio::process::Command::new(BIN);
     command.args(args).current_dir(env!("CARGO_MANIFEST_DIR"));
     for (key, value) in env {
@@ -184,12 +184,19 @@ async fn stats_count_routes_tokens_and_cost() {
 }
 
 /// A minimal session file, as the router writes them.
-fn write_session(dir: &Path, age: chrono::Duration, id: u32, total_ms: u64, classify_ms: u64) {
+pub(crate) fn write_session(
+    dir: &Path,
+    age: chrono::Duration,
+    id: u32,
+    total_ms: u64,
+    classify_ms: u64,
+) {
     let at = chrono::Utc::now() - age;
     let name = format!("{}_{id:08x}.json", at.format("%Y%m%dT%H%M%S%.3fZ"));
     let body = json!({
         "schema_version": 1, "id": format!("{id:08x}"),
         "timestamp": at.to_rfc3339(), "user_query": format!("q{id}"),
+        "client_messages": [{"role": "user", "content": format!("q{id}")}],
         "route": "primary", "classification": "SIMPLE", "classification_ms": classify_ms,
         "steps": [
             {"step": "classify", "provider": "classifier", "duration_ms": classify_ms},

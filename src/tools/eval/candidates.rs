@@ -2,7 +2,7 @@
 //! (`label` is the logged decision, `"needs_review": true`), for a person to check,
 //! correct and move into the set. `eval` leaves such lines out until then.
 
-use std::path::Path;
+use std::path::PathBuf;
 
 use serde_json::{Value, json};
 
@@ -24,17 +24,17 @@ pub enum Only {
 /// Below this probability a logged label is a candidate under `--only unsure`.
 const UNSURE_BELOW: f64 = 0.5;
 
-/// Writes one case line per classified session in `dir` since `since`, oldest first;
+/// Writes one case line per classified session in `dirs` since `since`, oldest first;
 /// returns how many.
 pub fn export(
-    dir: &Path,
+    dirs: &[PathBuf],
     since: Option<&str>,
     only: Only,
     out: &mut dyn std::io::Write,
 ) -> Result<usize, String> {
     let since = since.map(store::since).transpose()?;
     let (mut written, mut failed) = (0, None);
-    store::visit(dir, since, |found| {
+    store::visit(dirs, since, |found| {
         let Ok(session) = found else {
             return;
         };
@@ -49,7 +49,7 @@ pub fn export(
             Err(e) => failed = Some(e.to_string()),
         }
     })
-    .map_err(|e| format!("{}: {e}", dir.display()))?;
+    .map_err(|e| e.to_string())?;
     failed.map_or(Ok(written), Err)
 }
 
