@@ -101,16 +101,17 @@ impl ChatRequest {
             let (kind, bytes) = match url.strip_prefix("data:") {
                 // `data:image/png;base64,…`: the type, and the decoded size.
                 Some(rest) => {
-                    let kind = rest.split([';', ',']).next().unwrap_or("data");
                     let payload = rest.split_once(',').map_or("", |(_, p)| p);
-                    (kind.to_string(), (payload.len() as u64) * 3 / 4)
+                    (media_type(rest), (payload.len() as u64) * 3 / 4)
                 }
-                None => ("link".to_string(), 0),
+                None => ("link", 0),
             };
             images.count += 1;
             images.bytes += bytes;
-            if !images.types.contains(&kind) {
-                images.types.push(kind);
+            // A handful of types at most: a list that grew with the client's parts would
+            // make this loop quadratic, and the log would carry what the client wrote.
+            if images.types.len() < MAX_IMAGE_TYPES && !images.types.iter().any(|t| t == kind) {
+                images.types.push(kind.to_string());
             }
         }
         images
@@ -175,6 +176,21 @@ fn validate_messages(messages: Option<&Value>) -> Result<(), Error> {
     Ok(())
 }
 
+/// Distinct image types kept in `Images::types`.
+const MAX_IMAGE_TYPES: usize = 8;
+
+/// The media type a `data:` URL (without `data:`) declares, when it looks like one
+/// (`type/subtype`, short); `other` for anything else, so no image bytes reach the log.
+fn media_type(rest: &str) -> &str {
+    let kind = rest.split([';', ',']).next().unwrap_or("");
+    let plausible = kind.contains('/')
+        && kind.len() <= 64
+        && kind
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"/+.-".contains(&b));
+    if plausible { kind } else { "other" }
+}
+
 /// What images a conversation carries: how many, their types (`image/png`, or `link`
 /// for a URL the backend fetches) and the decoded size of those sent inline.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -201,6 +217,26 @@ pub fn content_text(content: Option<&Value>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn images_are_counted_with_a_few_plausible_types_and_never_their_bytes() {
+        let mut parts = vec![
+            serde_json::json!({"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}}),
+            serde_json::json!({"type": "image_url", "image_url": {"url": "https://example.com/a.jpg"}}),
+            serde_json::json!({"type": "image_url", "image_url": "data:SECRETBYTESWITHOUTSEPARATOR"}),
+        ];
+        for i in 0..5000 {
+            parts.push(
+                serde_json::json!({"type": "image_url", "image_url": format!("data:t{i}/x,AA")}),
+            );
+        }
+        let messages = vec![serde_json::json!({"role": "user", "content": parts})];
+        let images = ChatRequest::images_in(&messages);
+        assert_eq!(images.count, 5003);
+        assert_eq!(images.types.len(), MAX_IMAGE_TYPES);
+        assert_eq!(images.types[..3], ["image/png", "link", "other"]);
+        assert!(!images.types.iter().any(|t| t.contains("SECRET")));
+    }
     use axum::http::StatusCode;
 
     fn parse(body: &str) -> Result<ChatRequest, Error> {

@@ -89,17 +89,13 @@ pub fn start(targets: Vec<Target>) -> notify::Result<HotReload> {
             let _ = changed.try_send(());
         }
     })?;
-    let folders = folders(&targets);
+    let folders = Arc::new(folders(&targets));
     arm(&mut watcher, &folders);
+    let watcher = Arc::new(std::sync::Mutex::new(watcher));
     let task = tokio::spawn(async move {
         let mut running: Option<tokio::task::JoinHandle<()>> = None;
         while on_change.recv().await.is_some() {
             settle(&mut on_change).await;
-            // A folder may be a new one by now: watch them all again by path.
-            for dir in folders.keys() {
-                let _ = watcher.unwatch(dir);
-            }
-            arm(&mut watcher, &folders);
             if running.as_ref().is_some_and(|job| !job.is_finished()) {
                 tracing::warn!("the last reload is still stuck reading; not starting another");
                 continue;
@@ -107,9 +103,18 @@ pub fn start(targets: Vec<Target>) -> notify::Result<HotReload> {
             let due: Vec<usize> = (0..targets.len())
                 .filter(|&i| dirty[i].swap(false, Ordering::Relaxed))
                 .collect();
-            // Reading files can block (a FIFO, a hung network file system): off the runtime.
+            // Watching and reading can block (a FIFO, a hung network file system): both
+            // off the runtime.
             let targets = targets.clone();
+            let (watcher, folders) = (watcher.clone(), folders.clone());
             let mut job = tokio::task::spawn_blocking(move || {
+                // A folder may be a new one by now: watch them all again by path.
+                if let Ok(mut watcher) = watcher.lock() {
+                    for dir in folders.keys() {
+                        let _ = watcher.unwatch(dir);
+                    }
+                    arm(&mut watcher, &folders);
+                }
                 for i in due {
                     tracing::debug!(what = targets[i].name, "reloading");
                     (targets[i].reload)();

@@ -44,6 +44,15 @@ pub(super) async fn chat_completions(
     let request = match admit(&state, &headers, body, key.as_deref(), &mut session).await {
         Ok(request) => request,
         Err(error) => {
+            if matches!(
+                error,
+                Error::Overloaded { .. } | Error::TooManyStreams { .. } | Error::RateLimited { .. }
+            ) && let Some(record) = session.record()
+            {
+                // Turned away for load, not for what it said: the query is enough, and a
+                // flood of them must not carry whole conversations to the writer.
+                record.client_messages = serde_json::Value::Null;
+            }
             session.finish(
                 Outcome::Error,
                 error.status().as_u16(),

@@ -26,6 +26,9 @@ const READ_FOR_AT_MOST: Duration = Duration::from_secs(20);
 #[derive(Debug, Default)]
 pub struct SummaryCache {
     last: Mutex<Option<(Instant, Arc<Value>)>>,
+    /// A scan still running (one that outlived `READ_FOR_AT_MOST` on a hung disk): no
+    /// second one starts, so stuck threads cannot pile up.
+    scanning: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// `GET /stats`.
@@ -53,7 +56,19 @@ async fn compute(state: Arc<AppState>) -> Value {
     if !state.config.sessions.enabled {
         return json!({"error": "session logs are disabled (sessions.enabled = false)"});
     }
+    let scanning = state.day_summary.scanning.clone();
+    if scanning.swap(true, std::sync::atomic::Ordering::AcqRel) {
+        return json!({"error": "the previous read of the session logs has not finished (a slow or hung disk?)"});
+    }
     let work = tokio::task::spawn_blocking(move || {
+        // Cleared however the scan ends, when it ends.
+        struct Done(Arc<std::sync::atomic::AtomicBool>);
+        impl Drop for Done {
+            fn drop(&mut self) {
+                self.0.store(false, std::sync::atomic::Ordering::Release);
+            }
+        }
+        let _done = Done(scanning);
         let since = chrono::Utc::now() - chrono::Duration::hours(24);
         let scan = store::scan(
             std::slice::from_ref(&state.config.sessions.dir),

@@ -14,6 +14,7 @@ use crate::openai::ChatRequest;
 use crate::prompts::PromptSet;
 use crate::record::session::Session;
 use crate::routing::answering;
+use crate::routing::table::META_LABEL;
 use crate::routing::{InputLimits, RouteTable};
 use crate::upstream::Backends;
 
@@ -77,15 +78,20 @@ impl Proxy {
         mut session: Session,
     ) -> Response {
         let asked = self.table.get(label).map(|r| r.name.clone());
-        // A chat with images goes only where they can be seen.
+        // A chat with images goes only where they can be seen (a client task prompt is
+        // text about the chat, and META answers it as it is).
         let images = request.images().count;
-        let answering = if images > 0 {
+        let chosen = session
+            .decision()
+            .is_some_and(|d| d.client_choice.is_some());
+        let answering = if images > 0 && label != META_LABEL {
             answering::resolve_with_images(
                 &self.table,
                 &self.backends,
                 self.missing_key,
                 label,
                 images,
+                chosen,
             )
         } else {
             answering::resolve(&self.table, &self.backends, self.missing_key, label)

@@ -9,10 +9,13 @@
 //! The file then says `cut_to_fit` with the size it would have had.
 
 use std::collections::HashMap;
+use std::io::Write;
 
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde_json::Value;
 
-use super::log::SessionRecord;
+use super::log::{CutToFit, SessionRecord};
+use crate::secret::Secret;
 
 /// A string is never cut below this many bytes: ids, URLs and short messages stay whole.
 const KEEP_AT_LEAST: usize = 256;
@@ -20,74 +23,173 @@ const KEEP_AT_LEAST: usize = 256;
 const SHARE_FROM: usize = 1024;
 /// Room one cut note takes (`…[123456789 more bytes cut]`, escaped).
 const NOTE_BYTES: usize = 40;
+/// How far over the bound a record is measured before cutting is given up for notes: a
+/// body nested a hundred deep pretty-prints to gigabytes of indentation.
+const MEASURE_UP_TO: usize = 16;
 
 /// The record as the JSON text of its file, at most `max_bytes` long whenever that can
-/// be reached by cutting message text and parameters.
-pub fn to_json(record: &SessionRecord, max_bytes: usize) -> serde_json::Result<String> {
-    let text = serde_json::to_string_pretty(record)?;
-    if text.len() <= max_bytes {
-        return Ok(text);
+/// be reached by cutting message text and parameters. The record is cut in place, and
+/// `secrets` are replaced in what is cut first, so a cut never keeps part of one.
+/// Memory stays near `max_bytes` beyond the record itself: sizes are counted, not built.
+pub fn to_json(
+    record: &mut SessionRecord,
+    max_bytes: usize,
+    secrets: &[Secret],
+) -> serde_json::Result<String> {
+    if measure(record, max_bytes)?.is_some() {
+        return serde_json::to_string_pretty(record);
     }
-    let original = text.len();
-    drop(text);
-    let mut value = serde_json::to_value(record)?;
-    value["cut_to_fit"] = json!({"original_bytes": original, "max_file_bytes": max_bytes});
-    share_copies(&mut value);
-    let mut text = serde_json::to_string_pretty(&value)?;
+    let original = count(&*record)?;
+    for value in messages(record) {
+        redact(value, secrets);
+    }
+    share_copies(record);
+    record.cut_to_fit = Some(CutToFit {
+        original_bytes: original,
+        max_file_bytes: max_bytes,
+    });
     // Cutting is measured in raw bytes but the file holds escaped ones: a few passes
     // close the gap.
     for _ in 0..3 {
-        if text.len() <= max_bytes {
-            return Ok(text);
+        if measure(record, max_bytes)?.is_some() {
+            return serde_json::to_string_pretty(record);
         }
-        if !cut_longest(&mut value, text.len() - max_bytes) {
+        // Far over, the pretty size is not worth counting (indentation can dwarf the
+        // text): the compact size says well enough how much must go.
+        let size = match measure(record, max_bytes.saturating_mul(MEASURE_UP_TO))? {
+            Some(size) => size,
+            None => count(&*record)?,
+        };
+        let over = size.saturating_sub(max_bytes).max(NOTE_BYTES);
+        if !cut_longest(messages(record), over) {
             break;
         }
-        text = serde_json::to_string_pretty(&value)?;
     }
-    for field in ["messages_sent", "client_messages", "params"] {
-        if text.len() <= max_bytes {
+    for field in [Field::Sent, Field::Client, Field::Params] {
+        if measure(record, max_bytes)?.is_some() {
             break;
         }
-        replace_with_note(&mut value, field);
-        text = serde_json::to_string_pretty(&value)?;
+        replace_with_note(record, field);
     }
-    Ok(text)
+    if measure(record, max_bytes)?.is_none() {
+        tracing::warn!(
+            max_bytes,
+            "a session record is still larger than sessions.max_file_bytes after cutting"
+        );
+    }
+    serde_json::to_string_pretty(record)
+}
+
+/// The record's pretty size if it is at most `limit` bytes, counted without building it.
+fn measure(record: &SessionRecord, limit: usize) -> serde_json::Result<Option<usize>> {
+    let mut counter = Counter { bytes: 0, limit };
+    match serde_json::to_writer_pretty(&mut counter, record) {
+        Ok(()) => Ok(Some(counter.bytes)),
+        Err(e) if e.is_io() => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// The size of `value` as compact JSON, counted without building it.
+fn count(value: &impl Serialize) -> serde_json::Result<usize> {
+    let mut counter = Counter {
+        bytes: 0,
+        limit: usize::MAX,
+    };
+    serde_json::to_writer(&mut counter, value)?;
+    Ok(counter.bytes)
+}
+
+/// Counts bytes written, and fails once there are more than `limit`.
+struct Counter {
+    bytes: usize,
+    limit: usize,
+}
+
+impl Write for Counter {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.bytes = self.bytes.saturating_add(bytes.len());
+        if self.bytes > self.limit {
+            return Err(std::io::Error::other("over the limit"));
+        }
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The parts of a record that carry what the client sent: the conversation, each
+/// step's copy of it, and each step's parameters (a `tools` list can be large).
+fn messages(record: &mut SessionRecord) -> Vec<&mut Value> {
+    let mut values = vec![&mut record.client_messages];
+    for step in &mut record.steps {
+        values.push(&mut step.messages_sent);
+        values.push(&mut step.params);
+    }
+    values
+}
+
+/// `***` for every secret in the strings of `value`.
+fn redact(value: &mut Value, secrets: &[Secret]) {
+    match value {
+        Value::String(text) => {
+            for secret in secrets {
+                if text.contains(secret.expose()) {
+                    *text = text.replace(secret.expose(), "***");
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(|v| redact(v, secrets)),
+        Value::Object(fields) => fields.values_mut().for_each(|v| redact(v, secrets)),
+        _ => {}
+    }
 }
 
 /// Step 1: each step's message whose text is the client's, word for word, names the
 /// client's message instead of repeating it.
-fn share_copies(value: &mut Value) {
-    let client = value["client_messages"].take();
+fn share_copies(record: &mut SessionRecord) {
     let mut index: HashMap<&str, usize> = HashMap::new();
-    for (i, message) in client.as_array().into_iter().flatten().enumerate() {
-        if let Some(text) = message["content"].as_str()
+    for (i, message) in record
+        .client_messages
+        .as_array()
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
+        if let Some(text) = message.get("content").and_then(Value::as_str)
             && text.len() >= SHARE_FROM
         {
             index.entry(text).or_insert(i);
         }
     }
-    if let Some(steps) = value["steps"].as_array_mut() {
-        for step in steps {
-            let Some(sent) = step["messages_sent"].as_array_mut() else {
-                continue;
-            };
-            for message in sent {
-                let found = message["content"].as_str().and_then(|t| index.get(t));
-                if let Some(&i) = found {
-                    message["content"] = Value::from(format!("[same as client_messages[{i}]]"));
-                }
+    for step in &mut record.steps {
+        let Some(sent) = step.messages_sent.as_array_mut() else {
+            continue;
+        };
+        for message in sent {
+            let found = message
+                .get("content")
+                .and_then(Value::as_str)
+                .and_then(|t| index.get(t));
+            if let (Some(&i), Some(fields)) = (found, message.as_object_mut()) {
+                fields.insert(
+                    "content".into(),
+                    Value::from(format!("[same as client_messages[{i}]]")),
+                );
             }
         }
     }
-    value["client_messages"] = client;
 }
 
 /// Step 2: cuts every string longer than a common length, chosen so that about `over`
 /// bytes go. Returns false when nothing can be cut any more.
-fn cut_longest(value: &mut Value, over: usize) -> bool {
+fn cut_longest(mut values: Vec<&mut Value>, over: usize) -> bool {
     let mut lengths = Vec::new();
-    collect_lengths(value, &mut lengths);
+    for value in &values {
+        collect_lengths(value, &mut lengths);
+    }
     lengths.retain(|&len| len > KEEP_AT_LEAST + NOTE_BYTES);
     if lengths.is_empty() {
         return false;
@@ -109,7 +211,9 @@ fn cut_longest(value: &mut Value, over: usize) -> bool {
             high = mid - 1;
         }
     }
-    cut_strings(value, low);
+    for value in &mut values {
+        cut_strings(value, low);
+    }
     true
 }
 
@@ -139,23 +243,32 @@ fn cut_strings(value: &mut Value, cap: usize) {
     }
 }
 
-/// Step 3: `field` (at the top, or in each step) becomes a note of what it held.
-fn replace_with_note(value: &mut Value, field: &str) {
+/// The parts step 3 gives up, in order.
+#[derive(Clone, Copy)]
+enum Field {
+    Sent,
+    Client,
+    Params,
+}
+
+/// Step 3: `field` becomes a note of what it held.
+fn replace_with_note(record: &mut SessionRecord, field: Field) {
     let note = |old: &Value| {
-        let bytes = serde_json::to_string(old).map_or(0, |t| t.len());
+        let bytes = count(old).unwrap_or(0);
         Value::from(format!(
             "[{bytes} bytes not kept: over sessions.max_file_bytes]"
         ))
     };
-    if let Some(old) = value.get(field) {
-        let new = note(old);
-        value[field] = new;
-    }
-    if let Some(steps) = value["steps"].as_array_mut() {
-        for step in steps {
-            if let Some(old) = step.get(field) {
-                let new = note(old);
-                step[field] = new;
+    match field {
+        Field::Client => record.client_messages = note(&record.client_messages),
+        Field::Sent => {
+            for step in &mut record.steps {
+                step.messages_sent = note(&step.messages_sent);
+            }
+        }
+        Field::Params => {
+            for step in &mut record.steps {
+                step.params = note(&step.params);
             }
         }
     }
@@ -165,6 +278,7 @@ fn replace_with_note(value: &mut Value, field: &str) {
 mod tests {
     use super::*;
     use crate::record::log::{Outcome, StepRecord};
+    use serde_json::json;
 
     fn record(messages: Value, sent: Value) -> SessionRecord {
         SessionRecord {
@@ -191,6 +305,7 @@ mod tests {
             http_status: 200,
             outcome: Outcome::Ok,
             error: None,
+            cut_to_fit: None,
         }
     }
 
@@ -201,7 +316,7 @@ mod tests {
     #[test]
     fn a_small_record_is_written_whole() {
         let r = record(json!([{"role":"user","content":"hi"}]), json!([]));
-        let text = to_json(&r, 64 * 1024).unwrap();
+        let text = to_json(&mut r.clone(), 64 * 1024, &[]).unwrap();
         assert_eq!(text, serde_json::to_string_pretty(&r).unwrap());
     }
 
@@ -212,7 +327,7 @@ mod tests {
             json!([{"role":"user","content": book}]),
             json!([{"role":"system","content":"be brief"},{"role":"user","content": book}]),
         );
-        let text = to_json(&r, 600_000).unwrap();
+        let text = to_json(&mut r.clone(), 600_000, &[]).unwrap();
         assert!(text.len() <= 600_000, "{}", text.len());
         let v = parse(&text);
         assert_eq!(v["client_messages"][0]["content"], book.as_str());
@@ -231,7 +346,7 @@ mod tests {
             .collect();
         let r = record(Value::Array(long), json!([]));
         for max in [1_000_000, 200_000, 64 * 1024] {
-            let text = to_json(&r, max).unwrap();
+            let text = to_json(&mut r.clone(), max, &[]).unwrap();
             assert!(text.len() <= max, "{} > {max}", text.len());
             let v = parse(&text);
             assert_eq!(v["id"], "0badf00d");
@@ -242,12 +357,39 @@ mod tests {
     }
 
     #[test]
+    fn a_cut_never_keeps_part_of_a_secret() {
+        let secret = Secret::new("xai-SECRET-0123456789");
+        let text = format!(
+            "{}{}{}",
+            "a".repeat(300),
+            secret.expose(),
+            "b".repeat(200_000)
+        );
+        let r = record(json!([{"role":"user","content": text}]), json!([]));
+        let out = to_json(&mut r.clone(), 64 * 1024, &[secret]).unwrap();
+        assert!(!out.contains("xai-SEC"), "part of the key survived the cut");
+    }
+
+    #[test]
+    fn deep_nesting_is_measured_not_built() {
+        // 100 levels deep, 100k numbers: pretty-printed, gigabytes of indentation.
+        let mut nested = json!(vec![0; 100_000]);
+        for _ in 0..100 {
+            nested = json!([nested]);
+        }
+        let r = record(json!([{"role":"user","content": nested}]), json!([]));
+        let out = to_json(&mut r.clone(), 64 * 1024, &[]).unwrap();
+        assert!(out.len() <= 64 * 1024, "{}", out.len());
+        assert_eq!(parse(&out)["id"], "0badf00d");
+    }
+
+    #[test]
     fn many_small_messages_give_way_to_a_note() {
         let many: Vec<Value> = (0..20_000)
             .map(|_| json!({"role":"user","content":"short"}))
             .collect();
         let r = record(Value::Array(many.clone()), Value::Array(many));
-        let text = to_json(&r, 64 * 1024).unwrap();
+        let text = to_json(&mut r.clone(), 64 * 1024, &[]).unwrap();
         assert!(text.len() <= 64 * 1024, "{}", text.len());
         let v = parse(&text);
         assert!(

@@ -68,6 +68,17 @@ pub struct SessionRecord {
     pub http_status: u16,
     pub outcome: Outcome,
     pub error: Option<String>,
+    /// Set when the record was larger than `sessions.max_file_bytes` and was cut to fit.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cut_to_fit: Option<CutToFit>,
+}
+
+/// How large a record was before it was cut to fit its file.
+#[derive(Clone, Debug, Serialize)]
+pub struct CutToFit {
+    /// Its size as compact JSON.
+    pub original_bytes: usize,
+    pub max_file_bytes: usize,
 }
 
 /// One upstream call within a request.

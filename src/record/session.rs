@@ -72,6 +72,7 @@ impl Session {
             http_status: 0,
             outcome: Outcome::Ok,
             error: None,
+            cut_to_fit: None,
         };
         sink.started();
         Session {
@@ -263,17 +264,6 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_full_queue_delays_but_never_drops() {
-        let (tx, mut rx) = mpsc::channel(1);
-        for _ in 0..5 {
-            start(SessionSink::new(tx.clone())).finish(Outcome::Ok, 200, None);
-        }
-        for _ in 0..5 {
-            recv(&mut rx).await;
-        }
-    }
-
-    #[tokio::test]
     async fn a_busy_writer_makes_new_requests_wait_instead_of_filling_memory() {
         let (tx, mut rx) = mpsc::channel(1);
         let sink = SessionSink::new(tx);
@@ -315,15 +305,31 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn records_waiting_on_a_hung_writer_are_bounded_then_dropped_and_counted() {
-        let (tx, _rx) = mpsc::channel(1);
+    async fn unreserved_records_take_at_most_half_the_queue_then_are_dropped_and_counted() {
+        let (tx, mut rx) = mpsc::channel(8);
         let dropped = std::sync::Arc::new(Dropped::default());
         let sink = SessionSink::new(tx).observed_by(vec![dropped.clone()]);
-        for _ in 0..300 {
-            start(sink.clone()).finish(Outcome::Ok, 200, None);
+        // A flood of refused requests (no reserved place) while the writer is behind.
+        for _ in 0..20 {
+            start(sink.clone()).finish(Outcome::Error, 503, None);
         }
-        // One in the queue, 256 waiting in tasks, the rest dropped.
-        assert_eq!(dropped.0.load(std::sync::atomic::Ordering::Relaxed), 43);
+        assert_eq!(dropped.0.load(std::sync::atomic::Ordering::Relaxed), 16);
+        // The other half is still there, at once, for admitted requests.
+        let mut admitted = Vec::new();
+        for _ in 0..4 {
+            let mut session = start(sink.clone());
+            let wait = std::time::Duration::from_millis(100);
+            tokio::time::timeout(wait, session.reserve_slot())
+                .await
+                .expect("an admitted request waited behind refused ones");
+            assert!(session.slot.is_some());
+            admitted.push(session);
+        }
+        let mut queued = 0;
+        while rx.try_recv().is_ok() {
+            queued += 1;
+        }
+        assert_eq!(queued, 4);
     }
 
     #[test]

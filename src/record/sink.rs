@@ -3,7 +3,6 @@
 //! from its record, so a request is counted in one place.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -24,11 +23,6 @@ pub trait Observer: Send + Sync + std::fmt::Debug {
     fn dropped(&self) {}
 }
 
-/// Records without a reserved place that may wait for the writer at once (each in a
-/// task of its own); past this, a record is dropped and counted, so a hung disk costs
-/// bounded memory.
-const MAX_WAITING: usize = 256;
-
 /// Where finished records go: the writer's queue, or nowhere when logging is off.
 #[derive(Clone, Debug, Default)]
 pub struct SessionSink {
@@ -36,8 +30,6 @@ pub struct SessionSink {
     observers: Arc<[Arc<dyn Observer>]>,
     /// How the writer's last write went.
     disk: Option<Arc<DiskHealth>>,
-    /// Records waiting for a place in the queue (see `MAX_WAITING`).
-    waiting: Arc<AtomicUsize>,
 }
 
 /// What the session-log writer is asked to do, in order.
@@ -58,7 +50,6 @@ impl SessionSink {
             queue: Some(queue),
             observers: Arc::new([]),
             disk: None,
-            waiting: Arc::default(),
         }
     }
 
@@ -122,29 +113,18 @@ impl SessionSink {
         }
         let Some(queue) = &self.queue else { return };
         // No reserved place (a request turned away, or one whose wait for the writer
-        // timed out): wait in a task if the queue is full, up to `MAX_WAITING` of them.
-        match queue.try_send(WriterMsg::Record(Box::new(record))) {
-            Ok(()) => {}
-            Err(mpsc::error::TrySendError::Full(record)) => {
-                let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-                    let _ = queue.blocking_send(record);
-                    return;
-                };
-                if self.waiting.fetch_add(1, Ordering::Relaxed) >= MAX_WAITING {
-                    self.waiting.fetch_sub(1, Ordering::Relaxed);
-                    self.observers.iter().for_each(|o| o.dropped());
-                    tracing::error!(
-                        "session writer is behind (is the log disk hung?); a session record was dropped"
-                    );
-                    return;
-                }
-                let (queue, waiting) = (queue.clone(), self.waiting.clone());
-                runtime.spawn(async move {
-                    let _ = queue.send(record).await;
-                    waiting.fetch_sub(1, Ordering::Relaxed);
-                });
+        // timed out): at most half the queue, so a flood of refused requests can never
+        // take the places admitted ones wait for; past that it is dropped and counted.
+        let room = queue.capacity() > queue.max_capacity() / 2;
+        match room.then(|| queue.try_send(WriterMsg::Record(Box::new(record)))) {
+            Some(Ok(())) => {}
+            None | Some(Err(mpsc::error::TrySendError::Full(_))) => {
+                self.observers.iter().for_each(|o| o.dropped());
+                tracing::error!(
+                    "session writer is behind (a slow or hung log disk, or a flood of refused requests); a session record was dropped"
+                );
             }
-            Err(mpsc::error::TrySendError::Closed(_)) => {
+            Some(Err(mpsc::error::TrySendError::Closed(_))) => {
                 tracing::error!("session writer has stopped; a session record was not written");
             }
         }

@@ -246,13 +246,14 @@ pub fn since(ago: &str) -> Result<DateTime<Utc>, String> {
         .parse()
         .map_err(|_| format!("{ago:?}: expected a number and a unit, like 24h or 7d"))?;
     let span = match unit {
-        "m" => chrono::Duration::minutes(number),
-        "h" => chrono::Duration::hours(number),
-        "d" => chrono::Duration::days(number),
-        "w" => chrono::Duration::weeks(number),
+        "m" => chrono::Duration::try_minutes(number),
+        "h" => chrono::Duration::try_hours(number),
+        "d" => chrono::Duration::try_days(number),
+        "w" => chrono::Duration::try_weeks(number),
         _ => return Err(format!("{ago:?}: the unit must be m, h, d or w")),
     };
-    Ok(Utc::now() - span)
+    span.and_then(|span| Utc::now().checked_sub_signed(span))
+        .ok_or_else(|| format!("{ago:?}: too long ago"))
 }
 
 #[cfg(test)]
@@ -271,6 +272,7 @@ mod tests {
         );
         assert!(since("7d").unwrap() < day);
         assert!(since("24").is_err() && since("h").is_err() && since("3y").is_err());
+        assert!(since("99999999999999w").is_err(), "no panic on a huge span");
     }
 
     #[test]

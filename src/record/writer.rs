@@ -153,7 +153,8 @@ impl Disk {
         for step in &mut record.steps {
             summarise_data_urls(&mut step.messages_sent);
         }
-        let mut text = fit::to_json(&record, self.max_file_bytes).map_err(std::io::Error::other)?;
+        let mut text = fit::to_json(&mut record, self.max_file_bytes, &self.secrets)
+            .map_err(std::io::Error::other)?;
         drop(record);
         for secret in &self.secrets {
             if text.contains(secret.expose()) {

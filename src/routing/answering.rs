@@ -91,18 +91,26 @@ pub fn resolve(
 }
 
 /// Who answers `label` for a chat carrying `count` images: the label's route if it can
-/// see them, else the first of `routing.image_routes` that can and has its key; its
-/// failover keeps only routes that can see them too. None: a 400 that says why.
+/// see them, else (unless the client chose the route itself: `chosen`) the first of
+/// `routing.image_routes` that can and has its key; its failover keeps only routes
+/// that can see them too. None: a 400 that says why.
 pub fn resolve_with_images(
     table: &RouteTable,
     backends: &Backends,
     policy: MissingKey,
     label: &str,
     count: usize,
+    chosen: bool,
 ) -> Result<Answering, Error> {
     let mut tried: Vec<&str> = Vec::new();
     let mut why: Vec<String> = Vec::new();
-    let candidates = std::iter::once(label).chain(table.image_routes.iter().map(|l| l.as_str()));
+    // A route the client picked by name is never swapped for another (the cloud, say).
+    let others = if chosen {
+        &[][..]
+    } else {
+        table.image_routes.as_slice()
+    };
+    let candidates = std::iter::once(label).chain(others.iter().map(|l| l.as_str()));
     for candidate in candidates {
         if tried.contains(&candidate) {
             continue;

@@ -88,10 +88,12 @@ pub fn confidence(reply: &Value, chosen: &Label, labels: &[Label]) -> Option<Con
     // a label the model did not favour is forced, not sure, and must not read as 1.0.
     let mut floor = f64::INFINITY;
     let sampled = &tokens[at];
+    // The backend wrote this list: only as many as were asked for are read.
     let shown = sampled
         .get("top_logprobs")
         .and_then(Value::as_array)
         .map_or(&[][..], Vec::as_slice);
+    let shown = &shown[..shown.len().min(TOP_LOGPROBS as usize)];
     if shown.is_empty() {
         return None; // nothing to compare the label with
     }
@@ -103,6 +105,10 @@ pub fn confidence(reply: &Value, chosen: &Label, labels: &[Label]) -> Option<Con
         ) else {
             continue;
         };
+        // A log-probability is finite and at most 0; anything else is not one.
+        if !logprob.is_finite() || logprob > 0.0 {
+            continue;
+        }
         // The sampled token is usually among the alternatives too: count it once.
         if seen.contains(&token) {
             continue;
@@ -118,7 +124,7 @@ pub fn confidence(reply: &Value, chosen: &Label, labels: &[Label]) -> Option<Con
     let unseen = labels.iter().filter(|l| !mass.contains_key(l)).count();
     let total: f64 = mass.values().sum::<f64>() + unseen as f64 * floor.min(1.0);
     let own = mass.get(chosen).copied().unwrap_or(0.0);
-    if total <= 0.0 || own <= 0.0 {
+    if !(total > 0.0 && own > 0.0 && total.is_finite()) {
         return None;
     }
     let runner_up = mass
@@ -276,6 +282,17 @@ mod tests {
         let c = confidence(&reply(tokens), &Label::from("COMPLEX"), &labels()).unwrap();
         assert_eq!(c.p, 0.9);
         assert_eq!(c.runner_up_p, Some(0.05));
+    }
+
+    #[test]
+    fn a_backends_nonsense_is_no_confidence_never_nan() {
+        let tokens = json!([
+            {"token": "SIMPLE", "logprob": 800.0, "top_logprobs": [
+                {"token": "SIMPLE", "logprob": 800.0},
+                {"token": "MOD", "logprob": 900.0}
+            ]}
+        ]);
+        assert!(confidence(&reply(tokens), &Label::from("SIMPLE"), &labels()).is_none());
     }
 
     #[test]

@@ -71,19 +71,18 @@ impl Routing {
                 Some(failure.unwrap_or_else(|| "the classifier gave no label".into()))
             }
         };
-        let unsure = outcome.label.is_some() && self.unsure(outcome.confidence.as_ref());
-        // An unsure label goes where the admin said, else the way a missing one goes.
-        let unsure_to = self.unsure_label.as_ref().filter(|_| unsure);
-        let (label, fallback) = match (outcome.label, failure) {
-            (Some(label), None) => (label, None),
-            (_, Some(why)) if unsure_to.is_some() => {
-                let label = unsure_to
-                    .cloned()
-                    .unwrap_or_else(|| self.table.fallback.clone());
+        // Only a label the classifier may give can be unsure (the others fell back above);
+        // an unsure one goes where the admin said, else the way a missing one goes.
+        let may_give = chosen.is_some_and(|r| r.label != META_LABEL && r.classifier_may_choose);
+        let unsure = may_give && self.unsure(outcome.confidence.as_ref());
+        let unsure_to = self.unsure_label.clone().filter(|_| unsure);
+        let (label, fallback) = match (outcome.label, failure, unsure_to) {
+            (Some(label), None, _) => (label, None),
+            (_, Some(why), Some(label)) => {
                 let note = format!("{why}; used {label} (routing.unsure_label)");
                 (label, Some(note))
             }
-            (_, why) => {
+            (_, why, _) => {
                 // Keywords are looked for in what the classifier saw, not in attachments.
                 let query = cut_middle(
                     &request.last_user_text(),

@@ -115,7 +115,8 @@ pub enum SessionsCommand {
         /// conversations labelled as logged, marked `"needs_review": true` for a person.
         #[arg(long)]
         as_cases: bool,
-        /// With --as-cases: every classified session, or only the fallbacks.
+        /// With --as-cases: every classified session, only the fallbacks, or the fallbacks
+        /// and the labels given with a probability under one half (unsure).
         #[arg(long, value_enum, default_value_t, requires = "as_cases")]
         only: Only,
     },

@@ -105,3 +105,26 @@ async fn with_no_route_that_can_see_images_the_client_is_told_what_to_configure(
     let text = json!({"messages": [{"role": "user", "content": "hello"}]});
     assert_eq!(router.chat(&text).await.status(), 200);
 }
+
+#[tokio::test]
+async fn a_route_the_client_chose_is_never_swapped_for_one_that_sees_images() {
+    let primary = Fake::start().await;
+    let xai = Fake::start().await;
+    let xai_url = xai.url.clone();
+    let router = TestRouter::start(&primary.url, |c| {
+        c.backend("xai").base_url = xai_url.as_str().into();
+    })
+    .await;
+    let mut body = with_image("what is this?");
+    body["model"] = json!("ai-router/local");
+    let (status, error) = error_of(router.chat(&body).await).await;
+    assert_eq!(
+        (status, error["code"].as_str()),
+        (400, Some("images_not_supported"))
+    );
+    assert!(
+        xai.received().is_empty(),
+        "the chat went to the cloud against the choice"
+    );
+    assert!(primary.received().is_empty());
+}

@@ -46,7 +46,9 @@ pub struct GoldenSet {
 /// end with a user message) is an error naming its line; cases marked
 /// `"needs_review": true` are left out, since their label is the router's own guess.
 pub fn load(path: &Path, table: &RouteTable) -> Result<GoldenSet, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
+    // A set is a few megabytes; the bound keeps a wrong path (a device, a FIFO) harmless.
+    const MAX_BYTES: u64 = 256 * 1024 * 1024;
+    let text = read(path, MAX_BYTES).map_err(|e| {
         format!(
             "the golden set {}: {e} (pass --set FILE, JSON Lines)",
             path.display()
@@ -140,4 +142,19 @@ fn read_case(line: &str, table: &RouteTable) -> Result<Option<Case>, String> {
         label: line.label,
         request,
     }))
+}
+
+/// The set's text: from standard input for `/dev/stdin` or `-` (the Compose recipe pipes
+/// the set in), else from the regular file at `path`; at most `max` bytes either way.
+fn read(path: &Path, max: u64) -> std::io::Result<String> {
+    use std::io::Read as _;
+    if path == Path::new("/dev/stdin") || path == Path::new("-") {
+        let mut text = String::new();
+        std::io::stdin().take(max + 1).read_to_string(&mut text)?;
+        if text.len() as u64 > max {
+            return Err(std::io::Error::other(format!("larger than {max} bytes")));
+        }
+        return Ok(text);
+    }
+    crate::files::read_text(path, max, crate::files::Links::Follow)
 }
