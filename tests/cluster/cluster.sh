@@ -285,6 +285,7 @@ python3 "${here}/judge.py" --traffic "${work}/traffic.json" --events "${work}/ev
     --bin "${router_bin}" --config "${work}/router.toml" --repo "${repo}" \
     --cut-endpoint "http://${addr[v2]}:8000/v1" --threshold "${threshold}" --probe-secs "${probe_secs}" \
     --stream-timeout "${stream_timeout}" --grace "${grace}" ${CLUSTER_STRICT:+--strict} \
-    --router-log "r1=${work}/router-r1.log" --router-log "r2=${work}/router-r2.log" || status=1
+    --router-log "r1=${work}/router-r1.log" --router-log "r2=${work}/router-r2.log" \
+    --out "${work}/summary.json" || status=1
 say "wall time $((SECONDS - wall_start)) s (setup, ${secs} s of load, judging; teardown next)"
 exit "${status}"

@@ -75,8 +75,8 @@ def session_files(folders):
 
 def is_gap(req, ev, ejected_at, args, files_by_id):
     """The router's known gap, exactly: 504 upstream_timeout from the primary, its
-    answer step on the cut host, sent after the link went down and before the replica
-    that answered had ejected that host."""
+    answer step on the cut host, sent around the cut and before the replica that
+    answered had ejected that host."""
     if not req["detail"].startswith("status 504") or "upstream_timeout" not in req["detail"]:
         return False
     record = files_by_id.get(req["rid"]) or {}
@@ -84,7 +84,9 @@ def is_gap(req, ev, ejected_at, args, files_by_id):
     if not answer or urlsplit(answer[-1].get("url") or "").hostname != urlsplit(args.cut_endpoint).hostname:
         return False
     ejected = ejected_at.get(req["replica"])
-    return ev["link_down"] <= req["t_send"] and (ejected is None or req["t_send"] <= ejected + 0.5)
+    # From just before the cut (a request already on its way to the host when it went
+    # silent) to the ejection (the watcher samples every 0.2 s).
+    return ev["link_down"] - 1.0 <= req["t_send"] and (ejected is None or req["t_send"] <= ejected + 0.5)
 
 
 def want_of(req):
@@ -164,7 +166,8 @@ def main():
     with open(args.traffic) as f:
         traffic = json.load(f)
     ev = read_events(args.events)
-    folders = dict(spec.split("=", 1) for spec in args.sessions)
+    folders = {name: os.path.abspath(d) for name, d in (spec.split("=", 1) for spec in args.sessions)}
+    args.config = os.path.abspath(args.config)
     reqs = traffic["requests"]
     samples = sorted(traffic["watch"], key=lambda s: s["t"])
     t0 = traffic["started"]
@@ -300,6 +303,13 @@ def main():
     print(f"  in flight on r1 at SIGTERM: {len(held)} requests ({len(held_streams)} streams): "
           f"{held_c['ok']} finished whole, {held_c['inband']} ended in-band with [DONE], {held_c['failed']} failed; "
           f"{len(while_down)} requests found r1 refusing or closing and were answered by r2")
+    # A connection refused or closed before any answer is only expected from the replica
+    # that is stopping or stopped.
+    stray = [r for r in retried if any(rep != "r1" for rep, _ in r["retries"])
+             or not ev["sigterm"] - 0.5 <= r["t0"] <= ev.get("r1_back", ev["sigterm"]) + 1]
+    check("connections refused or closed only by the stopped replica", not stray,
+          f"{len(retried)} sent again, {len(stray)} of them not to r1 between its SIGTERM and its return"
+          + (f"; first: t={rel(stray[0]['t0'])} s {stray[0]['retries']}" if stray else ""))
     check("r1 exited 0 within its grace", exit_rc == 0 and exit_secs is not None and exit_secs <= args.grace,
           f"exit {exit_rc} after {exit_secs if exit_secs is None else round(exit_secs, 2)} s, grace {args.grace:g} s")
     check("r1's in-flight requests finished", held_c["failed"] == 0,
