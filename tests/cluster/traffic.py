@@ -48,6 +48,11 @@ class TrackedConnection(http.client.HTTPConnection):
     """Knows whether the router answered (sent a status line) on this connection."""
 
     answered = False
+    opened = None  # when the TCP connection was made (time.time())
+
+    def connect(self):
+        super().connect()
+        self.opened = time.time()
 
     def getresponse(self):
         response = super().getresponse()
@@ -107,7 +112,7 @@ class ClusterClient(Client):
                     conn = self.conns.get(self.target)
                     if isinstance(e, ConnectionRefusedError) or (conn is not None and not conn.answered):
                         why = "refused" if isinstance(e, ConnectionRefusedError) else "closed before answering"
-                        record["retries"].append([record["replica"], why])
+                        record["retries"].append([record["replica"], why, conn.opened if conn else None])
                         self.drop()
                         self.target = (self.target + 1) % len(self.replicas)
                         continue
