@@ -5,7 +5,7 @@ CONFIG ?= config/router.toml
 # The running router that test-live and benchmark talk to.
 URL ?= http://127.0.0.1:8080
 
-.PHONY: help build demo test e2e eval lint fmt check clean bench profile faults soak fuzz
+.PHONY: help build demo test e2e eval lint fmt check clean bench profile faults soak fuzz cluster-test
 .PHONY: up down restart ps health status logs logs-router logs-primary logs-ai image models
 .PHONY: test-live benchmark review compose-check k8s-check k8s-sync
 
@@ -27,6 +27,9 @@ faults: ## The fault suite (backends refusing, hanging, dying mid-stream, 1,000 
 
 soak: ## Soak the release router for SOAK_SECS (600) on fake backends: memory, fds, failures, session logs
 	tests/soak/soak.sh
+
+cluster-test: ## Two replicas, a 3-host pool, fakes and a load client in network namespaces (root): a host cut off, a replica stopped (~70 s)
+	tests/cluster/cluster.sh
 
 fuzz: ## Fuzz request parsing with cargo fuzz for FUZZ_SECS (60; needs the nightly toolchain and cargo-fuzz)
 	tests/fuzz/run.sh
