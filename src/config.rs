@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 mod eval;
 mod legacy;
+mod passthrough;
 mod routes;
 mod routing;
 mod sections;
@@ -18,6 +19,7 @@ mod validate;
 
 pub use eval::EvalConfig;
 pub use legacy::{FailoverConfig, XaiConfig};
+pub use passthrough::PassthroughConfig;
 pub use routes::{MaxTokens, RouteConfig, SearchConfig, Thinking};
 pub use routing::{Constrain, KeywordRule, MetaConfig, MissingKey, Price, RoutingConfig};
 pub use sections::{
@@ -47,6 +49,8 @@ pub struct Config {
     pub prices: BTreeMap<String, Price>,
     /// `[eval]`: how `ai-router eval` weighs the classifier's mistakes.
     pub eval: EvalConfig,
+    /// `[passthrough."/v1/PATH"]`: other API paths passed to a backend as they came.
+    pub passthrough: BTreeMap<String, PassthroughConfig>,
     /// `[xai]`: older names for route settings (see `legacy`); empty once loaded.
     #[serde(default, skip_serializing_if = "is_default_xai")]
     pub xai: XaiConfig,
@@ -78,6 +82,7 @@ impl Default for Config {
             sessions: SessionsConfig::default(),
             prices: routing::default_prices(),
             eval: EvalConfig::default(),
+            passthrough: BTreeMap::new(),
             xai: XaiConfig::default(),
             failover: FailoverConfig::default(),
             notes: Vec::new(),

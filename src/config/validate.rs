@@ -50,6 +50,7 @@ pub fn validate(config: &Config) -> Result<(), ConfigError> {
     }
     routes(config)?;
     routing(config)?;
+    passthrough(config)?;
     eval(config)
 }
 
@@ -333,6 +334,25 @@ fn exposed_name(config: &Config, label: &str, name: &str) -> Result<(), ConfigEr
         .any(|(other, route)| other.as_str() != label && route.expose_as == name);
     if twice {
         return invalid(&key, &format!("{name:?} is another route's expose_as too"));
+    }
+    Ok(())
+}
+
+/// Every passed-through path is a `/v1/…` path the router does not answer itself, and
+/// names backends that exist.
+fn passthrough(config: &Config) -> Result<(), ConfigError> {
+    for (path, pass) in &config.passthrough {
+        let key = |field: &str| format!("passthrough.\"{path}\".{field}");
+        if !super::passthrough::valid_path(path) {
+            return invalid(
+                &format!("passthrough.\"{path}\""),
+                "must be a /v1/ path in lower case (e.g. \"/v1/embeddings\"), not one the router answers itself",
+            );
+        }
+        backend_exists(config, &key("backend"), &pass.backend)?;
+        for backend in &pass.failover {
+            backend_exists(config, &key("failover"), backend)?;
+        }
     }
     Ok(())
 }

@@ -116,7 +116,7 @@ async fn admit(
         request.stream,
     );
     request.check_choices(server.max_choices)?;
-    let places = take_places(state, &request, key, session);
+    let places = take_places(state, request.stream, key, session);
     if let (Err(_), Some(key)) = (&places, key) {
         state.key_limits.refund(key);
     }
@@ -127,9 +127,11 @@ async fn admit(
     Ok(request)
 }
 
-fn take_places(
+/// The places a request being answered holds: one under `max_concurrent_requests`, and
+/// for a stream its key's stream slot. Also for passed-through requests.
+pub(super) fn take_places(
     state: &AppState,
-    request: &ChatRequest,
+    stream: bool,
     key: Option<&str>,
     session: &mut Session,
 ) -> Result<(), Error> {
@@ -141,7 +143,7 @@ fn take_places(
             limit: state.config.server.max_concurrent_requests,
         })?;
     session.hold(permit);
-    if let (Some(key), true) = (key, request.stream)
+    if let (Some(key), true) = (key, stream)
         && let Some(slot) = state.key_limits.open_stream(key)?
     {
         session.hold(slot);

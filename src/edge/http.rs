@@ -10,7 +10,7 @@ use axum::routing::{get, post};
 
 use super::chat::chat_completions;
 use super::state::AppState;
-use super::{client_keys, context, health, limits, stats};
+use super::{client_keys, context, health, limits, passthrough, stats};
 use crate::error::Error;
 
 /// The router's HTTP surface. Paths are served with and without `/v1` because clients
@@ -23,6 +23,13 @@ pub fn routes(state: Arc<AppState>) -> Router {
         .route("/chat/completions", post(chat_completions))
         .route("/v1/models", get(models))
         .route("/models", get(models));
+    // The rest of the API an admin listed, with and without `/v1` like the above.
+    for path in state.config.passthrough.keys() {
+        let short = path.trim_start_matches("/v1");
+        api = api
+            .route(path, post(passthrough::pass))
+            .route(short, post(passthrough::pass));
+    }
     let mut stats = Router::new()
         .route("/stats", get(stats::stats))
         .route("/metrics", get(stats::metrics));

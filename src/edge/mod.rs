@@ -9,5 +9,6 @@ pub mod health;
 pub mod http;
 pub mod key_limits;
 pub mod limits;
+pub mod passthrough;
 pub mod state;
 pub mod stats;

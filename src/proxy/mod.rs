@@ -20,6 +20,7 @@ use crate::upstream::Backends;
 
 mod drain;
 pub mod execute;
+pub mod passthrough;
 pub mod relay;
 pub mod search;
 pub mod shape;

@@ -15,7 +15,11 @@ pub fn completion(step: &mut StepRecord, body: &Value, cap: usize) {
         let message = choice.get("message");
         step.response_content.clear();
         step.reasoning_content.clear();
-        let answer = text_field(message, &["content"]);
+        // A chat completion's message, or a (legacy) completion's `text`.
+        let answer = match message {
+            Some(_) => text_field(message, &["content"]),
+            None => text_field(Some(choice), &["text"]),
+        };
         let reasoning = text_field(message, &REASONING_FIELDS);
         step.truncated |= !keep(&mut step.response_content, &answer, cap);
         step.truncated |= !keep(&mut step.reasoning_content, &reasoning, cap);
@@ -35,7 +39,10 @@ pub fn chunk(step: &mut StepRecord, body: &Value, cap: usize) -> bool {
     let mut carried = false;
     if let Some(choice) = body.pointer("/choices/0") {
         let delta = choice.get("delta");
-        let content = text_field(delta, &["content"]);
+        let content = match delta {
+            Some(_) => text_field(delta, &["content"]),
+            None => text_field(Some(choice), &["text"]),
+        };
         let reasoning = text_field(delta, &REASONING_FIELDS);
         carried = !content.is_empty()
             || !reasoning.is_empty()

@@ -41,7 +41,7 @@ pub enum Reply {
 /// `timeout` after them.
 pub async fn call(
     backend: &Backend,
-    path: &'static str,
+    path: &str,
     body: &Map<String, Value>,
     expect: Expect,
     session: &mut Session,
@@ -61,7 +61,7 @@ pub async fn call(
 
 async fn attempts(
     backend: &Backend,
-    path: &'static str,
+    path: &str,
     body: &Map<String, Value>,
     expect: Expect,
     session: &mut Session,
@@ -146,7 +146,7 @@ async fn attempts(
 async fn attempt(
     backend: &Backend,
     lease: Lease,
-    path: &'static str,
+    path: &str,
     bytes: Bytes,
     request_id: &str,
     expect: Expect,

@@ -110,6 +110,8 @@ impl Fake {
         let app = Router::new()
             .route("/v1/chat/completions", post(chat))
             .route("/v1/responses", post(chat))
+            .route("/v1/embeddings", post(chat))
+            .route("/v1/completions", post(chat))
             .route("/v1/models", get(models))
             .with_state(shared.clone());
         let url = format!("http://{}/v1", listener.local_addr().unwrap());

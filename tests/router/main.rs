@@ -26,6 +26,7 @@ mod eval;
 mod images;
 mod limits;
 mod meta_rules;
+mod passthrough;
 mod prompt_reload;
 mod properties;
 mod review_board;
