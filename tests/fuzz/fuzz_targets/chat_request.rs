@@ -98,7 +98,7 @@ fuzz_target!(|data: &[u8]| {
     // Routing::decide without the classifier call: META detection, the classifier's
     // request and cache key, then a label from the reply (the user's own text stands in
     // for a model that echoes it) or the keyword fallback.
-    let decision = match routing.meta.detect(&request, &r.headers) {
+    let decision = match routing.meta.examine(&request, &r.headers).evidence {
         Some(rule) => Decision {
             meta_match: Some(rule),
             ..routing.labelled(Label::from(META_LABEL))
