@@ -36,7 +36,7 @@ from urllib.parse import urlsplit
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "soak"))
-from clients import KINDS, PROVOKED, ROUTE_OF  # noqa: E402  (the soak's mix)
+from clients import KINDS, PROVOKED, route_of  # noqa: E402  (the soak's mix)
 from load import router_log_findings  # noqa: E402  (the soak's log reader)
 
 PROBE_WAIT_MAX = 5.0  # src/upstream/probe.rs PROBE_TIMEOUT: a probe waits min(5 s, timeout_secs)
@@ -98,8 +98,8 @@ def want_of(req):
     if req["label"] is None:
         return {"outcome": "error", "http_status": 400}
     if req["kind"] == "disconnect":
-        return {"outcome": "client_disconnected", "route": ROUTE_OF[req["label"]]}
-    return {"outcome": "ok", "http_status": 200, "route": ROUTE_OF[req["label"]],
+        return {"outcome": "client_disconnected", "route": route_of(req["kind"], req["label"])}
+    return {"outcome": "ok", "http_status": 200, "route": route_of(req["kind"], req["label"]),
             "classification": req["label"]}
 
 

@@ -31,6 +31,12 @@ import fake_soak  # noqa: E402  (the fake classifier's labels, to predict each r
 
 ROUTE_OF = {"SIMPLE": "primary", "MODERATE": "primary", "COMPLEX": "xai",
             "ENRICH": "enrich", "META": "meta"}
+
+
+def route_of(kind, label):
+    """The route a request must come back on: its label's, but a chat with an image goes
+    where images can be seen (routing.image_routes: COMPLEX, xAI, as shipped)."""
+    return "xai" if kind == "image" else ROUTE_OF[label]
 ROOT = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 
 # --- what the clients say -------------------------------------------------------------
@@ -308,7 +314,7 @@ class Client(threading.Thread):
             if resp.status != 400 or code not in ("invalid_json", "invalid_request"):
                 problems.append(f"status {resp.status} code {code!r}, wanted 400 invalid_json/invalid_request: {data[:200]!r}")
             return not problems, "; ".join(problems), None, rid
-        want_route = ROUTE_OF[request.label]
+        want_route = route_of(request.kind, request.label)
         if resp.status != 200:
             data = resp.read()
             return False, f"status {resp.status}: {data[:300]!r}", None, rid

@@ -34,7 +34,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from clients import KINDS, PROVOKED, ROUTE_OF, Client, Tally  # noqa: E402
+from clients import KINDS, PROVOKED, Client, Tally, route_of  # noqa: E402
 from hostile import (HostileClient, HostileTally, hostile_checks, hostile_senders,  # noqa: E402
                      hostile_summary, print_hostile)
 from sampler import CSV_FIELDS, Sampler, fd_breakdown, log, scrape  # noqa: E402
@@ -86,9 +86,9 @@ def check_sessions(sessions_dir, tally):
         elif label is None:
             want = {"outcome": "error", "http_status": 400}
         elif kind == "disconnect":
-            want = {"outcome": "client_disconnected", "route": ROUTE_OF[label], "classification": label}
+            want = {"outcome": "client_disconnected", "route": route_of(kind, label), "classification": label}
         else:
-            want = {"outcome": "ok", "http_status": 200, "route": ROUTE_OF[label], "classification": label}
+            want = {"outcome": "ok", "http_status": 200, "route": route_of(kind, label), "classification": label}
         wrong = {k: record.get(k) for k, v in want.items() if record.get(k) != v}
         if wrong:
             mismatches.append(f"{rid} ({kind}): wanted {want}, got {wrong}")
