@@ -9,7 +9,7 @@
 //!     `fd_limit`, `hot_reload` and `reloads` (prompts, META rules)
 //! - `edge`: the HTTP surface and `AppState`
 //!   - `http` the route table, `context` request id and log line, `client_ip`,
-//!     `client_keys`, `key_limits`, `limits` (headers, body), `chat` the chat handler,
+//!     `client_keys`, `key_limits`, `limits` (headers, body), `admit` what every answered request passes, `chat` the chat handler,
 //!     `health`, `stats` (`/stats`, `/metrics`), `state`
 //! - `proxy`: runs a decision
 //!   - `execute` the answering routes with failover, `search` a route's search hop,

@@ -1,6 +1,7 @@
 //! The HTTP edge: the route table and thin handlers, the request context, limits,
 //! client keys, and the state the handlers share.
 
+mod admit;
 pub mod chat;
 pub mod client_ip;
 pub mod client_keys;
