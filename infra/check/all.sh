@@ -10,21 +10,8 @@ set -uo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "${here}/../.." && pwd)"
-started=${SECONDS}
-passed=0
-failed=0
-
-step() {
-    local name="$1"
-    shift
-    printf '\n\033[1m--- %s\033[0m\n' "${name}"
-    if "$@"; then
-        passed=$((passed + 1))
-    else
-        failed=$((failed + 1))
-        printf '  FAIL step: %s\n' "${name}"
-    fi
-}
+# shellcheck source=SCRIPTDIR/steps.sh
+source "${here}/steps.sh"
 
 scripts() {
     local ok=0
@@ -48,6 +35,4 @@ step "make help" "${here}/make-help.sh"
 step "scripts" scripts
 step "test-live and benchmark on fake backends" "${here}/live.sh"
 
-printf '\ncompose-check took %d s\n' "$((SECONDS - started))"
-printf 'compose-check: %d passed, %d failed\n' "${passed}" "${failed}"
-((failed == 0))
+steps_done compose-check

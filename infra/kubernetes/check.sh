@@ -23,21 +23,8 @@ venv="${cache}/k8s-check-venv"
 versions=(1.30.0 1.37.0)
 targets=(base overlays/single-gpu overlays/cluster)
 helpers=(tools/sessions-reader) # no router in these
-started=${SECONDS}
-passed=0
-failed=0
-
-step() {
-    local name="$1"
-    shift
-    printf '\n\033[1m--- %s\033[0m\n' "${name}"
-    if "$@"; then
-        passed=$((passed + 1))
-    else
-        failed=$((failed + 1))
-        printf '  FAIL step: %s\n' "${name}"
-    fi
-}
+# shellcheck source=SCRIPTDIR/../check/steps.sh
+source "${here}/../check/steps.sh"
 
 # Install (or reuse) the pinned tools. Progress on stderr.
 install() {
@@ -173,6 +160,4 @@ step "rules" rules
 step "self-test" self_test
 step "scripts" scripts
 
-printf '\nk8s-check took %d s\n' "$((SECONDS - started))"
-printf 'k8s-check: %d passed, %d failed\n' "${passed}" "${failed}"
-((failed == 0))
+steps_done k8s-check
