@@ -36,6 +36,15 @@ impl serde::Serialize for Secret {
     }
 }
 
+/// `text` with every one of `secrets` written as `***`.
+pub fn redact_all(text: &mut String, secrets: &[Secret]) {
+    for secret in secrets {
+        if text.contains(secret.expose()) {
+            *text = text.replace(secret.expose(), "***");
+        }
+    }
+}
+
 /// `url` with its password, if it has one, as `***` (the user name stays): for output
 /// that shows settings. `None` when it has none.
 pub fn mask_url_password(url: &str) -> Option<String> {

@@ -134,13 +134,7 @@ fn messages(record: &mut SessionRecord) -> Vec<&mut Value> {
 /// `***` for every secret in the strings of `value`.
 fn redact(value: &mut Value, secrets: &[Secret]) {
     match value {
-        Value::String(text) => {
-            for secret in secrets {
-                if text.contains(secret.expose()) {
-                    *text = text.replace(secret.expose(), "***");
-                }
-            }
-        }
+        Value::String(text) => crate::secret::redact_all(text, secrets),
         Value::Array(items) => items.iter_mut().for_each(|v| redact(v, secrets)),
         Value::Object(fields) => fields.values_mut().for_each(|v| redact(v, secrets)),
         _ => {}

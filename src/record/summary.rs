@@ -170,7 +170,7 @@ impl Cloud {
 }
 
 /// `value` to `digits` decimals.
-fn round(value: f64, digits: i32) -> f64 {
+pub fn round(value: f64, digits: i32) -> f64 {
     let scale = 10f64.powi(digits);
     (value * scale).round() / scale
 }

@@ -156,11 +156,7 @@ impl Disk {
         let mut text = fit::to_json(&mut record, self.max_file_bytes, &self.secrets)
             .map_err(std::io::Error::other)?;
         drop(record);
-        for secret in &self.secrets {
-            if text.contains(secret.expose()) {
-                text = text.replace(secret.expose(), "***");
-            }
-        }
+        crate::secret::redact_all(&mut text, &self.secrets);
         text.push('\n');
         let result = disk::write_file(&self.dir, &name, text.as_bytes(), self.fsync)
             .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", self.dir.display())));

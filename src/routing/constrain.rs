@@ -16,6 +16,7 @@ use serde_json::{Map, Value, json};
 use crate::config::Constrain;
 use crate::names::Label;
 use crate::record::decision::Confidence;
+use crate::record::summary::round;
 
 use super::table::{META_LABEL, RouteTable};
 
@@ -132,9 +133,9 @@ pub fn confidence(reply: &Value, chosen: &Label, labels: &[Label]) -> Option<Con
         .filter(|(label, _)| **label != chosen)
         .max_by(|a, b| a.1.total_cmp(b.1));
     Some(Confidence {
-        p: round(own / total),
+        p: round(own / total, DIGITS),
         runner_up: runner_up.map(|(label, _)| (*label).clone()),
-        runner_up_p: runner_up.map(|(_, p)| round(p / total)),
+        runner_up_p: runner_up.map(|(_, p)| round(p / total, DIGITS)),
     })
 }
 
@@ -176,9 +177,7 @@ fn trim(token: &str) -> &str {
 }
 
 /// Four decimals: more would be noise in a log a person reads.
-fn round(p: f64) -> f64 {
-    (p * 10_000.0).round() / 10_000.0
-}
+const DIGITS: i32 = 4;
 
 #[cfg(test)]
 mod tests {

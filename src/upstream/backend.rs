@@ -286,10 +286,8 @@ fn refused_redirect(error: &reqwest::Error) -> String {
 /// `error` with `key` as `***` in its message. Keys shorter than 8 characters are left:
 /// they would blank out ordinary words.
 pub fn redact(mut error: UpstreamError, key: Option<&Secret>) -> UpstreamError {
-    if let Some(key) = key.map(Secret::expose).filter(|k| k.len() >= 8)
-        && error.message.contains(key)
-    {
-        error.message = error.message.replace(key, "***");
+    if let Some(key) = key.filter(|k| k.expose().len() >= 8) {
+        crate::secret::redact_all(&mut error.message, std::slice::from_ref(key));
     }
     error
 }
