@@ -117,6 +117,22 @@ impl TestRouter {
         Self::launch(config, dirs, classifier).await
     }
 
+    /// Starts a router whose primary and xAI are separate default fakes, after `adjust`;
+    /// with them, to see which one answered.
+    pub async fn with_primary_and_xai(
+        adjust: impl FnOnce(&mut Config),
+    ) -> (TestRouter, fake::Fake, fake::Fake) {
+        let primary = fake::Fake::start().await;
+        let xai = fake::Fake::start().await;
+        let xai_url = xai.url.clone();
+        let router = Self::start(&primary.url, move |c| {
+            c.backend("xai").base_url = xai_url.as_str().into();
+            adjust(c);
+        })
+        .await;
+        (router, primary, xai)
+    }
+
     /// Starts a router on the shipped `config/router.toml` (its routes, rules and
     /// defaults), with the test's prompts and session folder, its classifier pointed at
     /// a fake, after `adjust` points the other backends where the test wants them.

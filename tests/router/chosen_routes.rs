@@ -4,23 +4,7 @@
 
 use serde_json::json;
 
-use crate::common::fake::Fake;
 use crate::common::{ConfigExt, TestRouter, user};
-
-/// A router whose primary and xAI are separate fakes.
-async fn two_backends(
-    adjust: impl FnOnce(&mut ai_router::config::Config),
-) -> (TestRouter, Fake, Fake) {
-    let primary = Fake::start().await;
-    let xai = Fake::start().await;
-    let xai_url = xai.url.clone();
-    let router = TestRouter::start(&primary.url, move |c| {
-        c.backend("xai").base_url = xai_url.as_str().into();
-        adjust(c);
-    })
-    .await;
-    (router, primary, xai)
-}
 
 fn model_ids(body: &serde_json::Value) -> Vec<String> {
     body["data"]
@@ -33,7 +17,7 @@ fn model_ids(body: &serde_json::Value) -> Vec<String> {
 
 #[tokio::test]
 async fn the_model_list_offers_the_exposed_routes_after_the_automatic_one() {
-    let (router, _, _) = two_backends(|_| {}).await;
+    let (router, _, _) = TestRouter::with_primary_and_xai(|_| {}).await;
     let (_, _, body) = router.get("/v1/models").await;
     assert_eq!(
         model_ids(&body),
@@ -44,14 +28,14 @@ async fn the_model_list_offers_the_exposed_routes_after_the_automatic_one() {
             "ai-router/local"
         ]
     );
-    let (hidden, _, _) = two_backends(|c| c.server.expose_routes = false).await;
+    let (hidden, _, _) = TestRouter::with_primary_and_xai(|c| c.server.expose_routes = false).await;
     let (_, _, body) = hidden.get("/v1/models").await;
     assert_eq!(model_ids(&body), ["ai-router"]);
 }
 
 #[tokio::test]
 async fn a_chosen_route_answers_without_the_classifier_and_says_so() {
-    let (router, primary, xai) = two_backends(|_| {}).await;
+    let (router, primary, xai) = TestRouter::with_primary_and_xai(|_| {}).await;
     let mut body = user("prove the four colour theorem");
     body["model"] = json!("ai-router/cloud");
     let response = router.chat(&body).await;
@@ -84,7 +68,7 @@ async fn a_chosen_route_answers_without_the_classifier_and_says_so() {
 
 #[tokio::test]
 async fn a_task_prompt_on_a_chosen_route_is_still_meta() {
-    let (router, primary, xai) = two_backends(|_| {}).await;
+    let (router, primary, xai) = TestRouter::with_primary_and_xai(|_| {}).await;
     let mut body =
         user("### Task:\nGenerate a concise title.\n<chat_history>\nUSER: hi\n</chat_history>");
     body["model"] = json!("ai-router/cloud");
@@ -98,7 +82,8 @@ async fn a_task_prompt_on_a_chosen_route_is_still_meta() {
 
 #[tokio::test]
 async fn with_routes_hidden_a_route_name_is_just_a_model_name() {
-    let (router, _, xai) = two_backends(|c| c.server.expose_routes = false).await;
+    let (router, _, xai) =
+        TestRouter::with_primary_and_xai(|c| c.server.expose_routes = false).await;
     let mut body = user("hello");
     body["model"] = json!("ai-router/cloud");
     assert_eq!(router.chat(&body).await.status(), 200);

@@ -17,13 +17,7 @@ fn with_image(text: &str) -> Value {
 
 #[tokio::test]
 async fn an_image_chat_goes_to_the_cloud_model_that_can_see_it() {
-    let primary = Fake::start().await;
-    let xai = Fake::start().await;
-    let xai_url = xai.url.clone();
-    let router = TestRouter::start(&primary.url, |c| {
-        c.backend("xai").base_url = xai_url.as_str().into();
-    })
-    .await;
+    let (router, primary, xai) = TestRouter::with_primary_and_xai(|_| {}).await;
     router.classifier.set(label_reply("MODERATE"));
     let response = router.chat(&with_image("what is in this picture?")).await;
     assert_eq!(response.status(), 200);
@@ -108,13 +102,7 @@ async fn with_no_route_that_can_see_images_the_client_is_told_what_to_configure(
 
 #[tokio::test]
 async fn a_route_the_client_chose_is_never_swapped_for_one_that_sees_images() {
-    let primary = Fake::start().await;
-    let xai = Fake::start().await;
-    let xai_url = xai.url.clone();
-    let router = TestRouter::start(&primary.url, |c| {
-        c.backend("xai").base_url = xai_url.as_str().into();
-    })
-    .await;
+    let (router, primary, xai) = TestRouter::with_primary_and_xai(|_| {}).await;
     let mut body = with_image("what is this?");
     body["model"] = json!("ai-router/local");
     let (status, error) = error_of(router.chat(&body).await).await;
