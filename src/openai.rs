@@ -76,47 +76,6 @@ impl ChatRequest {
         }
     }
 
-    /// The images a conversation carries (`image_url` parts), never their bytes: for
-    /// routing (a text model cannot see them) and the session log.
-    pub fn images(&self) -> Images {
-        Self::images_in(self.messages())
-    }
-
-    /// The images `messages` carry.
-    pub fn images_in(messages: &[Value]) -> Images {
-        let mut images = Images::default();
-        let parts = messages
-            .iter()
-            .filter_map(|m| m.get("content").and_then(Value::as_array))
-            .flatten();
-        for part in parts {
-            if part.get("type").and_then(Value::as_str) != Some("image_url") {
-                continue;
-            }
-            let url = part
-                .pointer("/image_url/url")
-                .or_else(|| part.get("image_url"))
-                .and_then(Value::as_str)
-                .unwrap_or("");
-            let (kind, bytes) = match url.strip_prefix("data:") {
-                // `data:image/png;base64,…`: the type, and the decoded size.
-                Some(rest) => {
-                    let payload = rest.split_once(',').map_or("", |(_, p)| p);
-                    (media_type(rest), (payload.len() as u64) * 3 / 4)
-                }
-                None => ("link", 0),
-            };
-            images.count += 1;
-            images.bytes += bytes;
-            // A handful of types at most: a list that grew with the client's parts would
-            // make this loop quadratic, and the log would carry what the client wrote.
-            if images.types.len() < MAX_IMAGE_TYPES && !images.types.iter().any(|t| t == kind) {
-                images.types.push(kind.to_string());
-            }
-        }
-        images
-    }
-
     /// The conversation (validated to be a non-empty array of objects).
     pub fn messages(&self) -> &[Value] {
         self.body
@@ -176,6 +135,42 @@ fn validate_messages(messages: Option<&Value>) -> Result<(), Error> {
     Ok(())
 }
 
+/// The images `messages` carry (`image_url` parts), never their bytes: for routing
+/// (a text model cannot see them) and the session log.
+pub fn images(messages: &[Value]) -> Images {
+    let mut images = Images::default();
+    let parts = messages
+        .iter()
+        .filter_map(|m| m.get("content").and_then(Value::as_array))
+        .flatten();
+    for part in parts {
+        if part.get("type").and_then(Value::as_str) != Some("image_url") {
+            continue;
+        }
+        let url = part
+            .pointer("/image_url/url")
+            .or_else(|| part.get("image_url"))
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        let (kind, bytes) = match url.strip_prefix("data:") {
+            // `data:image/png;base64,…`: the type, and the decoded size.
+            Some(rest) => {
+                let payload = rest.split_once(',').map_or("", |(_, p)| p);
+                (media_type(rest), (payload.len() as u64) * 3 / 4)
+            }
+            None => ("link", 0),
+        };
+        images.count += 1;
+        images.bytes += bytes;
+        // A handful of types at most: a list that grew with the client's parts would
+        // make this loop quadratic, and the log would carry what the client wrote.
+        if images.types.len() < MAX_IMAGE_TYPES && !images.types.iter().any(|t| t == kind) {
+            images.types.push(kind.to_string());
+        }
+    }
+    images
+}
+
 /// Distinct image types kept in `Images::types`.
 const MAX_IMAGE_TYPES: usize = 8;
 
@@ -231,7 +226,7 @@ mod tests {
             );
         }
         let messages = vec![serde_json::json!({"role": "user", "content": parts})];
-        let images = ChatRequest::images_in(&messages);
+        let images = images(&messages);
         assert_eq!(images.count, 5003);
         assert_eq!(images.types.len(), MAX_IMAGE_TYPES);
         assert_eq!(images.types[..3], ["image/png", "link", "other"]);

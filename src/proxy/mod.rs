@@ -81,7 +81,11 @@ impl Proxy {
         let asked = self.table.get(label).map(|r| r.name.clone());
         // A chat with images goes only where they can be seen (a client task prompt is
         // text about the chat, and META answers it as it is).
-        let images = request.images().count;
+        // Counted once, when the request was admitted (`Session::set_request`).
+        let images = session
+            .record()
+            .and_then(|r| r.images.as_ref())
+            .map_or(0, |i| i.count);
         let chosen = session
             .decision()
             .is_some_and(|d| d.client_choice.is_some());

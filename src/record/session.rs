@@ -122,7 +122,7 @@ impl Session {
     pub fn set_request(&mut self, messages: &[Value], user_query: &str, stream: bool) {
         if let Some(record) = self.record() {
             record.client_messages = Value::Array(messages.to_vec());
-            let images = crate::openai::ChatRequest::images_in(messages);
+            let images = crate::openai::images(messages);
             record.images = (images.count > 0).then_some(images);
             record.user_query = cut(user_query, USER_QUERY_CHARS);
             record.stream = stream;
