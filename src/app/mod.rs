@@ -12,6 +12,7 @@ use crate::edge::state::{AppState, Parts};
 use crate::observe::live::LiveStats;
 use crate::observe::metrics::Metrics;
 use crate::prompts::{self, PromptSet};
+use crate::record::budget::Budgets;
 use crate::record::sink::{Observer, SessionSink};
 use crate::record::writer::{self, SessionWriter};
 use crate::routing::{RouteTable, Routing};
@@ -62,7 +63,12 @@ impl App {
         let live = Arc::new(LiveStats::new(
             route_names(&routing.table).iter().map(String::as_str),
         ));
-        let observers: Vec<Arc<dyn Observer>> = vec![metrics.clone(), live.clone()];
+        let budgets = Arc::new(Budgets::new(&config));
+        if config.sessions.enabled {
+            rebuild_spend(&budgets, &config);
+        }
+        let observers: Vec<Arc<dyn Observer>> =
+            vec![metrics.clone(), live.clone(), budgets.clone()];
         let (sessions, writer) = if config.sessions.enabled {
             // Room for every request being answered, and as many finished ones waiting
             // for the disk.
@@ -87,6 +93,7 @@ impl App {
             sessions,
             metrics,
             live,
+            budgets,
         })?;
         Ok(App {
             state: Arc::new(state),
@@ -129,6 +136,24 @@ pub fn background(state: &AppState) -> anyhow::Result<Background> {
         _watcher: watcher,
         probes: probe::spawn(state.backends.clone(), every),
     })
+}
+
+/// Counts what this UTC month's session logs (the folder and its replica sub-folders)
+/// spent, so a restart does not reset the cloud budgets. Runs before the router serves;
+/// a folder that cannot be read is logged and the budgets start from nothing.
+fn rebuild_spend(budgets: &Budgets, config: &Config) {
+    let started = std::time::Instant::now();
+    match budgets.rebuild(&config.sessions.dir) {
+        Ok(count) => tracing::info!(
+            sessions = count,
+            ms = started.elapsed().as_millis() as u64,
+            "cloud spend this month read from the session logs"
+        ),
+        Err(error) => tracing::warn!(
+            error = %error,
+            "cloud spend could not be read from the session logs; budgets count from now"
+        ),
+    }
 }
 
 /// The route names, in the table's order.

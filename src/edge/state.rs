@@ -11,6 +11,7 @@ use crate::observe::live::LiveStats;
 use crate::observe::metrics::Metrics;
 use crate::prompts::PromptSet;
 use crate::proxy::Proxy;
+use crate::record::budget::Budgets;
 use crate::record::sink::SessionSink;
 use crate::record::summary::Cloud;
 use crate::routing::Routing;
@@ -52,6 +53,8 @@ pub struct AppState {
     pub day_summary: SummaryCache,
     /// Which backends cost money, for `/stats`.
     pub cloud: Cloud,
+    /// The cloud budgets and what this UTC day and month have spent.
+    pub budgets: Arc<Budgets>,
     /// `/health/ready`'s probe rounds, shared by callers close in time.
     pub readiness: Readiness,
 }
@@ -66,6 +69,7 @@ pub struct Parts {
     pub sessions: SessionSink,
     pub metrics: Arc<Metrics>,
     pub live: Arc<LiveStats>,
+    pub budgets: Arc<Budgets>,
 }
 
 impl AppState {
@@ -79,6 +83,7 @@ impl AppState {
             sessions,
             metrics,
             live,
+            budgets,
         } = parts;
         let client_keys = ClientKeys::load(&config.server).map_err(StateError::ClientKeys)?;
         let server = &config.server;
@@ -89,7 +94,12 @@ impl AppState {
             );
         }
         let key_limits = KeyLimits::new(server.key_requests_per_minute, server.key_max_streams);
-        let proxy = Arc::new(Proxy::new(&config, backends.clone(), routing.table.clone()));
+        let proxy = Arc::new(Proxy::new(
+            &config,
+            backends.clone(),
+            routing.table.clone(),
+            budgets.clone(),
+        ));
         Ok(AppState {
             models_body: models_body(&config),
             capacity: Arc::new(tokio::sync::Semaphore::new(server.max_concurrent_requests)),
@@ -104,6 +114,7 @@ impl AppState {
             live,
             client_keys,
             key_limits,
+            budgets,
             day_summary: SummaryCache::default(),
             readiness: Readiness::default(),
         })

@@ -15,6 +15,7 @@ mod common;
 
 mod admin_view;
 mod architecture;
+mod budget;
 mod chat_json;
 mod chat_stream;
 mod chosen_routes;
