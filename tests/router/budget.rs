@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use crate::common::fake::{Fake, Reply, completion_json, label_reply};
 use crate::common::{ConfigExt, TestRouter, error_of, streaming, user};
-use ai_router::config::{BudgetConfig, Config, Price, WhenSpent};
+use ai_router::config::{BudgetConfig, Config, PassthroughConfig, Price, WhenSpent};
 
 /// xAI's model at a price that makes the fake's usage (12 tokens in, 5 out) cost $1.00.
 const DOLLAR_MODEL: &str = "grok-dollar";
@@ -260,4 +260,39 @@ fn a_budget_needs_a_priced_backend_and_a_ceiling() {
     let mut config = Config::default();
     config.budget.insert("xai".into(), daily(1.0));
     ai_router::config::validate(&config).unwrap();
+}
+
+#[tokio::test]
+async fn a_passed_through_path_skips_a_backend_whose_budget_is_spent() {
+    let (router, primary, xai) = TestRouter::with_primary_and_xai(|c| {
+        priced(c, daily(0.5));
+        c.passthrough.insert(
+            "/v1/completions".into(),
+            PassthroughConfig {
+                backend: "xai".into(),
+                failover: vec!["primary".into()],
+            },
+        );
+    })
+    .await;
+    let post = || async {
+        crate::common::client()
+            .post(format!("{}/v1/completions", router.url))
+            .json(&serde_json::json!({"model": "x", "prompt": "Once upon"}))
+            .send()
+            .await
+            .unwrap()
+    };
+    assert_eq!(post().await.status(), 200);
+    assert_eq!(xai.received().len(), 1, "$1 spent");
+    let second = post().await;
+    assert_eq!(second.status(), 200);
+    assert_eq!(xai.received().len(), 1);
+    assert_eq!(primary.received().len(), 1);
+    let sessions = router.sessions(2).await;
+    let why = sessions[1]["route_fallback"].as_str().unwrap();
+    assert!(
+        why.starts_with("xai's daily budget is spent; answered by primary"),
+        "{why}"
+    );
 }
