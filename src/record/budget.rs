@@ -7,7 +7,8 @@
 //! checked when it is routed, so requests already running when a budget is reached still
 //! finish: spend can pass a ceiling by what those cost.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
+use std::path::PathBuf;
 use std::sync::Mutex;
 
 use chrono::{DateTime, Datelike, Duration, NaiveDate, TimeZone, Utc};
@@ -151,6 +152,17 @@ pub struct Budgets {
     limits: BTreeMap<String, BudgetConfig>,
     /// Per paid backend, and the all-cloud estimate under [`ALL_CLOUD`].
     tallies: Mutex<BTreeMap<String, Periods>>,
+    /// This month's sessions already counted (`timestamp id`): this replica's own as
+    /// they finish, others' as they are read, so no file counts twice.
+    seen: Mutex<Seen>,
+}
+
+/// The sessions counted this month.
+#[derive(Debug, Default)]
+struct Seen {
+    /// The month the keys are for (`2026-12`); a new month lets the old keys go.
+    month: String,
+    keys: HashSet<String>,
 }
 
 impl Budgets {
@@ -160,6 +172,7 @@ impl Budgets {
             cloud: Cloud::of(config),
             limits: config.budget.clone(),
             tallies: Mutex::default(),
+            seen: Mutex::default(),
         }
     }
 
@@ -168,28 +181,32 @@ impl Budgets {
         !self.limits.is_empty()
     }
 
-    /// Adds what the sessions logged in `dir` and its replica sub-folders since the start
-    /// of this UTC month cost; returns how many were read.
-    pub fn rebuild(&self, dir: &std::path::Path) -> Result<usize, String> {
-        if !dir.is_dir() {
+    /// Adds what the sessions logged in `dirs` (each with its replica sub-folders) since
+    /// `since` cost, skipping any already counted; returns how many were new.
+    pub fn read_logs(&self, dirs: &[PathBuf], since: DateTime<Utc>) -> Result<usize, String> {
+        let present: Vec<PathBuf> = dirs.iter().filter(|d| d.is_dir()).cloned().collect();
+        if present.is_empty() {
             return Ok(0); // nothing logged yet
         }
-        let dirs = super::folders::expand(&[dir.to_path_buf()])?;
-        self.read_month(&dirs)
+        let dirs = super::folders::expand(&present)?;
+        let scan = store::scan(&dirs, Some(since), Detail::Brief).map_err(|e| e.to_string())?;
+        Ok(self.add_logged(&scan.sessions))
     }
 
-    /// Adds what the sessions logged in `dirs` since the start of this UTC month cost;
-    /// returns how many were read.
-    pub fn read_month(&self, dirs: &[std::path::PathBuf]) -> Result<usize, String> {
-        let scan = store::scan(dirs, Some(month_start(Utc::now())), Detail::Brief)
-            .map_err(|e| e.to_string())?;
-        self.add_logged(&scan.sessions);
-        Ok(scan.sessions.len())
+    /// [`Budgets::read_logs`] since the start of this UTC month.
+    pub fn read_month(&self, dirs: &[PathBuf]) -> Result<usize, String> {
+        self.read_logs(dirs, month_start(Utc::now()))
     }
 
-    /// Adds what the logged `sessions` cost (the start-up rebuild, `sessions stats`).
-    pub fn add_logged(&self, sessions: &[LoggedSession]) {
+    /// Adds what the logged `sessions` cost, skipping those already counted; returns
+    /// how many were new.
+    pub fn add_logged(&self, sessions: &[LoggedSession]) -> usize {
+        let mut added = 0;
         for session in sessions {
+            if !self.first_sight(&session.timestamp, &session.id) {
+                continue;
+            }
+            added += 1;
             let steps = session.steps.iter().map(|s| StepCost {
                 step: &s.step,
                 provider: &s.provider,
@@ -198,6 +215,22 @@ impl Budgets {
             });
             self.add(started(&session.timestamp), steps);
         }
+        added
+    }
+
+    /// Whether the session that started at `timestamp` with `id` is new to the ledger
+    /// (and from now on, counted). Keys of months gone by are let go.
+    fn first_sight(&self, timestamp: &str, id: &str) -> bool {
+        let Ok(mut seen) = self.seen.lock() else {
+            return true;
+        };
+        let month = Period::Month.key(Utc::now());
+        if seen.month != month {
+            // A session of a month gone by reads as new again: its spend no longer counts.
+            seen.keys.retain(|k| k.get(..7) >= Some(month.as_str()));
+            seen.month = month;
+        }
+        seen.keys.insert(format!("{timestamp} {id}"))
     }
 
     /// Adds one request's steps, against the periods that hold `at`.
@@ -436,6 +469,8 @@ impl Budgets {
 
 impl Observer for Budgets {
     fn finished(&self, record: &SessionRecord) {
+        // Its file, read back from a shared folder later, is not counted again.
+        self.first_sight(&record.timestamp, &record.id);
         let steps = record.steps.iter().map(|s| StepCost {
             step: s.step.as_str(),
             provider: s.provider.as_str(),

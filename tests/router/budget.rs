@@ -296,3 +296,51 @@ async fn a_passed_through_path_skips_a_backend_whose_budget_is_spent() {
         "{why}"
     );
 }
+
+#[tokio::test]
+async fn replicas_on_one_shared_folder_share_the_budget_within_half_a_minute() {
+    let shared = tempfile::tempdir().unwrap();
+    let root = shared.path().to_path_buf();
+    let xai = Fake::start().await;
+    let primary = Fake::start().await;
+    let replica = |name: &str| {
+        let (root, xai_url) = (root.clone(), xai.url.clone());
+        let dir = root.join(name);
+        move |c: &mut Config| {
+            priced(c, daily(1.5));
+            c.backend("xai").base_url = xai_url.as_str().into();
+            c.sessions.dir = dir;
+            c.sessions.shared_dir = root;
+        }
+    };
+    let a = TestRouter::start(&primary.url, replica("router-a")).await;
+    let b = TestRouter::start(&primary.url, replica("router-b")).await;
+    a.classifier.set(label_reply("COMPLEX"));
+    b.classifier.set(label_reply("COMPLEX"));
+    for _ in 0..2 {
+        assert_eq!(
+            a.chat(&user("spend on a")).await.headers()["x-ai-router-route"],
+            "xai"
+        );
+    }
+    a.flush().await;
+    let spent = |stats: &Value| stats["cloud_spend"]["backends"]["xai"]["day"]["spent_usd"].clone();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(40);
+    loop {
+        let (_, _, stats) = b.get("/stats").await;
+        if spent(&stats) == 2.0 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "b never saw a's spend: {stats}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+    let response = b.chat(&user("spend on b")).await;
+    assert_eq!(response.headers()["x-ai-router-route"], "primary");
+    // A has read the shared folder too by now: its own files are not counted twice.
+    let (_, _, stats) = a.get("/stats").await;
+    assert_eq!(spent(&stats), 2.0, "{stats}");
+    assert_eq!(xai.received().len(), 2);
+}
