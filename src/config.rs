@@ -22,7 +22,7 @@ pub use budget::{BudgetConfig, WhenSpent};
 pub use eval::EvalConfig;
 pub use legacy::{FailoverConfig, XaiConfig};
 pub use passthrough::PassthroughConfig;
-pub use routes::{MaxTokens, RouteConfig, SearchConfig, Thinking};
+pub use routes::{DescribeConfig, MaxTokens, RouteConfig, SearchConfig, Thinking};
 pub use routing::{Constrain, KeywordRule, MetaConfig, MissingKey, Price, RoutingConfig};
 pub use sections::{
     BackendConfig, BaseUrls, HealthConfig, LogFormat, ServerConfig, SessionsConfig,

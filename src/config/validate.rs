@@ -170,6 +170,21 @@ fn routes(config: &Config) -> Result<(), ConfigError> {
                 );
             }
         }
+        if let Some(describe) = &route.describe {
+            backend_exists(config, &key("describe.backend"), &describe.backend)?;
+            if describe.timeout_secs == 0 {
+                return invalid(&key("describe.timeout_secs"), "must be at least 1");
+            }
+            if describe.max_images == 0 {
+                return invalid(&key("describe.max_images"), "must be at least 1");
+            }
+            if describe.injection.trim().is_empty() || describe.prompt.trim().is_empty() {
+                return invalid(
+                    &key("describe"),
+                    "needs its prompt and its injection (the text that takes each image's place)",
+                );
+            }
+        }
     }
     Ok(())
 }

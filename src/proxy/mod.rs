@@ -19,6 +19,7 @@ use crate::routing::table::META_LABEL;
 use crate::routing::{InputLimits, RouteTable};
 use crate::upstream::Backends;
 
+pub mod describe;
 mod drain;
 pub mod execute;
 pub mod passthrough;
@@ -55,6 +56,8 @@ pub struct Proxy {
     pub drain: Drain,
     /// Most bytes of an answer kept in its session record (`sessions.max_answer_bytes`).
     pub answer_cap: usize,
+    /// Images described lately, for routes that describe them.
+    pub descriptions: describe::Descriptions,
 }
 
 impl Proxy {
@@ -75,6 +78,7 @@ impl Proxy {
             keep_alive: Duration::from_secs(config.server.sse_keepalive_secs),
             drain: Drain::default(),
             answer_cap: config.sessions.max_answer_bytes,
+            descriptions: describe::Descriptions::default(),
         }
     }
 
@@ -121,6 +125,35 @@ impl Proxy {
         }
         tracing::Span::current().record("route", answering.route.name.as_str());
         let route = answering.route.name.clone();
+        let request = match answering
+            .route
+            .describe
+            .as_ref()
+            .filter(|_| answering.describe)
+        {
+            None => request,
+            Some(hop) => {
+                let described = tokio::select! {
+                    biased;
+                    () = self.drain.drained() => Err(crate::error::Error::ShuttingDown),
+                    described = describe::describe_images(
+                        &self.backends,
+                        &self.descriptions,
+                        hop,
+                        &prompts,
+                        request,
+                        &mut session,
+                    ) => described,
+                };
+                match described {
+                    Ok(request) => request,
+                    Err(error) => {
+                        let response = execute::fail(session, None, error);
+                        return with_route(response, Some(&route));
+                    }
+                }
+            }
+        };
         let response = if answering.search {
             execute::search_then_answer(self.clone(), prompts, answering, request, session).await
         } else {

@@ -22,6 +22,8 @@ pub struct Answering {
     pub route: Arc<Route>,
     /// Whether its search hop runs (it has one, and its backend has a key).
     pub search: bool,
+    /// Whether the chat's images are described for it first (its `describe` hop).
+    pub describe: bool,
     /// The routes that answer, in order, if it fails before the first byte; those whose
     /// backend has no key are left out.
     pub failover: Vec<Arc<Route>>,
@@ -148,6 +150,7 @@ pub fn resolve(table: &RouteTable, gate: &Gate<'_>, label: &str) -> Result<Answe
     Ok(Answering {
         route: route.clone(),
         search,
+        describe: false,
         failover,
         note,
     })
@@ -179,6 +182,21 @@ pub fn resolve_with_images(
         }
         tried.push(candidate);
         match resolve(table, gate, candidate) {
+            Ok(mut answering) if !answering.route.images && describable(gate, &answering) => {
+                // Described, the chat carries text only: any failover route will do.
+                answering.describe = true;
+                let route = &answering.route;
+                let by = route.describe.as_ref().map_or("", |d| d.backend.as_str());
+                let described = format!(
+                    "the chat has {count} image(s) and the {} route cannot see them; described by {by} (routes.{}.describe), answered by {}",
+                    route.label, route.label, route.name
+                );
+                answering.note = Some(match answering.note.take() {
+                    Some(more) => format!("{described}; {more}"),
+                    None => described,
+                });
+                return Ok(answering);
+            }
             Ok(mut answering) if answering.route.images => {
                 answering.failover.retain(|route| route.images);
                 if candidate != label {
@@ -204,4 +222,13 @@ pub fn resolve_with_images(
         count,
         why: why.join("; "),
     })
+}
+
+/// Whether `answering`'s route has a describe hop whose vision backend can be called now.
+fn describable(gate: &Gate<'_>, answering: &Answering) -> bool {
+    answering
+        .route
+        .describe
+        .as_ref()
+        .is_some_and(|hop| gate.gap(&hop.backend).is_none())
 }

@@ -22,6 +22,7 @@ mod chosen_routes;
 mod cli;
 mod confidence;
 mod configmap_reload;
+mod describe;
 mod errors;
 mod eval;
 mod images;
