@@ -7,7 +7,7 @@
 //! checked when it is routed, so requests already running when a budget is reached still
 //! finish: spend can pass a ceiling by what those cost.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::Mutex;
 
@@ -152,18 +152,18 @@ pub struct Budgets {
     limits: BTreeMap<String, BudgetConfig>,
     /// Per paid backend, and the all-cloud estimate under [`ALL_CLOUD`].
     tallies: Mutex<BTreeMap<String, Periods>>,
-    /// This month's sessions already counted (`timestamp id`): this replica's own as
-    /// they finish, others' as they are read, so no file counts twice.
-    seen: Mutex<Seen>,
+    /// Sessions already counted (`timestamp id`, in time order), so no file counts
+    /// twice: those read in the last scan, and with a shared folder this replica's own
+    /// as they finish (its later reads find their files). Kept only as far back as a
+    /// read of the shared folder looks.
+    seen: Mutex<BTreeSet<String>>,
+    /// Whether other replicas' folders are read again while running (`shared_dir`).
+    shared: bool,
 }
 
-/// The sessions counted this month.
-#[derive(Debug, Default)]
-struct Seen {
-    /// The month the keys are for (`2026-12`); a new month lets the old keys go.
-    month: String,
-    keys: HashSet<String>,
-}
+/// How far back, by request start, the ledger remembers which sessions it counted:
+/// twice as far as a read of the shared folder looks (an hour).
+const REMEMBER_COUNTED: Duration = Duration::hours(2);
 
 impl Budgets {
     /// The ledger for `config`'s paid backends and `[budget]` tables, empty.
@@ -173,6 +173,7 @@ impl Budgets {
             limits: config.budget.clone(),
             tallies: Mutex::default(),
             seen: Mutex::default(),
+            shared: config.sessions.enabled && !config.sessions.shared_dir.as_os_str().is_empty(),
         }
     }
 
@@ -190,7 +191,9 @@ impl Budgets {
         }
         let dirs = super::folders::expand(&present)?;
         let scan = store::scan(&dirs, Some(since), Detail::Brief).map_err(|e| e.to_string())?;
-        Ok(self.add_logged(&scan.sessions))
+        let added = self.add_logged(&scan.sessions);
+        self.forget_before(Utc::now() - REMEMBER_COUNTED);
+        Ok(added)
     }
 
     /// [`Budgets::read_logs`] since the start of this UTC month.
@@ -219,18 +222,21 @@ impl Budgets {
     }
 
     /// Whether the session that started at `timestamp` with `id` is new to the ledger
-    /// (and from now on, counted). Keys of months gone by are let go.
+    /// (and from now on, counted).
     fn first_sight(&self, timestamp: &str, id: &str) -> bool {
-        let Ok(mut seen) = self.seen.lock() else {
-            return true;
-        };
-        let month = Period::Month.key(Utc::now());
-        if seen.month != month {
-            // A session of a month gone by reads as new again: its spend no longer counts.
-            seen.keys.retain(|k| k.get(..7) >= Some(month.as_str()));
-            seen.month = month;
+        match self.seen.lock() {
+            Ok(mut seen) => seen.insert(format!("{timestamp} {id}")),
+            Err(_) => true,
         }
-        seen.keys.insert(format!("{timestamp} {id}"))
+    }
+
+    /// Lets go of the sessions that started before `cutoff`: no later read looks back
+    /// that far, so the memory stays bounded by a few hours of traffic.
+    fn forget_before(&self, cutoff: DateTime<Utc>) {
+        if let Ok(mut seen) = self.seen.lock() {
+            let cutoff = cutoff.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+            *seen = seen.split_off(&cutoff);
+        }
     }
 
     /// Adds one request's steps, against the periods that hold `at`.
@@ -361,7 +367,7 @@ impl Budgets {
             }
             if let Some(budget) = budget {
                 entry.insert("when_spent".into(), json!(budget.when_spent));
-                let state = match self.check_locked(budget, periods, now) {
+                let state = match self.state_of(budget, periods, now) {
                     Some(true) => "spent",
                     Some(false) => "warning",
                     None => "ok",
@@ -425,7 +431,7 @@ impl Budgets {
     }
 
     /// `Some(true)` when a ceiling is reached, `Some(false)` past the warning share.
-    fn check_locked(
+    fn state_of(
         &self,
         budget: &BudgetConfig,
         periods: &Periods,
@@ -469,8 +475,10 @@ impl Budgets {
 
 impl Observer for Budgets {
     fn finished(&self, record: &SessionRecord) {
-        // Its file, read back from a shared folder later, is not counted again.
-        self.first_sight(&record.timestamp, &record.id);
+        // Its file, read back from the shared folder later, is not counted again.
+        if self.shared {
+            self.first_sight(&record.timestamp, &record.id);
+        }
         let steps = record.steps.iter().map(|s| StepCost {
             step: s.step.as_str(),
             provider: s.provider.as_str(),
@@ -645,6 +653,27 @@ mod tests {
         assert_eq!(snapshot["backends"]["xai"]["state"], "warning", "past 80 %");
         assert_eq!(snapshot["all_cloud_estimate_usd"]["day"], 1.85);
         assert_eq!(snapshot["saving_usd"]["day"], 1.0);
+    }
+
+    #[test]
+    fn counted_sessions_are_remembered_for_hours_not_the_month() {
+        let ledger = ledger(1.0, 0.0);
+        let now = Utc::now();
+        for (i, hours_ago) in [30, 3, 1, 0].into_iter().enumerate() {
+            let at = (now - Duration::hours(hours_ago))
+                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+            assert!(ledger.first_sight(&at, &format!("{i:08x}")));
+            assert!(
+                !ledger.first_sight(&at, &format!("{i:08x}")),
+                "counted twice"
+            );
+        }
+        ledger.forget_before(now - REMEMBER_COUNTED);
+        assert_eq!(
+            ledger.seen.lock().unwrap().len(),
+            2,
+            "the last two hours' only"
+        );
     }
 
     #[test]
