@@ -41,8 +41,19 @@ impl Period {
         }
     }
 
-    /// The period `at` falls in: `2026-12-05` or `2026-12`.
-    fn key(self, at: DateTime<Utc>) -> String {
+    /// The period `at` falls in, as a number that grows with time (`20261205`,
+    /// `202612`): counted on every request, so no string is made.
+    fn key(self, at: DateTime<Utc>) -> u32 {
+        let date = at.date_naive();
+        let month = u32::try_from(date.year()).unwrap_or(0) * 100 + date.month();
+        match self {
+            Period::Day => month * 100 + date.day(),
+            Period::Month => month,
+        }
+    }
+
+    /// The period `at` falls in, for people: `2026-12-05` or `2026-12`.
+    fn label(self, at: DateTime<Utc>) -> String {
         match self {
             Period::Day => at.format("%Y-%m-%d").to_string(),
             Period::Month => at.format("%Y-%m").to_string(),
@@ -78,8 +89,8 @@ impl Period {
 /// What one period has cost so far.
 #[derive(Clone, Debug, Default)]
 struct Tally {
-    /// The period it counts (`2026-12-05`); another key means a new period began.
-    key: String,
+    /// The period it counts (`Period::key`); another key means a new period began.
+    key: u32,
     usd: f64,
     /// The part of `usd` priced from estimated usage.
     estimated_usd: f64,
@@ -90,7 +101,7 @@ struct Tally {
 
 impl Tally {
     /// What the tally holds for the period with `key` (0 once the period has turned).
-    fn spent_in(&self, key: &str) -> f64 {
+    fn spent_in(&self, key: u32) -> f64 {
         if self.key == key { self.usd } else { 0.0 }
     }
 }
@@ -301,7 +312,7 @@ impl Budgets {
         [Period::Month, Period::Day].into_iter().find_map(|period| {
             let ceiling = period.ceiling(budget);
             let key = period.key(now);
-            let spent = periods.get(period).spent_in(&key);
+            let spent = periods.get(period).spent_in(key);
             if ceiling <= 0.0 || spent < ceiling {
                 return None;
             }
@@ -318,9 +329,10 @@ impl Budgets {
                 when_spent: budget.when_spent,
                 per,
                 why: format!(
-                    "its {per} budget of {} is spent (${:.4} in {key}, UTC); it renews at {renews}",
+                    "its {per} budget of {} is spent (${:.4} in {}, UTC); it renews at {renews}",
                     dollars(ceiling),
-                    round(spent, 4)
+                    round(spent, 4),
+                    period.label(now),
                 ),
                 retry_after_secs: u64::try_from((end - now).num_seconds().max(1)).unwrap_or(1),
             })
@@ -346,7 +358,7 @@ impl Budgets {
             for (i, period) in Period::BOTH.into_iter().enumerate() {
                 let key = period.key(now);
                 let tally = periods.get(period);
-                let spent = tally.spent_in(&key);
+                let spent = tally.spent_in(key);
                 paid_total[i] += spent;
                 let ceiling = budget.map(|b| period.ceiling(b)).filter(|c| *c > 0.0);
                 let estimated = if tally.key == key {
@@ -357,7 +369,7 @@ impl Budgets {
                 entry.insert(
                     period.as_str().into(),
                     json!({
-                        "period": key,
+                        "period": period.label(now),
                         "spent_usd": round(spent, 6),
                         "estimated_usd": round(estimated, 6),
                         "limit_usd": ceiling,
@@ -380,7 +392,7 @@ impl Budgets {
         let mut estimate = Map::new();
         let mut saving = Map::new();
         for (i, period) in Period::BOTH.into_iter().enumerate() {
-            let usd = all_cloud.get(period).spent_in(&period.key(now));
+            let usd = all_cloud.get(period).spent_in(period.key(now));
             estimate.insert(period.as_str().into(), json!(round(usd, 6)));
             saving.insert(period.as_str().into(), json!(round(usd - paid_total[i], 6)));
         }
@@ -439,7 +451,7 @@ impl Budgets {
     ) -> Option<bool> {
         let shares = Period::BOTH.into_iter().filter_map(|period| {
             let ceiling = period.ceiling(budget);
-            (ceiling > 0.0).then(|| periods.get(period).spent_in(&period.key(now)) / ceiling)
+            (ceiling > 0.0).then(|| periods.get(period).spent_in(period.key(now)) / ceiling)
         });
         let top = shares.fold(0.0_f64, f64::max);
         if top >= 1.0 {
@@ -465,7 +477,7 @@ impl Budgets {
                 Period::BOTH.into_iter().map(move |period| SpendReading {
                     backend: name.to_string(),
                     period,
-                    usd: periods.get(period).spent_in(&period.key(now)),
+                    usd: periods.get(period).spent_in(period.key(now)),
                     limit_usd: budget.map(|b| period.ceiling(b)).filter(|c| *c > 0.0),
                 })
             })
