@@ -23,7 +23,7 @@
 //!     `probe` background and readiness probes, `readiness` their shared rounds
 //! - `record`: the session log
 //!   - `decision`, `log` the record's fields, `session` its drop guard, `sink` where it
-//!     goes, `writer`, `fit` the size bound, `disk` atomic writes, `rotation`, `store`
+//!     goes, `writer`, `fit` the size bound (`measure` its sizes), `disk` atomic writes, `rotation`, `store`
 //!     reading it back, `folders` which folders (one per replica), `summary`, `capture`,
 //!     `cost` what a step cost, `budget` the cloud budgets' ledger
 //! - `observe`: `metrics` (Prometheus: its `labels`, the `spend` gauges) and `live` counters, fed by the records

@@ -10,6 +10,7 @@ pub mod disk;
 pub mod fit;
 pub mod folders;
 pub mod log;
+mod measure;
 pub mod rotation;
 pub mod session;
 pub mod sink;
