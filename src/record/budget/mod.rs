@@ -11,8 +11,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::Mutex;
 
-use chrono::{DateTime, Datelike, Duration, NaiveDate, TimeZone, Utc};
-use serde_json::{Map, Value, json};
+use chrono::{DateTime, Duration, Utc};
+use serde_json::Value;
 
 use super::cost::{Cloud, StepCost};
 use super::log::SessionRecord;
@@ -21,113 +21,12 @@ use super::store::{self, Detail, LoggedSession};
 use super::summary::round;
 use crate::config::{BudgetConfig, Config, WhenSpent};
 
-/// A budget's two periods.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Period {
-    /// The UTC day.
-    Day,
-    /// The UTC calendar month.
-    Month,
-}
+mod period;
+mod report;
 
-impl Period {
-    const BOTH: [Period; 2] = [Period::Day, Period::Month];
-
-    /// `day` or `month`, as `/stats` and `/metrics` name it.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Period::Day => "day",
-            Period::Month => "month",
-        }
-    }
-
-    /// The period `at` falls in, as a number that grows with time (`20261205`,
-    /// `202612`): counted on every request, so no string is made.
-    fn key(self, at: DateTime<Utc>) -> u32 {
-        let date = at.date_naive();
-        let month = u32::try_from(date.year()).unwrap_or(0) * 100 + date.month();
-        match self {
-            Period::Day => month * 100 + date.day(),
-            Period::Month => month,
-        }
-    }
-
-    /// The period `at` falls in, for people: `2026-12-05` or `2026-12`.
-    fn label(self, at: DateTime<Utc>) -> String {
-        match self {
-            Period::Day => at.format("%Y-%m-%d").to_string(),
-            Period::Month => at.format("%Y-%m").to_string(),
-        }
-    }
-
-    /// When the period holding `at` ends.
-    fn end(self, at: DateTime<Utc>) -> DateTime<Utc> {
-        let date = at.date_naive();
-        let next = match self {
-            Period::Day => date.succ_opt(),
-            Period::Month => {
-                let (year, month) = if date.month() == 12 {
-                    (date.year() + 1, 1)
-                } else {
-                    (date.year(), date.month() + 1)
-                };
-                NaiveDate::from_ymd_opt(year, month, 1)
-            }
-        };
-        next.and_then(|d| d.and_hms_opt(0, 0, 0))
-            .map_or(at + Duration::days(1), |t| Utc.from_utc_datetime(&t))
-    }
-
-    fn ceiling(self, budget: &BudgetConfig) -> f64 {
-        match self {
-            Period::Day => budget.daily_usd,
-            Period::Month => budget.monthly_usd,
-        }
-    }
-}
-
-/// What one period has cost so far.
-#[derive(Clone, Debug, Default)]
-struct Tally {
-    /// The period it counts (`Period::key`); another key means a new period began.
-    key: u32,
-    usd: f64,
-    /// The part of `usd` priced from estimated usage.
-    estimated_usd: f64,
-    /// The warning threshold and the ceiling were logged (once per period each).
-    warned: bool,
-    spent_logged: bool,
-}
-
-impl Tally {
-    /// What the tally holds for the period with `key` (0 once the period has turned).
-    fn spent_in(&self, key: u32) -> f64 {
-        if self.key == key { self.usd } else { 0.0 }
-    }
-}
-
-/// A day's and a month's tally.
-#[derive(Clone, Debug, Default)]
-struct Periods {
-    day: Tally,
-    month: Tally,
-}
-
-impl Periods {
-    fn tally(&mut self, period: Period) -> &mut Tally {
-        match period {
-            Period::Day => &mut self.day,
-            Period::Month => &mut self.month,
-        }
-    }
-
-    fn get(&self, period: Period) -> &Tally {
-        match period {
-            Period::Day => &self.day,
-            Period::Month => &self.month,
-        }
-    }
-}
+pub use period::Period;
+use period::{Periods, Tally, dollars, month_start};
+pub use report::SpendReading;
 
 /// A budgeted backend that may not be called now.
 #[derive(Clone, Debug, PartialEq)]
@@ -140,17 +39,6 @@ pub struct Spent {
     pub why: String,
     /// Seconds until the spent period turns.
     pub retry_after_secs: u64,
-}
-
-/// One backend's spend in one period, for `/metrics`.
-#[derive(Clone, Debug, PartialEq)]
-pub struct SpendReading {
-    /// The backend, or `all-cloud` for the estimate.
-    pub backend: String,
-    pub period: Period,
-    pub usd: f64,
-    /// The ceiling, when one is set.
-    pub limit_usd: Option<f64>,
 }
 
 /// The name the all-cloud estimate goes by in readings.
@@ -338,151 +226,6 @@ impl Budgets {
             })
         })
     }
-
-    /// Spend, ceilings, what remains and the saving against all-cloud, for `/stats`.
-    pub fn snapshot(&self) -> Value {
-        self.snapshot_at(Utc::now())
-    }
-
-    fn snapshot_at(&self, now: DateTime<Utc>) -> Value {
-        let Ok(tallies) = self.tallies.lock() else {
-            return Value::Null;
-        };
-        let empty = Periods::default();
-        let mut backends = Map::new();
-        let mut paid_total = [0.0, 0.0];
-        for name in &self.cloud.backends {
-            let periods = tallies.get(name).unwrap_or(&empty);
-            let budget = self.limits.get(name);
-            let mut entry = Map::new();
-            for (i, period) in Period::BOTH.into_iter().enumerate() {
-                let key = period.key(now);
-                let tally = periods.get(period);
-                let spent = tally.spent_in(key);
-                paid_total[i] += spent;
-                let ceiling = budget.map(|b| period.ceiling(b)).filter(|c| *c > 0.0);
-                let estimated = if tally.key == key {
-                    tally.estimated_usd
-                } else {
-                    0.0
-                };
-                entry.insert(
-                    period.as_str().into(),
-                    json!({
-                        "period": period.label(now),
-                        "spent_usd": round(spent, 6),
-                        "estimated_usd": round(estimated, 6),
-                        "limit_usd": ceiling,
-                        "remaining_usd": ceiling.map(|c| round((c - spent).max(0.0), 6)),
-                    }),
-                );
-            }
-            if let Some(budget) = budget {
-                entry.insert("when_spent".into(), json!(budget.when_spent));
-                let state = match self.state_of(budget, periods, now) {
-                    Some(true) => "spent",
-                    Some(false) => "warning",
-                    None => "ok",
-                };
-                entry.insert("state".into(), state.into());
-            }
-            backends.insert(name.clone(), Value::Object(entry));
-        }
-        let all_cloud = tallies.get(ALL_CLOUD).unwrap_or(&empty);
-        let mut estimate = Map::new();
-        let mut saving = Map::new();
-        for (i, period) in Period::BOTH.into_iter().enumerate() {
-            let usd = all_cloud.get(period).spent_in(period.key(now));
-            estimate.insert(period.as_str().into(), json!(round(usd, 6)));
-            saving.insert(period.as_str().into(), json!(round(usd - paid_total[i], 6)));
-        }
-        json!({
-            "backends": backends,
-            "all_cloud_estimate_usd": estimate,
-            "saving_usd": saving,
-        })
-    }
-
-    /// The snapshot for people: each paid backend's spend this day and month against its
-    /// budget, and the saving against all-cloud.
-    pub fn render(&self) -> String {
-        use std::fmt::Write as _;
-        let snapshot = self.snapshot();
-        let usd = |v: &Value| v.as_f64().map_or("-".to_string(), |x| format!("${x:.4}"));
-        let mut out = String::new();
-        let backends = snapshot["backends"]
-            .as_object()
-            .cloned()
-            .unwrap_or_default();
-        for (name, entry) in &backends {
-            let mut line = format!("{name:<15}");
-            for period in Period::BOTH {
-                let p = &entry[period.as_str()];
-                let _ = write!(line, " {} {}", period.as_str(), usd(&p["spent_usd"]));
-                if let Some(limit) = p["limit_usd"].as_f64() {
-                    let _ = write!(line, " of {}", dollars(limit));
-                }
-            }
-            if let Some(state) = entry["state"].as_str() {
-                let _ = write!(line, " ({state})");
-            }
-            let _ = writeln!(out, "{}", line.trim_end());
-        }
-        let estimate = &snapshot["all_cloud_estimate_usd"];
-        let saving = &snapshot["saving_usd"];
-        let _ = writeln!(
-            out,
-            "{:<15} day {} month {}; saving day {} month {}",
-            "all-cloud",
-            usd(&estimate["day"]),
-            usd(&estimate["month"]),
-            usd(&saving["day"]),
-            usd(&saving["month"]),
-        );
-        out
-    }
-
-    /// `Some(true)` when a ceiling is reached, `Some(false)` past the warning share.
-    fn state_of(
-        &self,
-        budget: &BudgetConfig,
-        periods: &Periods,
-        now: DateTime<Utc>,
-    ) -> Option<bool> {
-        let shares = Period::BOTH.into_iter().filter_map(|period| {
-            let ceiling = period.ceiling(budget);
-            (ceiling > 0.0).then(|| periods.get(period).spent_in(period.key(now)) / ceiling)
-        });
-        let top = shares.fold(0.0_f64, f64::max);
-        if top >= 1.0 {
-            Some(true)
-        } else {
-            (top >= budget.warn_at).then_some(false)
-        }
-    }
-
-    /// Every paid backend's spend (and the all-cloud estimate) per period, for `/metrics`.
-    pub fn readings(&self) -> Vec<SpendReading> {
-        let now = Utc::now();
-        let Ok(tallies) = self.tallies.lock() else {
-            return Vec::new();
-        };
-        let empty = Periods::default();
-        let names = self.cloud.backends.iter().map(String::as_str);
-        names
-            .chain([ALL_CLOUD])
-            .flat_map(|name| {
-                let periods = tallies.get(name).unwrap_or(&empty);
-                let budget = self.limits.get(name);
-                Period::BOTH.into_iter().map(move |period| SpendReading {
-                    backend: name.to_string(),
-                    period,
-                    usd: periods.get(period).spent_in(period.key(now)),
-                    limit_usd: budget.map(|b| period.ceiling(b)).filter(|c| *c > 0.0),
-                })
-            })
-            .collect()
-    }
 }
 
 impl Observer for Budgets {
@@ -499,22 +242,6 @@ impl Observer for Budgets {
         });
         self.add(started(&record.timestamp), steps);
     }
-}
-
-/// A ceiling for people: cents, or every digit of one set below a cent.
-fn dollars(usd: f64) -> String {
-    if usd >= 0.01 {
-        format!("${usd:.2}")
-    } else {
-        format!("${usd}")
-    }
-}
-
-/// 00:00 UTC on the first of `now`'s month.
-fn month_start(now: DateTime<Utc>) -> DateTime<Utc> {
-    let first =
-        NaiveDate::from_ymd_opt(now.year(), now.month(), 1).and_then(|d| d.and_hms_opt(0, 0, 0));
-    first.map_or(now, |t| Utc.from_utc_datetime(&t))
 }
 
 /// When a request started, from its record's timestamp (now, if it cannot be read).
@@ -551,18 +278,19 @@ fn warn_once(name: &str, period: Period, tally: &mut Tally, ceiling: f64, warn_a
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::config::Price;
+    use serde_json::json;
 
-    fn at(text: &str) -> DateTime<Utc> {
+    pub(super) fn at(text: &str) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(text)
             .unwrap()
             .with_timezone(&Utc)
     }
 
     /// xAI at $1 per million tokens in and out, with a daily and a monthly ceiling.
-    fn ledger(daily: f64, monthly: f64) -> Budgets {
+    pub(super) fn ledger(daily: f64, monthly: f64) -> Budgets {
         let mut config = Config::default();
         config.prices.insert(
             "grok-test".into(),
@@ -586,7 +314,7 @@ mod tests {
     }
 
     /// One xAI answer costing `usd` at `when`.
-    fn spend(ledger: &Budgets, when: &str, usd: f64) {
+    pub(super) fn spend(ledger: &Budgets, when: &str, usd: f64) {
         let usage = json!({"prompt_tokens": (usd * 1_000_000.0) as u64});
         let step = StepCost {
             step: "answer",
@@ -643,31 +371,6 @@ mod tests {
     }
 
     #[test]
-    fn the_snapshot_shows_spend_remaining_and_the_saving_against_all_cloud() {
-        let ledger = ledger(1.0, 10.0);
-        spend(&ledger, "2026-12-05T08:00:00Z", 0.85);
-        let local = json!({"prompt_tokens": 1_000_000});
-        // A local answer: free here, $1 all-cloud (priced at the cloud model).
-        ledger.add(
-            at("2026-12-05T08:30:00Z"),
-            std::iter::once(StepCost {
-                step: "answer",
-                provider: "primary",
-                model: "nemotron",
-                usage: Some(&local),
-            }),
-        );
-        let snapshot = ledger.snapshot_at(at("2026-12-05T09:00:00Z"));
-        let day = &snapshot["backends"]["xai"]["day"];
-        assert_eq!(day["spent_usd"], 0.85);
-        assert_eq!(day["limit_usd"], 1.0);
-        assert_eq!(day["remaining_usd"], 0.15);
-        assert_eq!(snapshot["backends"]["xai"]["state"], "warning", "past 80 %");
-        assert_eq!(snapshot["all_cloud_estimate_usd"]["day"], 1.85);
-        assert_eq!(snapshot["saving_usd"]["day"], 1.0);
-    }
-
-    #[test]
     fn counted_sessions_are_remembered_for_hours_not_the_month() {
         let ledger = ledger(1.0, 0.0);
         let now = Utc::now();
@@ -686,23 +389,5 @@ mod tests {
             2,
             "the last two hours' only"
         );
-    }
-
-    #[test]
-    fn estimated_spend_is_counted_and_shown_apart() {
-        let ledger = ledger(1.0, 0.0);
-        let usage = json!({"prompt_tokens": 400_000, "estimated": true});
-        ledger.add(
-            at("2026-12-05T08:00:00Z"),
-            std::iter::once(StepCost {
-                step: "answer",
-                provider: "xai",
-                model: "grok-test",
-                usage: Some(&usage),
-            }),
-        );
-        let snapshot = ledger.snapshot_at(at("2026-12-05T09:00:00Z"));
-        assert_eq!(snapshot["backends"]["xai"]["day"]["spent_usd"], 0.4);
-        assert_eq!(snapshot["backends"]["xai"]["day"]["estimated_usd"], 0.4);
     }
 }
