@@ -25,7 +25,7 @@ pub use passthrough::PassthroughConfig;
 pub use routes::{DescribeConfig, MaxTokens, RouteConfig, SearchConfig, Thinking};
 pub use routing::{Constrain, KeywordRule, MetaConfig, MissingKey, Price, RoutingConfig};
 pub use sections::{
-    BackendConfig, BaseUrls, HealthConfig, LogFormat, ServerConfig, SessionsConfig,
+    BackendConfig, BaseUrls, HealthConfig, LogFormat, ServerConfig, SessionFormat, SessionsConfig,
 };
 pub use validate::{META_LABEL, validate};
 

@@ -17,8 +17,9 @@ pub enum Links {
     Refuse,
 }
 
-/// The UTF-8 text of the regular file at `path`, at most `max_bytes` long.
-pub fn read_text(path: &Path, max_bytes: u64, links: Links) -> std::io::Result<String> {
+/// The regular file at `path`, open for reading: a FIFO, a device or (with
+/// `Links::Refuse`) a link is refused at once, never waited on.
+pub fn open_regular(path: &Path, links: Links) -> std::io::Result<std::fs::File> {
     // O_NONBLOCK: a FIFO opens at once (and is then refused) instead of blocking this
     // thread until someone writes to it. It changes nothing for a regular file.
     let mut flags = libc::O_NONBLOCK;
@@ -34,10 +35,16 @@ pub fn read_text(path: &Path, max_bytes: u64, links: Links) -> std::io::Result<S
             _ => e,
         })?;
     // Checked on the open file, not the path: the path could be swapped in between.
-    let meta = file.metadata()?;
-    if !meta.is_file() {
+    if !file.metadata()?.is_file() {
         return Err(Error::other("not a regular file"));
     }
+    Ok(file)
+}
+
+/// The UTF-8 text of the regular file at `path`, at most `max_bytes` long.
+pub fn read_text(path: &Path, max_bytes: u64, links: Links) -> std::io::Result<String> {
+    let file = open_regular(path, links)?;
+    let meta = file.metadata()?;
     let too_large = || Error::other(format!("larger than {max_bytes} bytes"));
     if meta.len() > max_bytes {
         return Err(too_large());

@@ -273,6 +273,20 @@ pub struct SessionsConfig {
     /// empty for none. When set, the cloud budgets count every replica's spend: read
     /// from it at start-up and every 30 s.
     pub shared_dir: PathBuf,
+    /// `files`: one file per request (the review agents' format); `segments`: one JSON
+    /// line per request in a file per UTC day, with no file created per request.
+    pub format: SessionFormat,
+}
+
+/// How session records are laid out on disk.
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum SessionFormat {
+    /// `<UTC time>_<id>.json`, one pretty-printed file per request, written atomically.
+    #[default]
+    Files,
+    /// `sessions-<UTC day>.jsonl`: one line per request, appended whole.
+    Segments,
 }
 
 impl Default for SessionsConfig {
@@ -286,6 +300,7 @@ impl Default for SessionsConfig {
             max_answer_bytes: 1024 * 1024,
             max_file_bytes: 8 * 1024 * 1024,
             shared_dir: PathBuf::new(),
+            format: SessionFormat::Files,
         }
     }
 }

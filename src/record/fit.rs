@@ -35,8 +35,43 @@ pub fn to_json(
     max_bytes: usize,
     secrets: &[Secret],
 ) -> serde_json::Result<String> {
+    fit(record, max_bytes, secrets, Style::Pretty)
+}
+
+/// [`to_json`] as one line of compact JSON, for a segment (`sessions.format =
+/// "segments"`). It is fitted by its pretty size, so it is smaller still.
+pub fn to_json_line(
+    record: &mut SessionRecord,
+    max_bytes: usize,
+    secrets: &[Secret],
+) -> serde_json::Result<String> {
+    fit(record, max_bytes, secrets, Style::Line)
+}
+
+/// How the record is written out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Style {
+    /// Indented, for a file of its own.
+    Pretty,
+    /// One line, for a segment.
+    Line,
+}
+
+fn render(record: &SessionRecord, style: Style) -> serde_json::Result<String> {
+    match style {
+        Style::Pretty => serde_json::to_string_pretty(record),
+        Style::Line => serde_json::to_string(record),
+    }
+}
+
+fn fit(
+    record: &mut SessionRecord,
+    max_bytes: usize,
+    secrets: &[Secret],
+    style: Style,
+) -> serde_json::Result<String> {
     // Nearly every record fits: written once, not measured and then written.
-    if let Some(text) = write_within(record, max_bytes)? {
+    if let Some(text) = write_within(record, max_bytes, style == Style::Pretty)? {
         return Ok(text);
     }
     let original = count(&*record)?;
@@ -52,7 +87,7 @@ pub fn to_json(
     // close the gap.
     for _ in 0..3 {
         if measure(record, max_bytes)?.is_some() {
-            return serde_json::to_string_pretty(record);
+            return render(record, style);
         }
         // Far over, the pretty size is not worth counting (indentation can dwarf the
         // text): the compact size says well enough how much must go.
@@ -77,7 +112,7 @@ pub fn to_json(
             "a session record is still larger than sessions.max_file_bytes after cutting"
         );
     }
-    serde_json::to_string_pretty(record)
+    render(record, style)
 }
 
 /// The parts of a record that carry what the client sent: the conversation, each

@@ -8,17 +8,23 @@ use serde::Serialize;
 
 use super::log::SessionRecord;
 
-/// The record as pretty JSON if that is at most `limit` bytes; memory stays within the
-/// limit either way.
+/// The record as JSON (`pretty`, or on one line) if that is at most `limit` bytes;
+/// memory stays within the limit either way.
 pub(super) fn write_within(
     record: &SessionRecord,
     limit: usize,
+    pretty: bool,
 ) -> serde_json::Result<Option<String>> {
     let mut out = Bounded {
         bytes: Vec::with_capacity(limit.min(64 * 1024)),
         limit,
     };
-    match serde_json::to_writer_pretty(&mut out, record) {
+    let written = if pretty {
+        serde_json::to_writer_pretty(&mut out, record)
+    } else {
+        serde_json::to_writer(&mut out, record)
+    };
+    match written {
         // serde_json writes UTF-8 only.
         Ok(()) => Ok(String::from_utf8(out.bytes).ok()),
         Err(e) if e.is_io() => Ok(None),

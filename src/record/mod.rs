@@ -12,6 +12,7 @@ pub mod folders;
 pub mod log;
 mod measure;
 pub mod rotation;
+pub mod segment;
 pub mod session;
 pub mod sink;
 pub mod store;

@@ -43,6 +43,15 @@ impl Rotation {
                 let name = entry.file_name().to_string_lossy().into_owned();
                 if name.starts_with('.') && name.ends_with(".json.tmp") {
                     let _ = std::fs::remove_file(entry.path());
+                } else if let Some(day) = super::segment::day_of(&name) {
+                    // A day's segment goes whole once its last day is past max_age_days.
+                    let kept_since = (Utc::now()
+                        - chrono::Duration::from_std(self.max_age)
+                            .unwrap_or(chrono::Duration::MAX))
+                    .date_naive();
+                    if day < kept_since {
+                        self.remove(&entry.path());
+                    }
                 } else if let Some(stamp) = stamp_of(&name) {
                     files.push((stamp, name));
                 }
@@ -79,12 +88,16 @@ impl Rotation {
                 break;
             }
             let path = self.dir.join(name);
-            if let Err(e) = std::fs::remove_file(&path)
-                && e.kind() != std::io::ErrorKind::NotFound
-            {
-                tracing::warn!(path = %path.display(), error = %e, "could not delete old session log");
-            }
+            self.remove(&path);
             self.files.pop_front();
+        }
+    }
+
+    fn remove(&self, path: &Path) {
+        if let Err(e) = std::fs::remove_file(path)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!(path = %path.display(), error = %e, "could not delete old session log");
         }
     }
 }
@@ -155,6 +168,21 @@ mod tests {
         let rotation = Rotation::start(dir.path(), 100, 7);
         assert_eq!(rotation.len(), 1);
         assert_eq!(names(dir.path()), vec![&recent, "README.json", "notes.txt"]);
+    }
+
+    #[test]
+    fn a_segment_goes_whole_once_its_day_is_past_max_age() {
+        let dir = tempfile::tempdir().unwrap();
+        let segment = |days_ago| {
+            let day = (Utc::now() - chrono::Duration::days(days_ago)).date_naive();
+            crate::record::segment::name_of(day)
+        };
+        for days_ago in [9, 8, 7, 0] {
+            touch(dir.path(), &segment(days_ago));
+        }
+        let rotation = Rotation::start(dir.path(), 1, 7);
+        assert!(rotation.is_empty(), "segments are not counted as files");
+        assert_eq!(names(dir.path()), vec![segment(7), segment(0)]);
     }
 
     #[test]

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::decision::Decision;
+use super::segment;
 use crate::files::{self, Links};
 
 /// One session as read back from its file (fields the tools use; unknown ones ignored).
@@ -119,15 +120,17 @@ pub fn scan(
 }
 
 /// Hands each session in `dirs` since `since` to `found`, oldest first across all the
-/// folders (a file's name starts with its UTC start time), one file in memory at a
-/// time; files that are not readable sessions come as `Err`. Sub-folders are not read:
-/// `folders::expand` decides which folders are.
+/// folders (a file's name starts with its UTC start time; a day's segment comes before
+/// that day's files, its lines in the order written), one session in memory at a time;
+/// files and lines that are not readable sessions come as `Err`. Sub-folders are not
+/// read: `folders::expand` decides which folders are.
 pub fn visit(
     dirs: &[PathBuf],
     since: Option<DateTime<Utc>>,
     mut found: impl FnMut(Result<LoggedSession, Skipped>),
 ) -> std::io::Result<()> {
-    let mut files: Vec<(String, PathBuf)> = Vec::new();
+    // (sort key, path, whether it is a segment)
+    let mut files: Vec<(String, PathBuf, bool)> = Vec::new();
     for dir in dirs {
         let entries = std::fs::read_dir(dir)
             .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", dir.display())))?;
@@ -139,22 +142,58 @@ pub fn visit(
             if name.starts_with('.') || is_dir {
                 continue; // temp files being written, and sub-folders
             }
+            if let Some(day) = segment::day_of(&name) {
+                if since.is_none_or(|s| day >= s.date_naive()) {
+                    files.push((format!("{}T000000.000Z", day.format("%Y%m%d")), path, true));
+                }
+                continue;
+            }
             match stamp_of(&name) {
                 None => found(Err(Skipped {
                     path,
                     reason: "not a session file (name)".into(),
                 })),
                 Some(stamp) if since.is_some_and(|s| stamp < s.naive_utc()) => {}
-                Some(_) => files.push((name, path)),
+                Some(_) => files.push((name, path, false)),
             }
         }
     }
     // By name, then folder: two replicas' sessions interleave by their start times.
     files.sort();
-    for (_, path) in files {
-        found(read(&path).map_err(|reason| Skipped { path, reason }));
+    for (_, path, is_segment) in files {
+        if is_segment {
+            visit_segment(&path, since, &mut found);
+        } else {
+            found(read(&path).map_err(|reason| Skipped { path, reason }));
+        }
     }
     Ok(())
+}
+
+/// Hands each session of the segment at `path` that started since `since` to `found`.
+fn visit_segment(
+    path: &Path,
+    since: Option<DateTime<Utc>>,
+    found: &mut impl FnMut(Result<LoggedSession, Skipped>),
+) {
+    let skipped = |reason: String| Skipped {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let read = segment::read_lines(path, MAX_FILE_BYTES, |line| match line.and_then(parse) {
+        Ok(session) if since.is_some_and(|s| started(&session) < s) => {}
+        Ok(session) => found(Ok(session)),
+        Err(reason) => found(Err(skipped(reason))),
+    });
+    if let Err(e) = read {
+        found(Err(skipped(e.to_string())));
+    }
+}
+
+/// When a session started, from its timestamp (the epoch when unreadable: it is old).
+fn started(session: &LoggedSession) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(&session.timestamp)
+        .map_or(DateTime::UNIX_EPOCH, |t| t.with_timezone(&Utc))
 }
 
 /// `session` without what lists and summaries never read.
@@ -177,23 +216,44 @@ pub fn find(dirs: &[PathBuf], id: &str) -> Result<LoggedSession, String> {
     if id.is_empty() || !id.chars().all(|c| c.is_ascii_hexdigit()) {
         return Err(format!("{id:?} is not a session id (8 hex characters)"));
     }
-    let mut matches: Vec<PathBuf> = Vec::new();
+    // (where, its full id, the session when already read from a segment)
+    let mut matches: Vec<(PathBuf, String, Option<LoggedSession>)> = Vec::new();
     for dir in dirs {
         let entries = std::fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-        matches.extend(entries.flatten().map(|e| e.path()).filter(|p| {
-            id_of(p).is_some_and(|file_id| file_id.starts_with(&id))
-                && p.extension().is_some_and(|e| e == "json")
-        }));
+        for path in entries.flatten().map(|e| e.path()) {
+            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            if segment::day_of(name).is_some() {
+                // A compact line names its id early: only likely lines are parsed.
+                let needle = format!("\"id\":\"{id}");
+                let _ = segment::read_lines(&path, MAX_FILE_BYTES, |line| {
+                    if let Ok(session) = line
+                        .ok()
+                        .filter(|text| text.contains(&needle))
+                        .map_or(Err(String::new()), parse)
+                        && session.id.starts_with(&id)
+                    {
+                        matches.push((path.clone(), session.id.clone(), Some(session)));
+                    }
+                });
+            } else if path.extension().is_some_and(|e| e == "json")
+                && let Some(file_id) = id_of(&path).filter(|f| f.starts_with(&id))
+            {
+                let file_id = file_id.to_string();
+                matches.push((path, file_id, None));
+            }
+        }
     }
-    matches.sort();
+    matches.sort_by(|a, b| a.0.cmp(&b.0));
+    let paths: Vec<PathBuf> = matches.iter().map(|m| m.0.clone()).collect();
     match matches.as_slice() {
-        [one] => read(one).map_err(|e| format!("{}: {e}", one.display())),
+        [(_, _, Some(session))] => Ok(session.clone()),
+        [(path, _, None)] => read(path).map_err(|e| format!("{}: {e}", path.display())),
         [] => Err(format!("no session {id} in {}", shown(dirs))),
-        many if many.iter().all(|p| id_of(p) == id_of(&many[0])) => Err(format!(
+        many if many.iter().all(|m| m.1 == many[0].1) => Err(format!(
             "session {} is in {} folders (replicas gave the same id): {}; show one with --dir FOLDER",
-            id_of(&many[0]).unwrap_or(&id),
+            many[0].1,
             many.len(),
-            shown(many)
+            shown(&paths)
         )),
         many => Err(format!(
             "{id} matches {} sessions; give more characters",
@@ -217,8 +277,13 @@ fn shown(paths: &[PathBuf]) -> String {
 
 fn read(path: &Path) -> Result<LoggedSession, String> {
     let text = files::read_text(path, MAX_FILE_BYTES, Links::Refuse).map_err(|e| e.to_string())?;
+    parse(&text)
+}
+
+/// One session from its JSON text (a file's, or a segment's line).
+fn parse(text: &str) -> Result<LoggedSession, String> {
     let session: LoggedSession =
-        serde_json::from_str(&text).map_err(|e| format!("not valid session JSON: {e}"))?;
+        serde_json::from_str(text).map_err(|e| format!("not valid session JSON: {e}"))?;
     if session.schema_version == 0 || session.id.is_empty() {
         return Err("not a session (no schema_version or id)".into());
     }

@@ -14,8 +14,9 @@ use super::disk::{self, DiskHealth};
 use super::fit;
 use super::log::SessionRecord;
 use super::rotation::{Rotation, file_name};
+use super::segment::Appender;
 use super::sink::{Observer, SessionSink, WriterMsg};
-use crate::config::SessionsConfig;
+use crate::config::{SessionFormat, SessionsConfig};
 use crate::secret::Secret;
 
 /// How often old files are swept even when no request arrives.
@@ -56,6 +57,8 @@ pub fn start(
     let rotation = Rotation::start(&dir, config.max_files, config.max_age_days);
     let (queue, receiver) = mpsc::channel(queue.max(1));
     let disk = Disk {
+        segments: (config.format == SessionFormat::Segments)
+            .then(|| Appender::new(&dir, config.fsync)),
         dir,
         fsync: config.fsync,
         max_file_bytes: config.max_file_bytes,
@@ -111,6 +114,8 @@ impl SessionWriter {
 }
 
 struct Disk {
+    /// With `sessions.format = "segments"`: the day's segment, kept open.
+    segments: Option<Appender>,
     dir: PathBuf,
     fsync: bool,
     max_file_bytes: usize,
@@ -120,7 +125,7 @@ struct Disk {
 
 fn run(
     mut receiver: mpsc::Receiver<WriterMsg>,
-    disk: Disk,
+    mut disk: Disk,
     mut rotation: Rotation,
     observers: &[Arc<dyn Observer>],
 ) {
@@ -146,22 +151,35 @@ fn run(
 }
 
 impl Disk {
-    /// Writes one record atomically and returns its file name.
-    fn write(&self, mut record: SessionRecord) -> std::io::Result<String> {
+    /// Writes one record atomically (a file of its own, or a whole line of the day's
+    /// segment) and returns the file's name.
+    fn write(&mut self, mut record: SessionRecord) -> std::io::Result<String> {
         let name = file_name(record.started_at, &record.id);
         summarise_data_urls(&mut record.client_messages);
         for step in &mut record.steps {
             summarise_data_urls(&mut step.messages_sent);
         }
-        let mut text = fit::to_json(&mut record, self.max_file_bytes, &self.secrets)
-            .map_err(std::io::Error::other)?;
-        drop(record);
-        crate::secret::redact_all(&mut text, &self.secrets);
-        text.push('\n');
-        let result = disk::write_file(&self.dir, &name, text.as_bytes(), self.fsync)
-            .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", self.dir.display())));
+        let started_at = record.started_at;
+        let result = match &mut self.segments {
+            Some(segments) => {
+                let mut line = fit::to_json_line(&mut record, self.max_file_bytes, &self.secrets)
+                    .map_err(std::io::Error::other)?;
+                drop(record);
+                crate::secret::redact_all(&mut line, &self.secrets);
+                segments.append(started_at, line.as_bytes())
+            }
+            None => {
+                let mut text = fit::to_json(&mut record, self.max_file_bytes, &self.secrets)
+                    .map_err(std::io::Error::other)?;
+                drop(record);
+                crate::secret::redact_all(&mut text, &self.secrets);
+                text.push('\n');
+                disk::write_file(&self.dir, &name, text.as_bytes(), self.fsync).map(|()| name)
+            }
+        }
+        .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", self.dir.display())));
         self.health.set(result.as_ref().map(|_| ()));
-        result.map(|()| name)
+        result
     }
 }
 

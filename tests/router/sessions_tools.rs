@@ -465,3 +465,50 @@ async fn meta_suspects_are_flagged_in_the_log_stats_and_metrics_never_routed() {
         "{metrics}"
     );
 }
+
+/// `sessions.format = "segments"`: one whole JSON line per request in the day's file,
+/// read by `/stats`, `sessions list`, `show`, `stats` and `export` as files are.
+#[tokio::test]
+async fn segments_hold_a_whole_line_per_request_and_every_reader_reads_them() {
+    let fake = Fake::start().await;
+    let router = TestRouter::start(&fake.url, |c| {
+        c.sessions.format = ai_router::config::SessionFormat::Segments;
+    })
+    .await;
+    for text in ["one", "two", "three"] {
+        assert_eq!(router.chat(&crate::common::user(text)).await.status(), 200);
+    }
+    router.flush().await;
+    let names: Vec<String> = std::fs::read_dir(&router.sessions_dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    let today = chrono::Utc::now()
+        .format("sessions-%Y%m%d.jsonl")
+        .to_string();
+    assert_eq!(
+        names,
+        std::slice::from_ref(&today),
+        "one segment, no file per request"
+    );
+    let text = std::fs::read_to_string(router.sessions_dir.join(&today)).unwrap();
+    assert!(text.ends_with('\n'));
+    let lines: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 3);
+    assert_eq!(lines[1]["user_query"], "two");
+
+    let (_, _, stats) = router.get("/stats").await;
+    assert_eq!(stats["last_24h"]["sessions"], 3, "{stats}");
+    let dir = router.sessions_dir.to_str().unwrap().to_string();
+    let listed = json_of(&["sessions", "--dir", &dir, "--json", "list"]).await;
+    assert_eq!(listed.as_array().unwrap().len(), 3);
+    let id = lines[2]["id"].as_str().unwrap();
+    let (ok, shown, err) = run(&["sessions", "--dir", &dir, "show", id], &[]).await;
+    assert!(ok && shown.contains("three"), "{shown}{err}");
+    let (ok, exported, _) = run(&["sessions", "--dir", &dir, "export"], &[]).await;
+    assert!(ok);
+    assert_eq!(exported.lines().count(), 3);
+}
