@@ -9,6 +9,7 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
+mod dashboard;
 mod eval;
 mod legacy;
 mod passthrough;
@@ -17,6 +18,7 @@ mod routing;
 mod sections;
 mod validate;
 
+pub use dashboard::DashboardConfig;
 pub use eval::EvalConfig;
 pub use legacy::{FailoverConfig, XaiConfig};
 pub use passthrough::PassthroughConfig;
@@ -51,6 +53,8 @@ pub struct Config {
     pub eval: EvalConfig,
     /// `[passthrough."/v1/PATH"]`: other API paths passed to a backend as they came.
     pub passthrough: BTreeMap<String, PassthroughConfig>,
+    /// `[dashboard]`: the web dashboard under `/dashboard`.
+    pub dashboard: DashboardConfig,
     /// `[xai]`: older names for route settings (see `legacy`); empty once loaded.
     #[serde(default, skip_serializing_if = "is_default_xai")]
     pub xai: XaiConfig,
@@ -83,6 +87,7 @@ impl Default for Config {
             prices: routing::default_prices(),
             eval: EvalConfig::default(),
             passthrough: BTreeMap::new(),
+            dashboard: DashboardConfig::default(),
             xai: XaiConfig::default(),
             failover: FailoverConfig::default(),
             notes: Vec::new(),

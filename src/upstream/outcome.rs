@@ -63,6 +63,10 @@ pub fn judge(error: &Error) -> Verdict {
         | Error::KeyMissing { .. }
         | Error::ImagesUnsupported { .. }
         | Error::Unauthorized { .. }
+        | Error::Forbidden { .. }
+        | Error::AdminKeyRequired { .. }
+        | Error::TooManyFeeds { .. }
+        | Error::SessionsUnreadable { .. }
         | Error::Overloaded { .. }
         | Error::RateLimited { .. }
         | Error::TooManyStreams { .. }
