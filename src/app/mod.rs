@@ -11,6 +11,7 @@ use crate::config::Config;
 use crate::edge::state::{AppState, Parts};
 use crate::observe::live::LiveStats;
 use crate::observe::metrics::Metrics;
+use crate::observe::recent::Recent;
 use crate::prompts::{self, PromptSet};
 use crate::record::sink::{Observer, SessionSink};
 use crate::record::writer::{self, SessionWriter};
@@ -62,7 +63,8 @@ impl App {
         let live = Arc::new(LiveStats::new(
             route_names(&routing.table).iter().map(String::as_str),
         ));
-        let observers: Vec<Arc<dyn Observer>> = vec![metrics.clone(), live.clone()];
+        let recent = Arc::new(Recent::default());
+        let observers: Vec<Arc<dyn Observer>> = vec![metrics.clone(), live.clone(), recent.clone()];
         let (sessions, writer) = if config.sessions.enabled {
             // Room for every request being answered, and as many finished ones waiting
             // for the disk.
@@ -87,6 +89,7 @@ impl App {
             sessions,
             metrics,
             live,
+            recent,
         })?;
         Ok(App {
             state: Arc::new(state),

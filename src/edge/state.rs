@@ -9,6 +9,7 @@ use bytes::Bytes;
 use crate::config::Config;
 use crate::observe::live::LiveStats;
 use crate::observe::metrics::Metrics;
+use crate::observe::recent::Recent;
 use crate::prompts::PromptSet;
 use crate::proxy::Proxy;
 use crate::record::sink::SessionSink;
@@ -18,6 +19,7 @@ use crate::upstream::Backends;
 use crate::upstream::readiness::Readiness;
 
 use super::client_keys::ClientKeys;
+use super::dashboard::{AdminKey, Feeds};
 use super::key_limits::KeyLimits;
 use super::stats::SummaryCache;
 
@@ -54,6 +56,12 @@ pub struct AppState {
     pub cloud: Cloud,
     /// `/health/ready`'s probe rounds, shared by callers close in time.
     pub readiness: Readiness,
+    /// The last minutes of requests, for the dashboard's overview.
+    pub recent: Arc<Recent>,
+    /// The dashboard's admin key, when one is configured.
+    pub admin_key: AdminKey,
+    /// The dashboard's live feeds open now, bounded.
+    pub feeds: Feeds,
 }
 
 /// The parts `AppState` is made of that are built before it.
@@ -66,6 +74,7 @@ pub struct Parts {
     pub sessions: SessionSink,
     pub metrics: Arc<Metrics>,
     pub live: Arc<LiveStats>,
+    pub recent: Arc<Recent>,
 }
 
 impl AppState {
@@ -79,6 +88,7 @@ impl AppState {
             sessions,
             metrics,
             live,
+            recent,
         } = parts;
         let client_keys = ClientKeys::load(&config.server).map_err(StateError::ClientKeys)?;
         let server = &config.server;
@@ -88,8 +98,19 @@ impl AppState {
                 "server.key_requests_per_minute / key_max_streams are set but no client keys are: they apply to nobody"
             );
         }
+        let admin_key = AdminKey::load(&config.dashboard).map_err(StateError::AdminKey)?;
+        if admin_key
+            .secret()
+            .is_some_and(|key| client_keys.is_key(key.expose()))
+        {
+            // A client key opens chats for whoever holds it; the dashboard shows everyone's.
+            return Err(StateError::AdminKey(
+                "the dashboard's admin key is also a client key: give the dashboard a key of its own".into(),
+            ));
+        }
         let key_limits = KeyLimits::new(server.key_requests_per_minute, server.key_max_streams);
         let proxy = Arc::new(Proxy::new(&config, backends.clone(), routing.table.clone()));
+        let feeds = Feeds::new(config.dashboard.max_live_feeds);
         Ok(AppState {
             models_body: models_body(&config),
             capacity: Arc::new(tokio::sync::Semaphore::new(server.max_concurrent_requests)),
@@ -106,6 +127,9 @@ impl AppState {
             key_limits,
             day_summary: SummaryCache::default(),
             readiness: Readiness::default(),
+            recent,
+            feeds,
+            admin_key,
         })
     }
 
@@ -133,6 +157,9 @@ pub enum StateError {
     /// The client keys are configured but unusable.
     #[error("{0}")]
     ClientKeys(String),
+    /// The dashboard's admin key is configured but unusable.
+    #[error("{0}")]
+    AdminKey(String),
 }
 
 fn models_body(config: &Config) -> Bytes {

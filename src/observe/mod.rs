@@ -1,4 +1,6 @@
-//! What the router shows about itself: Prometheus metrics and live counters.
+//! What the router shows about itself: Prometheus metrics, live counters, and the
+//! recent requests the dashboard's overview draws.
 
 pub mod live;
 pub mod metrics;
+pub mod recent;

@@ -21,6 +21,7 @@ mod chosen_routes;
 mod cli;
 mod confidence;
 mod configmap_reload;
+mod dashboard;
 mod errors;
 mod eval;
 mod images;
