@@ -492,3 +492,78 @@ async fn the_prompts_page_lists_the_files_in_use() {
     assert_eq!(system["fallback"], false);
     assert!(system["file_modified"].is_string());
 }
+
+#[tokio::test]
+async fn the_prompts_page_shows_a_reload_and_a_reload_error() {
+    let fake = Fake::start().await;
+    let router = TestRouter::start(&fake.url, |_| {}).await;
+    let prompt = |body: &Value, name: &str| {
+        body["prompts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("no {name} in {body}"))
+    };
+    let (_, _, before) = router.get("/dashboard/api/prompts").await;
+    let loaded_before = prompt(&before, "primary/system.md")["loaded_at"].clone();
+    std::fs::write(
+        router.prompts_dir.join("primary/system.md"),
+        "EDITED <b>PROMPT</b>.",
+    )
+    .unwrap();
+    // A broken file (its required placeholder gone) saved with it.
+    std::fs::write(
+        router.prompts_dir.join("routing/request.md"),
+        "no placeholder",
+    )
+    .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let after = loop {
+        let (_, _, body) = router.get("/dashboard/api/prompts").await;
+        let edited = prompt(&body, "primary/system.md")["text"] == "EDITED <b>PROMPT</b>.";
+        if edited && prompt(&body, "routing/request.md")["reload_error"].is_string() {
+            break body;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no reload seen: {body}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    let system = prompt(&after, "primary/system.md");
+    assert_ne!(system["loaded_at"], loaded_before, "the reload time moved");
+    assert_eq!(system["reload_error"], Value::Null);
+    let broken = prompt(&after, "routing/request.md");
+    assert!(
+        broken["reload_error"]
+            .as_str()
+            .unwrap()
+            .contains("placeholder"),
+        "{broken}"
+    );
+    assert_eq!(
+        broken["text"], "CONTEXT: {{context}}\nCLASSIFY: {{query}}",
+        "the last good text stays"
+    );
+    // Mended: the error goes.
+    std::fs::write(
+        router.prompts_dir.join("routing/request.md"),
+        "MENDED {{query}} {{context}}",
+    )
+    .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let (_, _, body) = router.get("/dashboard/api/prompts").await;
+        let mended = prompt(&body, "routing/request.md");
+        if mended["reload_error"].is_null() && mended["text"] == "MENDED {{query}} {{context}}" {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the mended file was not reloaded: {body}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}

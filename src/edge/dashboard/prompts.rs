@@ -1,5 +1,6 @@
 //! `GET /dashboard/api/prompts`: the prompt files in use — each one's text, where it came
-//! from (its file, or the built-in copy) and when its file last changed.
+//! from (its file, or the built-in copy), when it was read in, when its file last
+//! changed, and why the last reload could not use the file, if it could not.
 
 use std::sync::Arc;
 
@@ -27,6 +28,8 @@ pub(super) async fn list(State(state): State<Arc<AppState>>) -> Response {
                 "source": source,
                 "fallback": prompt.source == PromptSource::Fallback,
                 "file_modified": modified,
+                "loaded_at": prompt.loaded_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                "reload_error": prompt.reload_error,
                 "text": prompt.text,
             })
         })
