@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# `make test-ui`: the dashboard in a real browser. Starts the router (debug build, or
+# UI_ROUTER_BIN) on tests/live/fake_openai.py's fake backends, listening on every
+# address so the refusal can be tried from a non-loopback one, and drives Debian's
+# Chromium through tests/ui/test_dashboard.py. Screenshots go to target/ui-screenshots/.
+# Everything started here is stopped by PID on exit.
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+root="$(cd "${here}/../.." && pwd)"
+work="$(mktemp -d "${TMPDIR:-/tmp}/ai-router-ui.XXXXXX")"
+shots="${UI_SCREENSHOTS:-${root}/target/ui-screenshots}"
+
+say() { printf '\033[1m[ui]\033[0m %s\n' "$*" >&2; }
+# shellcheck source=SCRIPTDIR/../lib/procs.sh
+source "${here}/../lib/procs.sh"
+
+for tool in chromium chromedriver; do
+    command -v "${tool}" >/dev/null || { say "${tool} is missing: apt-get install -y chromium chromium-driver"; exit 1; }
+done
+# Selenium, pinned, in a private venv so the system Python is left alone; it is handed
+# Debian's chromedriver, so it never downloads a driver of its own.
+venv="${AI_ROUTER_CACHE:-${HOME}/.cache/ai-router}/ui-venv"
+if [[ ! -x "${venv}/bin/python" ]] || ! "${venv}/bin/python" -c 'import selenium' 2>/dev/null; then
+    say "installing selenium into ${venv}"
+    python3 -m venv "${venv}"
+    "${venv}/bin/pip" install --quiet --disable-pip-version-check -r "${here}/requirements.txt"
+fi
+
+target="${CARGO_TARGET_DIR:-${root}/target}"
+router_bin="${UI_ROUTER_BIN:-${target}/debug/ai-router}"
+if [[ -z "${UI_ROUTER_BIN:-}" ]]; then
+    say "building the router (cargo build --locked)"
+    cargo build --locked --manifest-path "${root}/Cargo.toml" >&2
+fi
+
+# An address of this machine that is not loopback: a browser reaching the router there
+# is a non-loopback peer, the honest way to see the dashboard refuse one.
+outside="$(ip -4 -o addr show scope global 2>/dev/null | awk '{split($4, a, "/"); print a[1]; exit}')"
+[[ -n "${outside}" ]] || { say "no non-loopback IPv4 address on this machine: cannot try the refusal"; exit 1; }
+
+python3 -u "${root}/tests/live/fake_openai.py" --xai-key ui-test-key --chunk-delay 0.15 \
+    >"${work}/fake.out" 2>"${work}/fake.log" &
+pids+=($!)
+for _ in $(seq 50); do
+    grep -q '^listening on' "${work}/fake.out" && break
+    sleep 0.1
+done
+fake_port="$(sed -n 's/^listening on 127.0.0.1:\([0-9]*\)$/\1/p' "${work}/fake.out")"
+[[ -n "${fake_port}" ]] || { cat "${work}/fake.log" >&2; say "the fake backend did not start"; exit 1; }
+fake="http://127.0.0.1:${fake_port}/v1"
+
+# The prompts are a copy, so the test can edit one and watch the reload.
+cp -r "${root}/prompts" "${work}/prompts"
+port="$(free_port)"
+(
+    cd "${root}"
+    export AI_ROUTER_SERVER__LISTEN="0.0.0.0:${port}"
+    export AI_ROUTER_SERVER__PROMPTS_DIR="${work}/prompts"
+    export AI_ROUTER_BACKENDS__CLASSIFIER__BASE_URL="${fake}"
+    export AI_ROUTER_BACKENDS__CLASSIFIER__MODEL="fake-classifier"
+    export AI_ROUTER_BACKENDS__PRIMARY__BASE_URL="${fake}"
+    export AI_ROUTER_BACKENDS__PRIMARY__MODEL="fake-primary"
+    export AI_ROUTER_BACKENDS__XAI__BASE_URL="${fake}"
+    export XAI_MODEL="fake-grok"
+    export XAI_API_KEY="ui-test-key"
+    export AI_ROUTER_SESSIONS__DIR="${work}/sessions"
+    exec "${router_bin}" serve --config config/router.toml
+) >"${work}/router.log" 2>&1 &
+router_pid=$!
+pids+=("${router_pid}")
+if ! wait_for "http://127.0.0.1:${port}/health" 60 "${router_pid}"; then
+    tail -n 30 "${work}/router.log" >&2
+    say "the router did not start; its log is above"
+    exit 1
+fi
+
+mkdir -p "${shots}"
+say "driving Chromium: http://127.0.0.1:${port}/dashboard (and from ${outside})"
+status=0
+"${venv}/bin/python" "${here}/test_dashboard.py" --url "http://127.0.0.1:${port}" \
+    --outside-url "http://${outside}:${port}" --prompts "${work}/prompts" \
+    --screenshots "${shots}" || status=1
+if ((status)); then
+    tail -n 40 "${work}/router.log" >&2
+    say "failed; screenshots in ${shots}"
+else
+    say "passed; screenshots in ${shots}"
+    rm -rf "${work}"
+fi
+exit "${status}"
