@@ -57,6 +57,27 @@ async fn send(
     )
 }
 
+/// `GET path`'s body as text.
+async fn text(router: &TestRouter, path: &str) -> String {
+    let response = client()
+        .get(format!("{}{path}", router.url))
+        .send()
+        .await
+        .unwrap();
+    response.text().await.unwrap()
+}
+
+/// The playground's chat: "hi there", on `route` or the classifier's choice.
+async fn play(router: &TestRouter, route: Option<&str>) -> reqwest::Response {
+    let ask = json!({"messages": [{"role": "user", "content": "hi there"}], "route": route});
+    client()
+        .post(format!("{}/dashboard/api/chat", router.url))
+        .json(&ask)
+        .send()
+        .await
+        .unwrap()
+}
+
 fn assert_refused(status: StatusCode, body: &Value, code: &str) {
     assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
     assert_eq!(body["error"]["code"], code, "{body}");
@@ -271,26 +292,12 @@ async fn pages_and_assets_carry_a_strict_policy_and_no_inline_script() {
         assert_eq!(headers["x-content-type-options"], "nosniff");
         assert_eq!(headers["referrer-policy"], "no-referrer");
     }
-    let page = client()
-        .get(format!("{}/dashboard", router.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = text(&router, "/dashboard").await;
     // Every script is a file of its own: no inline code for the policy to have to allow.
     assert!(
         !page.contains("<script>") && page.contains(r#"<script src="/dashboard/assets/app.js""#)
     );
-    let script = client()
-        .get(format!("{}/dashboard/assets/app.js", router.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let script = text(&router, "/dashboard/assets/app.js").await;
     assert!(
         !script.contains("innerHTML")
             && !script.contains("insertAdjacentHTML")
@@ -371,13 +378,7 @@ async fn the_playground_streams_through_the_real_pipeline_and_can_choose_a_route
         c.server.api_keys_env = "PATH".into(); // client keys on: the playground needs none
     })
     .await;
-    let ask = |route: Option<&str>| json!({"messages": [{"role": "user", "content": "hi there"}], "route": route});
-    let response = client()
-        .post(format!("{}/dashboard/api/chat", router.url))
-        .json(&ask(None))
-        .send()
-        .await
-        .unwrap();
+    let response = play(&router, None).await;
     assert_eq!(response.status(), 200);
     assert!(
         response.headers()["content-type"]
@@ -394,24 +395,14 @@ async fn the_playground_streams_through_the_real_pipeline_and_can_choose_a_route
     assert!(text.contains("data: [DONE]"), "{text}");
     // A chosen route: no classifier call, the route the label names.
     let calls_before = router.classifier.received().len();
-    let response = client()
-        .post(format!("{}/dashboard/api/chat", router.url))
-        .json(&ask(Some("complex")))
-        .send()
-        .await
-        .unwrap();
+    let response = play(&router, Some("complex")).await;
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["x-ai-router-route"], "xai");
     response.text().await.unwrap();
     assert_eq!(router.classifier.received().len(), calls_before);
     assert!(!xai.received().is_empty());
     // A label that cannot be chosen: a clear 400.
-    let response = client()
-        .post(format!("{}/dashboard/api/chat", router.url))
-        .json(&ask(Some("NOPE")))
-        .send()
-        .await
-        .unwrap();
+    let response = play(&router, Some("NOPE")).await;
     assert_eq!(response.status(), 400);
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["error"]["param"], "route");
