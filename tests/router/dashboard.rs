@@ -558,3 +558,43 @@ async fn the_prompts_page_shows_a_reload_and_a_reload_error() {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
 }
+
+#[tokio::test]
+async fn another_site_cannot_post_to_the_dashboard() {
+    let fake = Fake::start().await;
+    let router = TestRouter::start(&fake.url, |_| {}).await;
+    let chat = r#"{"messages":[{"role":"user","content":"hi"}]}"#;
+    let post = |content_type: &'static str, site: &'static str| {
+        client()
+            .post(format!("{}/dashboard/api/chat", router.url))
+            .header("content-type", content_type)
+            .header("sec-fetch-site", site)
+            .body(chat)
+            .send()
+    };
+    // A form or a text/plain fetch from another page: no preflight, so refused here.
+    let response = post("text/plain", "same-origin").await.unwrap();
+    assert_eq!(response.status(), 400);
+    let response = post("application/json", "cross-site").await.unwrap();
+    assert_eq!(response.status(), 403);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "dashboard_forbidden");
+    let response = post("application/json", "same-origin").await.unwrap();
+    assert_eq!(response.status(), 200);
+    response.text().await.unwrap();
+}
+
+#[tokio::test]
+async fn without_session_logs_the_sessions_say_why() {
+    let fake = Fake::start().await;
+    let router = TestRouter::start(&fake.url, |c| c.sessions.enabled = false).await;
+    let (status, _, body) = router.get("/dashboard/api/sessions").await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["error"]["code"], "sessions_unreadable");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("sessions.enabled = false")
+    );
+}

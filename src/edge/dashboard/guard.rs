@@ -156,6 +156,18 @@ fn admit(key: &AdminKey, request: &Request) -> Result<(), Refusal> {
             "the dashboard refuses requests sent from another site",
         ));
     }
+    // And for browsers that do not say: a JSON body is one no other site can send
+    // without the browser asking first (CORS), which the dashboard never allows.
+    let json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if request.method() == Method::POST && !json {
+        return Err(Refusal::Error(Error::invalid(
+            "the dashboard's POST requests carry JSON (Content-Type: application/json)",
+            "content-type",
+        )));
+    }
     if key.secret().is_some() {
         if key.admits(headers) || is_sign_in(request.method(), path) {
             return Ok(());

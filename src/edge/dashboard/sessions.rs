@@ -91,6 +91,12 @@ impl Filter {
     }
 }
 
+/// Why there are no session logs to read, when logging is off.
+fn disabled(state: &AppState) -> Option<Response> {
+    (!state.config.sessions.enabled)
+        .then(|| unreadable("session logs are disabled (sessions.enabled = false)".into()))
+}
+
 /// The folders that hold this router's sessions (its own, and replicas' beside it).
 fn dirs(state: &AppState) -> Vec<PathBuf> {
     let own = std::slice::from_ref(&state.config.sessions.dir);
@@ -100,6 +106,9 @@ fn dirs(state: &AppState) -> Vec<PathBuf> {
 /// `GET /dashboard/api/sessions?route=&label=&fallback=&error=&client=&q=&since=&limit=`.
 pub(super) async fn list(State(state): State<Arc<AppState>>, uri: Uri) -> Response {
     let filter = Filter::of(&uri);
+    if let Some(refusal) = disabled(&state) {
+        return refusal;
+    }
     let since = match store::since(filter.since.as_deref().unwrap_or("24h")) {
         Ok(since) => since,
         Err(e) => return Error::invalid(e, "since").into_response(),
@@ -150,6 +159,9 @@ fn row(session: &LoggedSession) -> Value {
 pub(super) async fn story(State(state): State<Arc<AppState>>, Path(id): Path<String>) -> Response {
     if id.len() > 16 || !id.chars().all(|c| c.is_ascii_hexdigit()) {
         return Error::invalid("a session id is 8 hex characters", "id").into_response();
+    }
+    if let Some(refusal) = disabled(&state) {
+        return refusal;
     }
     let dirs = dirs(&state);
     let cloud = state.cloud.clone();
