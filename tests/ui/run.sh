@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# `make test-ui`: the dashboard in a real browser. Starts the router (debug build, or
-# UI_ROUTER_BIN) on tests/live/fake_openai.py's fake backends, listening on every
-# address so the refusal can be tried from a non-loopback one, and drives Debian's
-# Chromium through tests/ui/test_dashboard.py. Screenshots go to target/ui-screenshots/.
+# `make test-ui`: the dashboard in a real browser. Starts two routers (debug build, or
+# UI_ROUTER_BIN) on tests/live/fake_openai.py's fake backends, both listening on every
+# address so they can be reached from a non-loopback one: one as shipped (loopback only),
+# one with an admin key; then drives Debian's Chromium through tests/ui/test_dashboard.py. Screenshots go to target/ui-screenshots/.
 # Everything started here is stopped by PID on exit.
 set -euo pipefail
 
@@ -52,37 +52,52 @@ fake="http://127.0.0.1:${fake_port}/v1"
 
 # The prompts are a copy, so the test can edit one and watch the reload.
 cp -r "${root}/prompts" "${work}/prompts"
-port="$(free_port)"
-(
-    cd "${root}"
-    export AI_ROUTER_SERVER__LISTEN="0.0.0.0:${port}"
-    export AI_ROUTER_SERVER__PROMPTS_DIR="${work}/prompts"
-    export AI_ROUTER_BACKENDS__CLASSIFIER__BASE_URL="${fake}"
-    export AI_ROUTER_BACKENDS__CLASSIFIER__MODEL="fake-classifier"
-    export AI_ROUTER_BACKENDS__PRIMARY__BASE_URL="${fake}"
-    export AI_ROUTER_BACKENDS__PRIMARY__MODEL="fake-primary"
-    export AI_ROUTER_BACKENDS__XAI__BASE_URL="${fake}"
-    export XAI_MODEL="fake-grok"
-    export XAI_API_KEY="ui-test-key"
-    export AI_ROUTER_SESSIONS__DIR="${work}/sessions"
-    exec "${router_bin}" serve --config config/router.toml
-) >"${work}/router.log" 2>&1 &
-router_pid=$!
-pids+=("${router_pid}")
-if ! wait_for "http://127.0.0.1:${port}/health" 60 "${router_pid}"; then
-    tail -n 30 "${work}/router.log" >&2
-    say "the router did not start; its log is above"
-    exit 1
-fi
+# start_router NAME [VAR=VALUE...]: a router on every address at a free port, on the fake
+# backends, with its own session folder and these extra variables; sets `port`.
+start_router() {
+    local name="$1"
+    shift
+    port="$(free_port)"
+    (
+        cd "${root}"
+        export AI_ROUTER_SERVER__LISTEN="0.0.0.0:${port}"
+        export AI_ROUTER_SERVER__PROMPTS_DIR="${work}/prompts"
+        export AI_ROUTER_BACKENDS__CLASSIFIER__BASE_URL="${fake}"
+        export AI_ROUTER_BACKENDS__CLASSIFIER__MODEL="fake-classifier"
+        export AI_ROUTER_BACKENDS__PRIMARY__BASE_URL="${fake}"
+        export AI_ROUTER_BACKENDS__PRIMARY__MODEL="fake-primary"
+        export AI_ROUTER_BACKENDS__XAI__BASE_URL="${fake}"
+        export XAI_MODEL="fake-grok"
+        export XAI_API_KEY="ui-test-xai-key-0123456789"
+        export AI_ROUTER_SESSIONS__DIR="${work}/sessions-${name}"
+        for assignment in "$@"; do export "${assignment?}"; done
+        exec "${router_bin}" serve --config config/router.toml
+    ) >"${work}/router-${name}.log" 2>&1 &
+    local pid=$!
+    pids+=("${pid}")
+    if ! wait_for "http://127.0.0.1:${port}/health" 60 "${pid}"; then
+        tail -n 30 "${work}/router-${name}.log" >&2
+        say "the ${name} router did not start; its log is above"
+        exit 1
+    fi
+}
+
+# One router as a fresh install runs it (loopback only), one with an admin key.
+start_router open
+open_port="${port}"
+admin_key="ui-admin-$(python3 -c 'import secrets; print(secrets.token_hex(16))')"
+start_router keyed AI_ROUTER_DASHBOARD__ADMIN_KEY_ENV=UI_ADMIN_KEY "UI_ADMIN_KEY=${admin_key}"
+keyed_port="${port}"
 
 mkdir -p "${shots}"
-say "driving Chromium: http://127.0.0.1:${port}/dashboard (and from ${outside})"
+say "driving Chromium: http://127.0.0.1:${open_port}/dashboard (and from ${outside})"
 status=0
-"${venv}/bin/python" "${here}/test_dashboard.py" --url "http://127.0.0.1:${port}" \
-    --outside-url "http://${outside}:${port}" --prompts "${work}/prompts" \
+UI_ADMIN_KEY="${admin_key}" "${venv}/bin/python" "${here}/test_dashboard.py" \
+    --url "http://127.0.0.1:${open_port}" --outside-url "http://${outside}:${open_port}" \
+    --keyed-url "http://${outside}:${keyed_port}" --prompts "${work}/prompts" \
     --screenshots "${shots}" || status=1
 if ((status)); then
-    tail -n 40 "${work}/router.log" >&2
+    tail -n 40 "${work}/router-open.log" "${work}/router-keyed.log" >&2
     say "failed; screenshots in ${shots}"
 else
     say "passed; screenshots in ${shots}"

@@ -2,12 +2,12 @@
 """The dashboard in Debian's Chromium (headless, through chromedriver): the overview
 updating live while requests flow, finding a session and opening its story, a streamed
 playground chat with its route shown, a forced route, the prompts page after a reload, a
-message containing <script> shown as text, and the page refused from a non-loopback
-address. tests/ui/run.sh starts the router and its fake backends; this drives the
+message containing <script> shown as text, the page refused from a non-loopback
+address, and, on a router with an admin key, signing in from there. tests/ui/run.sh starts the router and its fake backends; this drives the
 browser and saves a screenshot of each step.
 
-Usage: test_dashboard.py --url http://127.0.0.1:PORT --outside-url http://ADDR:PORT
-                         --prompts DIR --screenshots DIR
+Usage: UI_ADMIN_KEY=KEY test_dashboard.py --url http://127.0.0.1:PORT
+           --outside-url http://ADDR:PORT --keyed-url http://ADDR:PORT2 --prompts DIR --screenshots DIR
 """
 
 import argparse
@@ -160,7 +160,7 @@ class Run:
         seen = set()
         deadline = time.time() + 15
         while time.time() < deadline:
-            answers = self.driver.find_elements(By.CSS_SELECTOR, "#play-log .msg.assistant .text")
+            answers = self.driver.find_elements(By.CSS_SELECTOR, "#play-log .msg.assistant > .text")
             text = answers[-1].text if answers else ""
             if text:
                 seen.add(text)
@@ -257,6 +257,28 @@ class Run:
         status, _ = status_of(f"{outside}/health")
         assert status == 200, status
 
+    def signs_in_with_the_admin_key(self):
+        keyed = self.args.keyed_url
+        status, text = status_of(f"{keyed}/dashboard/api/overview", {"X-Forwarded-For": "127.0.0.1"})
+        assert status == 401 and "invalid_admin_key" in text, (status, text)
+        self.driver.get(f"{keyed}/dashboard")
+        self.wait("the sign-in form", lambda: self.driver.current_url.endswith("/dashboard/login"))
+        field = self.driver.find_element(By.ID, "login-key")
+        field.send_keys("not the key")
+        self.driver.find_element(By.CSS_SELECTOR, "#login-form button").click()
+        self.wait("the refusal", lambda: "not valid" in self.text("login-error"))
+        self.shot("10-sign-in-refused")
+        field.clear()
+        field.send_keys(os.environ["UI_ADMIN_KEY"])
+        self.driver.find_element(By.CSS_SELECTOR, "#login-form button").click()
+        self.wait("the dashboard", lambda: self.driver.current_url.endswith("/dashboard"))
+        self.wait("the live feed", lambda: self.text("live-status").startswith("live"))
+        cookie = self.driver.get_cookie("ai_router_admin")
+        assert cookie and cookie["httpOnly"], cookie
+        assert os.environ["UI_ADMIN_KEY"] not in cookie["value"], "the cookie is not the key"
+        assert os.environ["UI_ADMIN_KEY"] not in self.driver.page_source, "the key is never shown"
+        self.shot("11-signed-in-from-outside")
+
     def run(self):
         try:
             self.check("overview updates live while requests flow", self.overview_updates_live)
@@ -268,6 +290,7 @@ class Run:
             self.check("the prompts page after a reload", self.prompts_after_a_reload)
             self.check("a phone in dark mode", self.phone_and_dark)
             self.check("refused from a non-loopback address", self.refused_from_outside)
+            self.check("signed in with the admin key from there", self.signs_in_with_the_admin_key)
         finally:
             self.driver.quit()
         return not self.failures
@@ -277,6 +300,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--url", required=True)
     parser.add_argument("--outside-url", required=True)
+    parser.add_argument("--keyed-url", required=True, help="a router with an admin key (UI_ADMIN_KEY)")
     parser.add_argument("--prompts", required=True)
     parser.add_argument("--screenshots", required=True)
     args = parser.parse_args()

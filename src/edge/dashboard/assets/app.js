@@ -105,7 +105,10 @@ function renderOverview(o) {
   renderChart(recent.per_minute || []);
   const counts = start.routes || {};
   fill($("ov-routes"), ...(o.routes || []).map((r) =>
-    el("tr", {}, el("td", {}, r.label), el("td", {}, r.route), el("td", {}, r.backend),
+    el("tr", {},
+      el("td", {}, el("a", { href: `#/sessions?label=${encodeURIComponent(r.label)}` }, r.label)),
+      el("td", {}, el("a", { href: `#/sessions?route=${encodeURIComponent(r.route)}` }, r.route)),
+      el("td", {}, r.backend),
       el("td", { class: "num" }, counts[r.route] ?? 0), el("td", {}, r.exposed_as || "–"))));
   const rows = [];
   for (const b of o.backends || []) {
@@ -330,7 +333,7 @@ async function ask(event) {
       const body = await reply.json().catch(() => ({}));
       throw new Error((body.error && body.error.message) || `HTTP ${reply.status}`);
     }
-    await readStream(reply, answerText);
+    await readStream(reply, answerText, answer);
     conversation.push({ role: "assistant", content: answerText.textContent });
   } catch (e) {
     answer.classList.add("bad");
@@ -347,8 +350,17 @@ function sessionLink(id) {
   return el("a", { href: `#/session/${encodeURIComponent(id)}`, class: "mono" }, id);
 }
 
-// Reads an OpenAI SSE stream, appending each delta's text as it arrives.
-async function readStream(reply, target) {
+// Reads an OpenAI SSE stream, appending each delta's text as it arrives; the model's
+// reasoning, when it sends some, goes into a folded block above the answer.
+async function readStream(reply, target, message) {
+  let reasoning = null;
+  const think = (text) => {
+    if (!reasoning) {
+      reasoning = el("div", { class: "text" });
+      message.insertBefore(el("details", { class: "reasoning" }, el("summary", {}, "reasoning"), reasoning), target);
+    }
+    reasoning.append(document.createTextNode(text));
+  };
   const reader = reply.body.getReader();
   const decoder = new TextDecoder();
   let buffer = "";
@@ -367,6 +379,7 @@ async function readStream(reply, target) {
         const chunk = JSON.parse(data);
         if (chunk.error) throw new Error(chunk.error.message || "error in the stream");
         const delta = chunk.choices && chunk.choices[0] && chunk.choices[0].delta;
+        if (delta && (delta.reasoning_content || delta.reasoning)) think(delta.reasoning_content || delta.reasoning);
         if (delta && delta.content) target.append(document.createTextNode(delta.content));
       }
     }
