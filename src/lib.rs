@@ -11,7 +11,7 @@
 //!   - `http` the route table, `context` request id and log line, `client_ip`,
 //!     `client_keys`, `key_limits`, `limits` (headers, body), `admit` what every answered request passes, `chat` the chat handler,
 //!     `health`, `stats` (`/stats`, `/metrics`), `state`, `dashboard` (the web dashboard:
-//!     `guard` loopback or admin key, `assets`, `overview` and `live` its SSE feed,
+//!     `guard` loopback or `admin_key`, `assets`, `overview` and `live` its SSE feed,
 //!     `sessions`, `playground`, `prompts`)
 //! - `proxy`: runs a decision
 //!   - `execute` the answering routes with failover, `search` a route's search hop,

@@ -1,5 +1,6 @@
-//! The web dashboard under `/dashboard`: its pages and assets, the guard in front of them,
-//! the live overview feed, sessions, the playground and the prompts in use.
+//! The web dashboard under `/dashboard`: its pages and assets, the guard in front of them
+//! (and the admin key it may ask for), the live overview feed, sessions, the playground
+//! and the prompts in use.
 
 use std::sync::Arc;
 
@@ -12,6 +13,7 @@ use axum::routing::{get, post};
 
 use super::state::AppState;
 
+mod admin_key;
 mod assets;
 mod guard;
 mod live;
@@ -20,7 +22,7 @@ mod playground;
 mod prompts;
 mod sessions;
 
-pub use guard::AdminKey;
+pub use admin_key::AdminKey;
 pub use live::Feeds;
 
 /// The dashboard's paths, for the route table; empty when `dashboard.enabled = false`.
@@ -33,7 +35,7 @@ pub fn routes(state: &Arc<AppState>) -> Router<Arc<AppState>> {
         .route("/dashboard/", get(assets::index))
         .route("/dashboard/login", get(assets::login))
         .route("/dashboard/assets/{file}", get(assets::file))
-        .route("/dashboard/api/login", post(guard::login))
+        .route("/dashboard/api/login", post(admin_key::login))
         .route("/dashboard/api/overview", get(overview::overview))
         .route("/dashboard/api/live", get(live::feed))
         .route("/dashboard/api/sessions", get(sessions::list))
