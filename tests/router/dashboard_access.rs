@@ -282,15 +282,29 @@ async fn pages_and_assets_carry_a_strict_policy_and_no_inline_script() {
     }
     let page = text(&router, "/dashboard").await;
     // Every script is a file of its own: no inline code for the policy to have to allow.
-    assert!(
-        !page.contains("<script>") && page.contains(r#"<script src="/dashboard/assets/app.js""#)
-    );
-    let script = text(&router, "/dashboard/assets/app.js").await;
-    assert!(
-        !script.contains("innerHTML")
-            && !script.contains("insertAdjacentHTML")
-            && !script.contains("document.write")
-    );
+    assert!(!page.contains("<script>") && page.contains(r#"src="/dashboard/assets/app.js""#));
+    // And none writes outside text as HTML.
+    for file in [
+        "app",
+        "dom",
+        "overview",
+        "sessions",
+        "playground",
+        "prompts",
+        "login",
+    ] {
+        let script = text(&router, &format!("/dashboard/assets/{file}.js")).await;
+        assert!(script.len() > 100, "{file}.js is served");
+        for sink in [
+            "innerHTML",
+            "outerHTML",
+            "insertAdjacentHTML",
+            "document.write",
+            "eval(",
+        ] {
+            assert!(!script.contains(sink), "{file}.js uses {sink}");
+        }
+    }
 }
 
 #[tokio::test]

@@ -13,6 +13,7 @@ Usage: UI_ADMIN_KEY=KEY test_dashboard.py --url http://127.0.0.1:PORT
 import argparse
 import json
 import os
+import re
 import sys
 import threading
 import time
@@ -60,6 +61,8 @@ class Run:
         for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage",
                      "--disable-gpu", "--window-size=1366,900", "--force-color-profile=srgb"):
             options.add_argument(flag)
+        # The page's console, read after each step: a script error fails the step.
+        options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
         # The driver is the one Debian installed: selenium must never fetch one.
         self.driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
         self.driver.set_page_load_timeout(20)
@@ -78,9 +81,20 @@ class Run:
         self.driver.save_screenshot(path)
         print(f"  screenshot {path}")
 
-    def check(self, name, step):
+    def console_errors(self):
+        """Errors the page's scripts logged since the last call (the log empties as read)."""
+        return [e["message"] for e in self.driver.get_log("browser") if e["level"] == "SEVERE"]
+
+    def check(self, name, step, refusals_expected=False):
         try:
+            self.console_errors()
             step()
+            errors = self.console_errors()
+            # A refused page logs its 401/403 as a failed resource: that is the point there.
+            if refusals_expected:
+                errors = [e for e in errors if not re.search(r"status of 40[13]", e)]
+            errors = [e for e in errors if "favicon.ico" not in e]
+            assert not errors, f"the console has errors: {errors}"
             print(f"  ok   {name}")
         except Exception as e:  # report every failing step, then fail the run
             print(f"  FAIL {name}: {e}")
@@ -289,8 +303,10 @@ class Run:
                 route_choice="COMPLEX", expect_route="xai", name="05-playground-forced-route"))
             self.check("the prompts page after a reload", self.prompts_after_a_reload)
             self.check("a phone in dark mode", self.phone_and_dark)
-            self.check("refused from a non-loopback address", self.refused_from_outside)
-            self.check("signed in with the admin key from there", self.signs_in_with_the_admin_key)
+            self.check("refused from a non-loopback address", self.refused_from_outside,
+                       refusals_expected=True)
+            self.check("signed in with the admin key from there", self.signs_in_with_the_admin_key,
+                       refusals_expected=True)
         finally:
             self.driver.quit()
         return not self.failures

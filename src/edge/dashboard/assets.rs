@@ -7,25 +7,24 @@ use axum::response::{IntoResponse, Response};
 
 use crate::error::Error;
 
-/// The files served under `/dashboard/assets/`, with their types.
-const FILES: [(&str, &str, &str); 3] = [
-    (
-        "app.js",
-        "text/javascript; charset=utf-8",
-        include_str!("assets/app.js"),
-    ),
+/// The files served under `/dashboard/assets/`, with their types: the app's modules (one
+/// per view), its style sheet, and the sign-in form's script.
+const FILES: [(&str, &str, &str); 8] = [
+    ("app.js", JS, include_str!("assets/app.js")),
+    ("dom.js", JS, include_str!("assets/dom.js")),
+    ("overview.js", JS, include_str!("assets/overview.js")),
+    ("sessions.js", JS, include_str!("assets/sessions.js")),
+    ("playground.js", JS, include_str!("assets/playground.js")),
+    ("prompts.js", JS, include_str!("assets/prompts.js")),
+    ("login.js", JS, include_str!("assets/login.js")),
     (
         "app.css",
         "text/css; charset=utf-8",
         include_str!("assets/app.css"),
     ),
-    (
-        "login.js",
-        "text/javascript; charset=utf-8",
-        include_str!("assets/login.js"),
-    ),
 ];
 
+const JS: &str = "text/javascript; charset=utf-8";
 const HTML: &str = "text/html; charset=utf-8";
 
 /// `GET /dashboard`: the app's one page; its script draws each view.
