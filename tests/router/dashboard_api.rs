@@ -286,3 +286,31 @@ async fn without_session_logs_the_sessions_say_why() {
             .contains("sessions.enabled = false")
     );
 }
+
+#[tokio::test]
+async fn an_open_live_feed_does_not_hold_the_router_at_shutdown() {
+    let fake = Fake::start().await;
+    let mut router = TestRouter::start(&fake.url, |c| c.server.shutdown_grace_secs = 30).await;
+    let mut feed = client()
+        .get(format!("{}/dashboard/api/live", router.url))
+        .send()
+        .await
+        .unwrap();
+    assert!(feed.chunk().await.unwrap().is_some(), "the feed is open");
+    let started = std::time::Instant::now();
+    router.signal_shutdown();
+    // The feed ends (no event left), and the router stops well within its 30 s grace.
+    let ended = tokio::time::timeout(std::time::Duration::from_secs(5), async {
+        while let Ok(Some(_)) = feed.chunk().await {}
+    })
+    .await;
+    assert!(
+        ended.is_ok(),
+        "the feed was still open 5 s after shutdown began"
+    );
+    tokio::time::timeout(std::time::Duration::from_secs(5), router.join())
+        .await
+        .expect("the router stopped within 5 s")
+        .unwrap();
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+}

@@ -1,5 +1,6 @@
 //! `GET /dashboard/api/live`: the overview pushed as a server-sent event every second,
-//! to a bounded number of feeds at once (each holds a permit until its tab closes).
+//! to a bounded number of feeds at once (each holds a permit until its tab closes). A
+//! feed ends when shutdown begins: an open tab must not hold the router for its grace.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -77,8 +78,12 @@ impl Drop for Feed {
     }
 }
 
-/// The feed handler: a 503 when `dashboard.max_live_feeds` are open.
+/// The feed handler: a 503 when `dashboard.max_live_feeds` are open or the router is
+/// shutting down.
 pub(super) async fn feed(State(state): State<Arc<AppState>>) -> Response {
+    if state.is_draining() {
+        return Error::ShuttingDown.into_response();
+    }
     let Ok(permit) = state.feeds.permits.clone().try_acquire_owned() else {
         return Error::TooManyFeeds {
             limit: state.feeds.limit,
@@ -103,6 +108,7 @@ pub(super) async fn feed(State(state): State<Arc<AppState>>) -> Response {
 fn events(feed: Feed) -> impl Stream<Item = Result<Event, Infallible>> {
     futures_util::stream::unfold(feed, |mut feed| async move {
         let event = feed.next().await;
-        Some((Ok(event), feed))
+        // Checked after the wait: at most a second after shutdown begins.
+        (!feed.state.is_draining()).then_some((Ok(event), feed))
     })
 }
