@@ -9,10 +9,9 @@ function colorOf(name) {
   return routeColors.get(name);
 }
 
-let lastOverview = null;
+let lastSpend = null;
 
 export function renderOverview(o) {
-  lastOverview = o;
   const start = o.since_start || {};
   const recent = o.recent || {};
   $("ov-requests").textContent = start.requests ?? "–";
@@ -29,7 +28,9 @@ export function renderOverview(o) {
   $("ov-classifier").textContent = backend ? (backend.down ? "down" : "up") : "–";
   $("ov-classifier-sub").textContent =
     `${cls.calls ?? 0} calls, ${cls.fallbacks ?? 0} fallbacks (5 min) · p50 ${ms(cls.ms?.p50)} · ${start.classification_fallbacks ?? 0} fallbacks since start`;
-  const spend = o.spend || {};
+  // A new feed starts before its first read of the spend: keep the last figures until then.
+  if (o.spend && !o.spend.pending) lastSpend = o.spend;
+  const spend = lastSpend || o.spend || {};
   if (spend.error) {
     $("ov-spend").textContent = "–";
     $("ov-spend-sub").textContent = spend.error;
