@@ -55,11 +55,20 @@ fn forbidden(reason: &str) -> Refusal {
 }
 
 fn admit(key: &AdminKey, request: &Request) -> Result<(), Refusal> {
-    let path = request.uri().path();
-    let headers = request.headers();
-    // A cross-site page must not drive the dashboard with the admin's cookie or from
-    // the admin's own machine (the browser says where a request comes from).
-    let cross_site = headers
+    from_this_site(request)?;
+    if key.secret().is_some() {
+        with_key(key, request)
+    } else {
+        loopback_only(request)
+    }
+}
+
+/// A page on another site must not drive the dashboard, with the admin's cookie or from
+/// the admin's own machine.
+fn from_this_site(request: &Request) -> Result<(), Refusal> {
+    // The browser says where a request comes from.
+    let cross_site = request
+        .headers()
         .get("sec-fetch-site")
         .is_some_and(|v| v.as_bytes() == b"cross-site");
     if cross_site && request.method() != Method::GET {
@@ -69,7 +78,8 @@ fn admit(key: &AdminKey, request: &Request) -> Result<(), Refusal> {
     }
     // And for browsers that do not say: a JSON body is one no other site can send
     // without the browser asking first (CORS), which the dashboard never allows.
-    let json = headers
+    let json = request
+        .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("application/json"));
@@ -79,22 +89,27 @@ fn admit(key: &AdminKey, request: &Request) -> Result<(), Refusal> {
             "content-type",
         )));
     }
-    if key.secret().is_some() {
-        if key.admits(headers) || is_sign_in(request.method(), path) {
-            return Ok(());
-        }
-        // A person opening a page goes to the form; a script gets the error.
-        let wants_page = request.method() == Method::GET && !path.starts_with("/dashboard/api/");
-        if wants_page {
-            return Err(Refusal::SignIn);
-        }
-        return Err(Refusal::Error(Error::AdminKeyRequired {
-            missing: headers.get(header::AUTHORIZATION).is_none()
-                && cookie(headers, COOKIE).is_none(),
-        }));
+    Ok(())
+}
+
+/// With an admin key: the key or its cookie, from anywhere; only the sign-in form without.
+fn with_key(key: &AdminKey, request: &Request) -> Result<(), Refusal> {
+    let (path, headers) = (request.uri().path(), request.headers());
+    if key.admits(headers) || is_sign_in(request.method(), path) {
+        return Ok(());
     }
-    // No key: the socket peer must be loopback. No peer known (a test without a
-    // listener) is not loopback: refusing is the safe side.
+    // A person opening a page goes to the form; a script gets the error.
+    if request.method() == Method::GET && !path.starts_with("/dashboard/api/") {
+        return Err(Refusal::SignIn);
+    }
+    Err(Refusal::Error(Error::AdminKeyRequired {
+        missing: headers.get(header::AUTHORIZATION).is_none() && cookie(headers, COOKIE).is_none(),
+    }))
+}
+
+/// Without a key: the socket peer must be loopback. No peer known (a test without a
+/// listener) is not loopback: refusing is the safe side.
+fn loopback_only(request: &Request) -> Result<(), Refusal> {
     let loopback = request
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
@@ -106,7 +121,7 @@ fn admit(key: &AdminKey, request: &Request) -> Result<(), Refusal> {
     }
     // A loopback peer whose Host is not a loopback name is a page on another site that
     // had its name point at 127.0.0.1 (DNS rebinding): refused.
-    if !loopback_host(headers) {
+    if !loopback_host(request.headers()) {
         return Err(forbidden(
             "open the dashboard as localhost or 127.0.0.1 (the Host header names another site)",
         ));
