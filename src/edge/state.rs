@@ -19,7 +19,7 @@ use crate::upstream::Backends;
 use crate::upstream::readiness::Readiness;
 
 use super::client_keys::ClientKeys;
-use super::dashboard::{AdminKey, Feeds};
+use super::dashboard::Dashboard;
 use super::key_limits::KeyLimits;
 use super::stats::SummaryCache;
 
@@ -58,10 +58,8 @@ pub struct AppState {
     pub readiness: Readiness,
     /// The last minutes of requests, for the dashboard's overview.
     pub recent: Arc<Recent>,
-    /// The dashboard's admin key, when one is configured.
-    pub admin_key: AdminKey,
-    /// The dashboard's live feeds open now, bounded.
-    pub feeds: Feeds,
+    /// The dashboard's admin key and its bounds.
+    pub dashboard: Dashboard,
 }
 
 /// The parts `AppState` is made of that are built before it.
@@ -98,19 +96,10 @@ impl AppState {
                 "server.key_requests_per_minute / key_max_streams are set but no client keys are: they apply to nobody"
             );
         }
-        let admin_key = AdminKey::load(&config.dashboard).map_err(StateError::AdminKey)?;
-        if admin_key
-            .secret()
-            .is_some_and(|key| client_keys.is_key(key.expose()))
-        {
-            // A client key opens chats for whoever holds it; the dashboard shows everyone's.
-            return Err(StateError::AdminKey(
-                "the dashboard's admin key is also a client key: give the dashboard a key of its own".into(),
-            ));
-        }
+        let dashboard =
+            Dashboard::new(&config.dashboard, &client_keys).map_err(StateError::Dashboard)?;
         let key_limits = KeyLimits::new(server.key_requests_per_minute, server.key_max_streams);
         let proxy = Arc::new(Proxy::new(&config, backends.clone(), routing.table.clone()));
-        let feeds = Feeds::new(config.dashboard.max_live_feeds);
         Ok(AppState {
             models_body: models_body(&config),
             capacity: Arc::new(tokio::sync::Semaphore::new(server.max_concurrent_requests)),
@@ -128,8 +117,7 @@ impl AppState {
             day_summary: SummaryCache::default(),
             readiness: Readiness::default(),
             recent,
-            feeds,
-            admin_key,
+            dashboard,
         })
     }
 
@@ -159,7 +147,7 @@ pub enum StateError {
     ClientKeys(String),
     /// The dashboard's admin key is configured but unusable.
     #[error("{0}")]
-    AdminKey(String),
+    Dashboard(String),
 }
 
 fn models_body(config: &Config) -> Bytes {

@@ -107,7 +107,7 @@ pub(super) async fn login(
     headers: HeaderMap,
     body: String,
 ) -> Response {
-    let key = &state.admin_key;
+    let key = &state.dashboard.admin_key;
     let presented = serde_json::from_str::<serde_json::Value>(&body)
         .ok()
         .and_then(|v| v.get("key").and_then(|k| k.as_str()).map(str::to_string))

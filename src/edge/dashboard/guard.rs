@@ -33,7 +33,7 @@ pub(super) async fn require(
     request: Request,
     next: Next,
 ) -> Response {
-    match admit(&state.admin_key, &request) {
+    match admit(&state.dashboard.admin_key, &request) {
         Ok(()) => next.run(request).await,
         Err(Refusal::SignIn) => Redirect::to("/dashboard/login").into_response(),
         Err(Refusal::Error(error)) => error.into_response(),

@@ -84,9 +84,9 @@ pub(super) async fn feed(State(state): State<Arc<AppState>>) -> Response {
     if state.is_draining() {
         return Error::ShuttingDown.into_response();
     }
-    let Ok(permit) = state.feeds.permits.clone().try_acquire_owned() else {
+    let Ok(permit) = state.dashboard.feeds.permits.clone().try_acquire_owned() else {
         return Error::TooManyFeeds {
-            limit: state.feeds.limit,
+            limit: state.dashboard.feeds.limit,
         }
         .into_response();
     };

@@ -22,8 +22,41 @@ mod playground;
 mod prompts;
 mod sessions;
 
-pub use admin_key::AdminKey;
-pub use live::Feeds;
+use admin_key::AdminKey;
+use live::Feeds;
+
+/// What the dashboard keeps while the router runs: the admin key, and bounds on its
+/// live feeds and on its reads of the session logs.
+#[derive(Debug)]
+pub struct Dashboard {
+    admin_key: AdminKey,
+    feeds: Feeds,
+    /// Session-log reads running at once: a hung disk keeps each one's thread until the
+    /// read ends, so clicks on a stuck page cannot pile threads up.
+    reads: Arc<tokio::sync::Semaphore>,
+}
+
+impl Dashboard {
+    /// The dashboard `config` describes. An admin key that is named but unset, or that is
+    /// also one of `client_keys`, is an error.
+    pub fn new(
+        config: &crate::config::DashboardConfig,
+        client_keys: &super::client_keys::ClientKeys,
+    ) -> Result<Self, String> {
+        let admin_key = AdminKey::load(config)?;
+        if let Some(key) = admin_key.secret()
+            && client_keys.is_key(key.expose())
+        {
+            // A client key opens chats for whoever holds it; the dashboard shows everyone's.
+            return Err("the dashboard's admin key is also a client key: give the dashboard a key of its own".into());
+        }
+        Ok(Dashboard {
+            admin_key,
+            feeds: Feeds::new(config.max_live_feeds),
+            reads: Arc::new(tokio::sync::Semaphore::new(4)),
+        })
+    }
+}
 
 /// The dashboard's paths, for the route table; empty when `dashboard.enabled = false`.
 pub fn routes(state: &Arc<AppState>) -> Router<Arc<AppState>> {
@@ -80,7 +113,7 @@ async fn security_headers(request: Request, next: Next) -> Response {
 /// redacted one by one, so the JSON around them stays whole.
 fn redact(state: &AppState, value: &mut serde_json::Value) {
     let mut secrets = state.backends.secrets();
-    secrets.extend(state.admin_key.secret().cloned());
+    secrets.extend(state.dashboard.admin_key.secret().cloned());
     fn walk(value: &mut serde_json::Value, secrets: &[crate::secret::Secret]) {
         match value {
             serde_json::Value::String(text) => crate::secret::redact_all(text, secrets),

@@ -115,7 +115,7 @@ pub(super) async fn list(State(state): State<Arc<AppState>>, uri: Uri) -> Respon
     };
     let limit = filter.limit.unwrap_or(200).clamp(1, MAX_LIMIT);
     let dirs = dirs(&state);
-    let read = blocking(move || {
+    let read = blocking(&state, move || {
         let scan = store::scan(&dirs, Some(since), Detail::Brief).map_err(|e| e.to_string())?;
         let rows: Vec<Value> = scan
             .sessions
@@ -165,7 +165,7 @@ pub(super) async fn story(State(state): State<Arc<AppState>>, Path(id): Path<Str
     }
     let dirs = dirs(&state);
     let cloud = state.cloud.clone();
-    let read = blocking(move || {
+    let read = blocking(&state, move || {
         let session = store::find(&dirs, &id).map_err(|e| e.to_string())?;
         let cost = summary::summarise(std::slice::from_ref(&session), &cloud);
         let mut value = serde_json::to_value(&session).map_err(|e| e.to_string())?;
@@ -185,11 +185,20 @@ pub(super) async fn story(State(state): State<Arc<AppState>>, Path(id): Path<Str
 }
 
 /// Runs `read` on a blocking thread, giving up after `READ_FOR_AT_MOST` (a hung disk
-/// holds its thread, not the answer).
+/// holds its thread, not the answer); busy when the dashboard's reads are all taken.
 async fn blocking(
+    state: &AppState,
     read: impl FnOnce() -> Result<Value, String> + Send + 'static,
 ) -> Result<Value, String> {
-    match tokio::time::timeout(READ_FOR_AT_MOST, tokio::task::spawn_blocking(read)).await {
+    let Ok(permit) = state.dashboard.reads.clone().try_acquire_owned() else {
+        return Err("earlier reads have not finished (a slow or hung disk?)".into());
+    };
+    // The permit goes with the thread: it is given back when the read really ends.
+    let work = tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        read()
+    });
+    match tokio::time::timeout(READ_FOR_AT_MOST, work).await {
         Ok(Ok(result)) => result,
         Ok(Err(e)) => Err(format!("the read failed: {e}")),
         Err(_) => Err(format!(
