@@ -9,6 +9,7 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
+mod budget;
 mod dashboard;
 mod eval;
 mod legacy;
@@ -18,11 +19,12 @@ mod routing;
 mod sections;
 mod validate;
 
+pub use budget::{BudgetConfig, WhenSpent};
 pub use dashboard::DashboardConfig;
 pub use eval::EvalConfig;
 pub use legacy::{FailoverConfig, XaiConfig};
 pub use passthrough::PassthroughConfig;
-pub use routes::{MaxTokens, RouteConfig, SearchConfig, Thinking};
+pub use routes::{DescribeConfig, MaxTokens, RouteConfig, SearchConfig, Thinking};
 pub use routing::{Constrain, KeywordRule, MetaConfig, MissingKey, Price, RoutingConfig};
 pub use sections::{
     BackendConfig, BaseUrls, HealthConfig, LogFormat, ServerConfig, SessionsConfig,
@@ -53,6 +55,8 @@ pub struct Config {
     pub eval: EvalConfig,
     /// `[passthrough."/v1/PATH"]`: other API paths passed to a backend as they came.
     pub passthrough: BTreeMap<String, PassthroughConfig>,
+    /// `[budget.BACKEND]`: what a paid backend may cost per day and per month.
+    pub budget: BTreeMap<String, BudgetConfig>,
     /// `[dashboard]`: the web dashboard under `/dashboard`.
     pub dashboard: DashboardConfig,
     /// `[xai]`: older names for route settings (see `legacy`); empty once loaded.
@@ -87,6 +91,7 @@ impl Default for Config {
             prices: routing::default_prices(),
             eval: EvalConfig::default(),
             passthrough: BTreeMap::new(),
+            budget: BTreeMap::new(),
             dashboard: DashboardConfig::default(),
             xai: XaiConfig::default(),
             failover: FailoverConfig::default(),

@@ -62,6 +62,13 @@ pub enum Error {
         backend: BackendId,
         variable: String,
     },
+    /// A paid backend's budget for the period is spent, and its `when_spent = "error"`.
+    #[error("the {backend} backend's budget is spent: {why}")]
+    BudgetSpent {
+        backend: BackendId,
+        why: String,
+        retry_after_secs: u64,
+    },
     /// The chat carries images and no route that can see them is available.
     #[error(
         "this chat has {count} image(s) and no route here can see them: {why}. Set images = true on a route whose backend sees images and list its label in routing.image_routes (README: How a chat is routed)"
@@ -133,9 +140,9 @@ impl Error {
             Error::HeadersTooLarge { .. } | Error::TooManyHeaders { .. } => {
                 StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE
             }
-            Error::RateLimited { .. } | Error::TooManyStreams { .. } => {
-                StatusCode::TOO_MANY_REQUESTS
-            }
+            Error::RateLimited { .. }
+            | Error::TooManyStreams { .. }
+            | Error::BudgetSpent { .. } => StatusCode::TOO_MANY_REQUESTS,
             Error::NotFound { .. } => StatusCode::NOT_FOUND,
             Error::Unauthorized { .. } | Error::AdminKeyRequired { .. } => StatusCode::UNAUTHORIZED,
             Error::Forbidden { .. } => StatusCode::FORBIDDEN,
@@ -171,6 +178,8 @@ impl Error {
             Error::RateLimited { .. } | Error::TooManyStreams { .. } => "requests",
             Error::Unauthorized { .. } | Error::AdminKeyRequired { .. } => "authentication_error",
             Error::Forbidden { .. } => "permission_error",
+            // OpenAI's own type for a spent quota: SDKs do not retry it as a rate limit.
+            Error::BudgetSpent { .. } => "insufficient_quota",
             Error::UpstreamUnreachable { .. }
             | Error::UpstreamTimeout { .. }
             | Error::UpstreamProtocol { .. } => "upstream_error",
@@ -199,6 +208,7 @@ impl Error {
             Error::NotFound { .. } => "unknown_route",
             Error::MethodNotAllowed { .. } => "method_not_allowed",
             Error::ImagesUnsupported { .. } => "images_not_supported",
+            Error::BudgetSpent { .. } => "budget_exceeded",
             Error::Unauthorized { .. } => "invalid_api_key",
             Error::AdminKeyRequired { .. } => "invalid_admin_key",
             Error::Forbidden { .. } => "dashboard_forbidden",
@@ -227,6 +237,9 @@ impl Error {
             // Probes check a down endpoint again within seconds.
             Error::NoHealthyEndpoint { .. } => Some(5),
             Error::RateLimited {
+                retry_after_secs, ..
+            }
+            | Error::BudgetSpent {
                 retry_after_secs, ..
             } => Some(*retry_after_secs),
             // The backend's own wait, passed on (a 429 or 503 that outlasted the retries).

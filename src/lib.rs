@@ -6,7 +6,7 @@
 //! in `tests/router/architecture.rs` holds the line).
 //! - `app`: builds the router from config (`App::build`) and serves it
 //!   - `accept` the accept loop, `in_flight` requests being answered, `serve` grace and farewell, `shutdown`, `telemetry`,
-//!     `fd_limit`, `hot_reload` and `reloads` (prompts, META rules)
+//!     `fd_limit`, `hot_reload` and `reloads` (prompts, META rules), `shared_spend` (replicas' budgets)
 //! - `edge`: the HTTP surface and `AppState`
 //!   - `http` the route table, `context` request id and log line, `client_ip`,
 //!     `client_keys`, `key_limits`, `limits` (headers, body), `admit` what every answered request passes, `chat` the chat handler,
@@ -25,9 +25,10 @@
 //!     `probe` background and readiness probes, `readiness` their shared rounds
 //! - `record`: the session log
 //!   - `decision`, `log` the record's fields, `session` its drop guard, `sink` where it
-//!     goes, `writer`, `fit` the size bound, `disk` atomic writes, `rotation`, `store`
-//!     reading it back, `folders` which folders (one per replica), `summary`, `capture`
-//! - `observe`: `metrics` (Prometheus), `live` counters and `recent` requests, fed by the records
+//!     goes, `writer`, `fit` the size bound (`measure` its sizes), `disk` atomic writes, `rotation`, `store`
+//!     reading it back, `folders` which folders (one per replica), `summary`, `capture`,
+//!     `cost` what a step cost, `budget` the cloud budgets' ledger
+//! - `observe`: `metrics` (Prometheus: its `labels`, the `spend` gauges) `live` counters and `recent` requests, fed by the records
 //! - `tools`: `cli` the command line, `check`, `classify`, `eval` (the golden set), `sessions`, `replay`, `progress`
 //! - leaves: `config`, `prompts`, `openai` (wire format), `error`, `names`, `secret`,
 //!   `files` (reading files the router does not control)

@@ -82,6 +82,8 @@ pub enum Step {
     /// A route's search hop (ENRICH's): context gathered before the answer.
     #[serde(rename = "enrich")]
     Search,
+    /// An image described by a vision backend for a route that cannot see it.
+    Describe,
     /// The call whose reply the client gets.
     #[default]
     Answer,
@@ -93,6 +95,7 @@ impl Step {
         match self {
             Step::Classify => "classify",
             Step::Search => "enrich",
+            Step::Describe => "describe",
             Step::Answer => "answer",
         }
     }

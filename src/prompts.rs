@@ -266,8 +266,11 @@ mod tests {
     }
 
     #[test]
-    fn the_shipped_config_wants_the_eight_shipped_files() {
-        let mut names: Vec<String> = shipped().into_iter().map(|w| w.name).collect();
+    fn the_shipped_config_wants_the_shipped_files_and_describing_the_rest() {
+        let mut config = Config::default();
+        config.routes.entry("MODERATE".into()).or_default().describe =
+            Some(crate::config::DescribeConfig::default());
+        let mut names: Vec<String> = wanted(&config).into_iter().map(|w| w.name).collect();
         names.sort();
         let mut built_in: Vec<&str> = BUILT_IN.iter().map(|b| b.name).collect();
         built_in.sort_unstable();
@@ -284,8 +287,16 @@ mod tests {
         assert!(matches!(primary.source, PromptSource::File(_)));
         let meta = set.get("meta/system.md").unwrap();
         assert_eq!(meta.source, PromptSource::Fallback);
-        assert_eq!(meta.text, BUILT_IN[7].text.trim());
-        assert_eq!(set.all().len(), 8);
+        let built_in = BUILT_IN
+            .iter()
+            .find(|b| b.name == "meta/system.md")
+            .unwrap();
+        assert_eq!(meta.text, built_in.text.trim());
+        assert_eq!(
+            set.all().len(),
+            8,
+            "vision/ only when a route describes images"
+        );
     }
 
     #[test]

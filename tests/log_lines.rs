@@ -178,3 +178,56 @@ async fn a_refused_chat_is_one_warning_line_not_two() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_budget_warns_once_when_nearly_spent_and_once_when_spent() {
+    let log = captured();
+    let primary = Fake::start().await;
+    let xai = Fake::start().await;
+    let xai_url = xai.url.clone();
+    let router = TestRouter::start(&primary.url, |c| {
+        // $1.00 for each of the fakes' answers (12 tokens in, 5 out).
+        c.prices.insert(
+            "grok-dollar".into(),
+            ai_router::config::Price {
+                input_per_million: 50_000.0,
+                output_per_million: 80_000.0,
+            },
+        );
+        let xai = c.backend("xai");
+        xai.model = "grok-dollar".into();
+        xai.base_url = xai_url.as_str().into();
+        c.budget.insert(
+            "xai".into(),
+            ai_router::config::BudgetConfig {
+                daily_usd: 2.5,
+                ..Default::default()
+            },
+        );
+    })
+    .await;
+    router.classifier.set(label_reply("COMPLEX"));
+    let mut routes = Vec::new();
+    for _ in 0..5 {
+        let response = router.chat(&user("prove it")).await;
+        routes.push(
+            response.headers()["x-ai-router-route"]
+                .to_str()
+                .unwrap()
+                .to_string(),
+        );
+    }
+    // $1, $2 (80 %: the warning), $3 (spent), then the primary answers.
+    assert_eq!(routes, ["xai", "xai", "xai", "primary", "primary"]);
+    router.sessions(5).await;
+    let text = String::from_utf8(log.0.lock().unwrap().clone()).unwrap();
+    let count = |what: &str| text.lines().filter(|l| l.contains(what)).count();
+    assert_eq!(count("cloud budget nearly spent"), 1, "{text}");
+    assert_eq!(count("cloud budget spent"), 1, "{text}");
+    assert!(
+        text.lines().any(|l| l.contains("cloud budget spent")
+            && l.contains("spent_usd=3")
+            && l.contains("limit_usd=2.5")),
+        "{text}"
+    );
+}

@@ -1,6 +1,6 @@
 //! Builds the router from its config — one `App::build` for `serve` and the tests —
 //! and serves it: the accept loop, shutdown, tracing, the open-file limit, hot reload
-//! of prompts and META rules, and backend probes.
+//! of prompts and META rules, backend probes, and the replicas' shared cloud spend.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,6 +13,7 @@ use crate::observe::live::LiveStats;
 use crate::observe::metrics::Metrics;
 use crate::observe::recent::Recent;
 use crate::prompts::{self, PromptSet};
+use crate::record::budget::Budgets;
 use crate::record::sink::{Observer, SessionSink};
 use crate::record::writer::{self, SessionWriter};
 use crate::routing::{RouteTable, Routing};
@@ -24,6 +25,7 @@ pub mod hot_reload;
 mod in_flight;
 mod reloads;
 mod serve;
+mod shared_spend;
 pub mod shutdown;
 pub mod telemetry;
 
@@ -40,11 +42,16 @@ pub struct App {
 pub struct Background {
     _watcher: hot_reload::HotReload,
     probes: tokio::task::JoinHandle<()>,
+    /// Reads the other replicas' spend (`sessions.shared_dir`).
+    shared_spend: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Drop for Background {
     fn drop(&mut self) {
         self.probes.abort();
+        if let Some(task) = &self.shared_spend {
+            task.abort();
+        }
     }
 }
 
@@ -63,8 +70,21 @@ impl App {
         let live = Arc::new(LiveStats::new(
             route_names(&routing.table).iter().map(String::as_str),
         ));
+        let budgets = Arc::new(Budgets::new(&config));
+        if config.sessions.enabled {
+            rebuild_spend(&budgets, &config);
+        } else if budgets.any() {
+            tracing::warn!(
+                "cloud budgets are set but session logs are off: spend is counted from start-up only"
+            );
+        }
         let recent = Arc::new(Recent::default());
-        let observers: Vec<Arc<dyn Observer>> = vec![metrics.clone(), live.clone(), recent.clone()];
+        let observers: Vec<Arc<dyn Observer>> = vec![
+            metrics.clone(),
+            live.clone(),
+            budgets.clone(),
+            recent.clone(),
+        ];
         let (sessions, writer) = if config.sessions.enabled {
             // Room for every request being answered, and as many finished ones waiting
             // for the disk.
@@ -89,6 +109,7 @@ impl App {
             sessions,
             metrics,
             live,
+            budgets,
             recent,
         })?;
         Ok(App {
@@ -128,10 +149,51 @@ pub fn background(state: &AppState) -> anyhow::Result<Background> {
     }
     let watcher = hot_reload::start(targets).context("watching the prompts and META rules")?;
     let every = Duration::from_secs(state.config.health.probe_interval_secs);
+    let sessions = &state.config.sessions;
+    let shared = sessions.enabled && !sessions.shared_dir.as_os_str().is_empty();
     Ok(Background {
         _watcher: watcher,
         probes: probe::spawn(state.backends.clone(), every),
+        shared_spend: shared
+            .then(|| shared_spend::spawn(state.budgets.clone(), spend_dirs(&state.config))),
     })
+}
+
+/// Counts what this UTC month's session logs spent (the folder and its replica
+/// sub-folders, and every replica's with `sessions.shared_dir`), so a restart does not
+/// reset the cloud budgets. Runs before the router serves; a folder that cannot be read
+/// is logged and the budgets start from what could be read.
+fn rebuild_spend(budgets: &Budgets, config: &Config) {
+    let sessions = &config.sessions;
+    let started = std::time::Instant::now();
+    match budgets.read_month(&spend_dirs(config)) {
+        Ok(count) => tracing::info!(
+            sessions = count,
+            ms = started.elapsed().as_millis() as u64,
+            "cloud spend this month read from the session logs"
+        ),
+        Err(error) => tracing::warn!(
+            error = %error,
+            "cloud spend could not be read from the session logs; budgets count from now"
+        ),
+    }
+    let monthly = config.budget.values().any(|b| b.monthly_usd > 0.0);
+    if monthly && sessions.max_age_days < 31 {
+        tracing::warn!(
+            max_age_days = sessions.max_age_days,
+            "a monthly cloud budget is set but session logs are kept fewer than 31 days: after a restart, the month's spend is read only from the days still kept"
+        );
+    }
+}
+
+/// The folders whose session logs count towards the cloud budgets.
+fn spend_dirs(config: &Config) -> Vec<std::path::PathBuf> {
+    let sessions = &config.sessions;
+    let mut dirs = vec![sessions.dir.clone()];
+    if !sessions.shared_dir.as_os_str().is_empty() {
+        dirs.push(sessions.shared_dir.clone());
+    }
+    dirs
 }
 
 /// The route names, in the table's order.

@@ -29,6 +29,10 @@ pub struct RouteConfig {
     /// A hop that gathers context before the answer (ENRICH's web search).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub search: Option<SearchConfig>,
+    /// For a route whose backend cannot see images: a vision backend that describes each
+    /// image first, so this route answers a chat with images from their descriptions.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub describe: Option<DescribeConfig>,
     /// Labels of the routes that answer, in order, when this one's backend fails before
     /// anything reached the client (unreachable, timed out, 429, 5xx).
     pub failover: Vec<String>,
@@ -55,6 +59,7 @@ impl Default for RouteConfig {
             thinking: Thinking::Pass,
             drop_params: Vec::new(),
             search: None,
+            describe: None,
             failover: Vec::new(),
             classifier_may_choose: true,
             expose_as: String::new(),
@@ -88,6 +93,36 @@ impl Default for SearchConfig {
             injection: "enrichment/injection.md".into(),
             tools: vec!["web_search".into(), "x_search".into()],
             timeout_secs: 90,
+        }
+    }
+}
+
+/// `[routes.<LABEL>.describe]`: "describe, then answer". Each image of a chat is sent to
+/// a vision backend with `prompt`; its description, rendered through `injection`, takes
+/// the image's place in the conversation the route's own backend answers.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DescribeConfig {
+    /// The backend that sees images (its `/chat/completions`).
+    pub backend: String,
+    /// Its instructions, a file under `prompts_dir`.
+    pub prompt: String,
+    /// What replaces each image (`{{description}}`, `{{number}}`).
+    pub injection: String,
+    /// Longest wait for all of a chat's descriptions together.
+    pub timeout_secs: u64,
+    /// Most images described for one chat; a chat with more gets a 400 that says so.
+    pub max_images: usize,
+}
+
+impl Default for DescribeConfig {
+    fn default() -> Self {
+        DescribeConfig {
+            backend: String::new(),
+            prompt: "vision/describe.md".into(),
+            injection: "vision/injection.md".into(),
+            timeout_secs: 60,
+            max_images: 4,
         }
     }
 }

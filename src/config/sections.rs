@@ -269,6 +269,10 @@ pub struct SessionsConfig {
     /// Largest session file: a bigger record has its message text shared, then cut,
     /// to fit, and says so (`cut_to_fit`).
     pub max_file_bytes: usize,
+    /// The folder that holds every replica's session folder (one shared volume), or
+    /// empty for none. When set, the cloud budgets count every replica's spend: read
+    /// from it at start-up and every 30 s.
+    pub shared_dir: PathBuf,
 }
 
 impl Default for SessionsConfig {
@@ -281,6 +285,7 @@ impl Default for SessionsConfig {
             fsync: false,
             max_answer_bytes: 1024 * 1024,
             max_file_bytes: 8 * 1024 * 1024,
+            shared_dir: PathBuf::new(),
         }
     }
 }

@@ -51,6 +51,7 @@ pub fn validate(config: &Config) -> Result<(), ConfigError> {
     routes(config)?;
     routing(config)?;
     passthrough(config)?;
+    budgets(config)?;
     eval(config)
 }
 
@@ -166,6 +167,21 @@ fn routes(config: &Config) -> Result<(), ConfigError> {
                 return invalid(
                     &key("search.injection"),
                     "must name the prompt that hands the findings to the answering model",
+                );
+            }
+        }
+        if let Some(describe) = &route.describe {
+            backend_exists(config, &key("describe.backend"), &describe.backend)?;
+            if describe.timeout_secs == 0 {
+                return invalid(&key("describe.timeout_secs"), "must be at least 1");
+            }
+            if describe.max_images == 0 {
+                return invalid(&key("describe.max_images"), "must be at least 1");
+            }
+            if describe.injection.trim().is_empty() || describe.prompt.trim().is_empty() {
+                return invalid(
+                    &key("describe"),
+                    "needs its prompt and its injection (the text that takes each image's place)",
                 );
             }
         }
@@ -352,6 +368,53 @@ fn passthrough(config: &Config) -> Result<(), ConfigError> {
         backend_exists(config, &key("backend"), &pass.backend)?;
         for backend in &pass.failover {
             backend_exists(config, &key("failover"), backend)?;
+        }
+    }
+    Ok(())
+}
+
+/// Every budget names a backend that exists and whose model has a price (else its spend
+/// would always read 0 and the ceiling would never be reached), with sane amounts.
+fn budgets(config: &Config) -> Result<(), ConfigError> {
+    for (name, budget) in &config.budget {
+        let key = |field: &str| format!("budget.{name}.{field}");
+        let Some(backend) = config.backends.get(name) else {
+            return invalid(
+                &format!("budget.{name}"),
+                "names no backend (the table is keyed by backend name, e.g. [budget.xai])",
+            );
+        };
+        if !config.prices.contains_key(&backend.model) {
+            return invalid(
+                &format!("budget.{name}"),
+                &format!(
+                    "needs a price for the backend's model: add [prices.\"{}\"]",
+                    backend.model
+                ),
+            );
+        }
+        for (field, usd) in [
+            ("daily_usd", budget.daily_usd),
+            ("monthly_usd", budget.monthly_usd),
+        ] {
+            if !usd.is_finite() || usd < 0.0 {
+                return invalid(
+                    &key(field),
+                    "must be a number of USD, 0 (no ceiling) or more",
+                );
+            }
+        }
+        if budget.daily_usd == 0.0 && budget.monthly_usd == 0.0 {
+            return invalid(
+                &format!("budget.{name}"),
+                "sets no ceiling: give daily_usd, monthly_usd or both",
+            );
+        }
+        if !(budget.warn_at > 0.0 && budget.warn_at <= 1.0) {
+            return invalid(
+                &key("warn_at"),
+                "must be a share above 0 and at most 1 (0.8 = 80 %)",
+            );
         }
     }
     Ok(())

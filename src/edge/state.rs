@@ -12,6 +12,7 @@ use crate::observe::metrics::Metrics;
 use crate::observe::recent::Recent;
 use crate::prompts::PromptSet;
 use crate::proxy::Proxy;
+use crate::record::budget::Budgets;
 use crate::record::sink::SessionSink;
 use crate::record::summary::Cloud;
 use crate::routing::Routing;
@@ -54,6 +55,8 @@ pub struct AppState {
     pub day_summary: SummaryCache,
     /// Which backends cost money, for `/stats`.
     pub cloud: Cloud,
+    /// The cloud budgets and what this UTC day and month have spent.
+    pub budgets: Arc<Budgets>,
     /// `/health/ready`'s probe rounds, shared by callers close in time.
     pub readiness: Readiness,
     /// The last minutes of requests, for the dashboard's overview.
@@ -72,6 +75,7 @@ pub struct Parts {
     pub sessions: SessionSink,
     pub metrics: Arc<Metrics>,
     pub live: Arc<LiveStats>,
+    pub budgets: Arc<Budgets>,
     pub recent: Arc<Recent>,
 }
 
@@ -86,6 +90,7 @@ impl AppState {
             sessions,
             metrics,
             live,
+            budgets,
             recent,
         } = parts;
         let client_keys = ClientKeys::load(&config.server).map_err(StateError::ClientKeys)?;
@@ -99,7 +104,12 @@ impl AppState {
         let dashboard =
             Dashboard::new(&config.dashboard, &client_keys).map_err(StateError::Dashboard)?;
         let key_limits = KeyLimits::new(server.key_requests_per_minute, server.key_max_streams);
-        let proxy = Arc::new(Proxy::new(&config, backends.clone(), routing.table.clone()));
+        let proxy = Arc::new(Proxy::new(
+            &config,
+            backends.clone(),
+            routing.table.clone(),
+            budgets.clone(),
+        ));
         Ok(AppState {
             models_body: models_body(&config),
             capacity: Arc::new(tokio::sync::Semaphore::new(server.max_concurrent_requests)),
@@ -114,6 +124,7 @@ impl AppState {
             live,
             client_keys,
             key_limits,
+            budgets,
             day_summary: SummaryCache::default(),
             readiness: Readiness::default(),
             recent,

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use tokio::sync::Mutex;
 
 use super::state::AppState;
-use crate::observe::metrics::EndpointReading;
+use crate::observe::EndpointReading;
 use crate::record::store::{self, Detail};
 use crate::record::summary;
 
@@ -35,7 +35,8 @@ pub struct SummaryCache {
 pub async fn stats(State(state): State<Arc<AppState>>) -> Json<Value> {
     let live = state.live.snapshot();
     let day = last_day(&state).await;
-    Json(json!({"since_start": live, "last_24h": *day}))
+    let cloud = state.budgets.snapshot();
+    Json(json!({"since_start": live, "cloud_spend": cloud, "last_24h": *day}))
 }
 
 async fn last_day(state: &Arc<AppState>) -> Arc<Value> {
@@ -115,6 +116,7 @@ pub async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
         })
         .collect();
     state.metrics.endpoints(&readings);
+    state.metrics.spend(&state.budgets.readings());
     (
         [(
             header::CONTENT_TYPE,

@@ -5,71 +5,18 @@
 
 use std::sync::atomic::AtomicU64;
 
-use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
+use super::labels::*;
+use super::spend::SpendMetrics;
 use crate::names::Step;
+use crate::record::budget::SpendReading;
 use crate::record::log::SessionRecord;
 use crate::record::sink::Observer;
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct RequestLabels {
-    route: String,
-    class: String,
-    status: String,
-    /// `ok`, `error` or `client_disconnected`: a stream that fails after its 200 is
-    /// still an error, which the status class alone would hide.
-    outcome: &'static str,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct RouteLabel {
-    route: String,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct BackendLabel {
-    backend: String,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct EndpointLabel {
-    backend: String,
-    /// The endpoint's base URL, without credentials: one per configured URL.
-    endpoint: String,
-}
-
-/// One endpoint's state, as `/metrics` shows it.
-#[derive(Clone, Debug)]
-pub struct EndpointReading {
-    pub backend: String,
-    pub endpoint: String,
-    /// `None` until it was first probed or called.
-    pub up: Option<bool>,
-    pub in_flight: u32,
-    pub latency_seconds: Option<f64>,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct BackendErrorLabel {
-    backend: String,
-    kind: String,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct ResultLabel {
-    result: String,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct SuspectLabel {
-    /// The `[[suspect]]` table's name: one per table in the META rules file.
-    suspect: String,
-}
 
 type Histograms<L> = Family<L, Histogram, fn() -> Histogram>;
 
@@ -104,6 +51,7 @@ pub struct Metrics {
     prompt_reloads: Family<ResultLabel, Counter>,
     meta_suspects: Family<SuspectLabel, Counter>,
     sticky_raises: Counter,
+    spend: SpendMetrics,
 }
 
 impl Default for Metrics {
@@ -213,6 +161,7 @@ impl Default for Metrics {
             "Follow-ups raised to their conversation's highest route (routing.sticky_secs)",
             sticky_raises.clone(),
         );
+        let spend = SpendMetrics::register(&mut registry);
         Metrics {
             registry,
             requests,
@@ -232,6 +181,7 @@ impl Default for Metrics {
             prompt_reloads,
             meta_suspects,
             sticky_raises,
+            spend,
         }
     }
 }
@@ -404,6 +354,11 @@ impl Metrics {
                 self.backend_up.get_or_create(&label).set(i64::from(up));
             }
         }
+    }
+
+    /// Sets the cloud spend and budget gauges.
+    pub fn spend(&self, readings: &[SpendReading]) {
+        self.spend.set(readings);
     }
 
     /// Everything in Prometheus' text format.

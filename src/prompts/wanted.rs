@@ -14,7 +14,7 @@ pub(super) struct BuiltIn {
 }
 
 /// The shipped prompts, compiled in as fallbacks for missing files.
-pub(super) const BUILT_IN: [BuiltIn; 8] = [
+pub(super) const BUILT_IN: [BuiltIn; 10] = [
     BuiltIn {
         name: "primary/system.md",
         text: include_str!("../../prompts/primary/system.md"),
@@ -49,6 +49,16 @@ pub(super) const BUILT_IN: [BuiltIn; 8] = [
         name: "enrichment/injection.md",
         text: include_str!("../../prompts/enrichment/injection.md"),
         required: &["context"],
+    },
+    BuiltIn {
+        name: "vision/describe.md",
+        text: include_str!("../../prompts/vision/describe.md"),
+        required: &[],
+    },
+    BuiltIn {
+        name: "vision/injection.md",
+        text: include_str!("../../prompts/vision/injection.md"),
+        required: &["description"],
     },
     BuiltIn {
         name: "meta/system.md",
@@ -102,6 +112,18 @@ pub fn wanted(config: &Config) -> Vec<Wanted> {
                 &search.injection,
                 &["context"],
                 format!("routes.{label}.search.injection"),
+            );
+        }
+        if let Some(describe) = &route.describe {
+            add(
+                &describe.prompt,
+                &[],
+                format!("routes.{label}.describe.prompt"),
+            );
+            add(
+                &describe.injection,
+                &["description"],
+                format!("routes.{label}.describe.injection"),
             );
         }
     }

@@ -12,12 +12,14 @@ use crate::config::{Config, MissingKey};
 use crate::names::RouteName;
 use crate::openai::ChatRequest;
 use crate::prompts::PromptSet;
+use crate::record::budget::Budgets;
 use crate::record::session::Session;
-use crate::routing::answering;
+use crate::routing::answering::{self, Gate};
 use crate::routing::table::META_LABEL;
 use crate::routing::{InputLimits, RouteTable};
 use crate::upstream::Backends;
 
+pub mod describe;
 mod drain;
 pub mod execute;
 pub mod passthrough;
@@ -42,6 +44,8 @@ pub struct Proxy {
     pub table: Arc<RouteTable>,
     /// What a route whose backend has no key does.
     pub missing_key: MissingKey,
+    /// The cloud budgets and their spend.
+    pub budgets: Arc<Budgets>,
     /// How much of the conversation a search hop sees.
     pub limits: InputLimits,
     /// The model name clients see in every answer.
@@ -52,20 +56,29 @@ pub struct Proxy {
     pub drain: Drain,
     /// Most bytes of an answer kept in its session record (`sessions.max_answer_bytes`).
     pub answer_cap: usize,
+    /// Images described lately, for routes that describe them.
+    pub descriptions: describe::Descriptions,
 }
 
 impl Proxy {
-    /// The proxy `config` describes, over `backends` and `table`.
-    pub fn new(config: &Config, backends: Arc<Backends>, table: Arc<RouteTable>) -> Self {
+    /// The proxy `config` describes, over `backends` and `table`, within `budgets`.
+    pub fn new(
+        config: &Config,
+        backends: Arc<Backends>,
+        table: Arc<RouteTable>,
+        budgets: Arc<Budgets>,
+    ) -> Self {
         Proxy {
             backends,
             table,
             missing_key: config.routing.missing_key,
+            budgets,
             limits: InputLimits::of(&config.routing),
             virtual_model: Arc::from(config.server.virtual_model.as_str()),
             keep_alive: Duration::from_secs(config.server.sse_keepalive_secs),
             drain: Drain::default(),
             answer_cap: config.sessions.max_answer_bytes,
+            descriptions: describe::Descriptions::default(),
         }
     }
 
@@ -89,17 +102,15 @@ impl Proxy {
         let chosen = session
             .decision()
             .is_some_and(|d| d.client_choice.is_some());
+        let gate = Gate {
+            backends: &self.backends,
+            missing_key: self.missing_key,
+            budgets: &self.budgets,
+        };
         let answering = if images > 0 && label != META_LABEL {
-            answering::resolve_with_images(
-                &self.table,
-                &self.backends,
-                self.missing_key,
-                label,
-                images,
-                chosen,
-            )
+            answering::resolve_with_images(&self.table, &gate, label, images, chosen)
         } else {
-            answering::resolve(&self.table, &self.backends, self.missing_key, label)
+            answering::resolve(&self.table, &gate, label)
         };
         let answering = match answering {
             Ok(answering) => answering,
@@ -114,6 +125,35 @@ impl Proxy {
         }
         tracing::Span::current().record("route", answering.route.name.as_str());
         let route = answering.route.name.clone();
+        let request = match answering
+            .route
+            .describe
+            .as_ref()
+            .filter(|_| answering.describe)
+        {
+            None => request,
+            Some(hop) => {
+                let described = tokio::select! {
+                    biased;
+                    () = self.drain.drained() => Err(crate::error::Error::ShuttingDown),
+                    described = describe::describe_images(
+                        &self.backends,
+                        &self.descriptions,
+                        hop,
+                        &prompts,
+                        request,
+                        &mut session,
+                    ) => described,
+                };
+                match described {
+                    Ok(request) => request,
+                    Err(error) => {
+                        let response = execute::fail(session, None, error);
+                        return with_route(response, Some(&route));
+                    }
+                }
+            }
+        };
         let response = if answering.search {
             execute::search_then_answer(self.clone(), prompts, answering, request, session).await
         } else {

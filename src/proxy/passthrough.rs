@@ -14,7 +14,7 @@ use serde_json::{Map, Value};
 
 use super::relay::{self, RelayOptions};
 use super::{FAILOVER_HEADER, Proxy, ROUTE_HEADER, execute};
-use crate::config::PassthroughConfig;
+use crate::config::{PassthroughConfig, WhenSpent};
 use crate::names::{BackendId, Step};
 use crate::record::capture;
 use crate::record::log::{Outcome, StepRecord};
@@ -52,6 +52,30 @@ pub async fn run(
         let Some(backend) = proxy.backends.get(id) else {
             continue; // validated at start-up
         };
+        // A paid backend whose budget is spent is passed over like a chat's route.
+        if let Some(spent) = proxy.budgets.check(id) {
+            match chain.get(i + 1) {
+                Some(next) if spent.when_spent == WhenSpent::Fallback => {
+                    if let Some(decision) = session.decision() {
+                        decision.route_fallback = Some(format!(
+                            "{id}'s {} budget is spent; answered by {next}: {}",
+                            spent.per, spent.why
+                        ));
+                    }
+                    continue;
+                }
+                _ => {
+                    let error = crate::error::Error::BudgetSpent {
+                        backend: id.clone(),
+                        why: spent.why,
+                        retry_after_secs: spent.retry_after_secs,
+                    };
+                    let mut response = execute::fail(session, None, error);
+                    mark(&mut response, name, &failed, id);
+                    return response;
+                }
+            }
+        }
         let mut body = body.clone();
         body.insert("model".into(), Value::from(backend.model.as_str()));
         let step = session.push_step(record_of(backend, &body));

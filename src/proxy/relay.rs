@@ -3,6 +3,7 @@
 //! rewrites `model`, captures the answer into the session record, and after the headers
 //! reports failures in-band: one `data: {"error":…}` event, then `[DONE]`.
 
+use std::borrow::Cow;
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
@@ -18,8 +19,9 @@ use tracing::Instrument;
 use crate::error::Error;
 use crate::error::UpstreamError;
 use crate::names::BackendId;
-use crate::record::capture;
+use crate::record::capture::{self, ChunkView, Text};
 use crate::record::log::Outcome;
+use crate::record::log::StepRecord;
 use crate::record::session::{Session, millis};
 use crate::secret::Secret;
 use crate::upstream::pool::Lease;
@@ -60,6 +62,8 @@ struct Relay {
     saw_finish: bool,
     error: Option<String>,
     phase: Phase,
+    /// The virtual model as it goes between a JSON string's quotes.
+    model_json: String,
     span: tracing::Span,
 }
 
@@ -73,6 +77,7 @@ pub fn relay(
     called_at: Instant,
     options: RelayOptions,
 ) -> impl Stream<Item = Result<Event, Infallible>> + Send + 'static {
+    let model_json = json_string_body(&options.virtual_model);
     let relay = Relay {
         pending: Some(stream.first),
         events: stream.rest,
@@ -87,6 +92,7 @@ pub fn relay(
         saw_finish: false,
         error: None,
         phase: Phase::Relaying,
+        model_json,
         // The body is polled after the handler returned: keep the request's span.
         span: tracing::Span::current(),
     };
@@ -225,6 +231,11 @@ impl Relay {
     /// Handles one data event; `None` means it is not for the client (a usage chunk
     /// nobody asked for) and the next event should be read.
     fn on_data(&mut self, data: &str) -> Option<Event> {
+        if let Some(view) = ChunkView::parse(data)
+            && let Some(passed) = self.pass_on(data, &view)
+        {
+            return Some(passed);
+        }
         let Ok(mut chunk) = serde_json::from_str::<Value>(data) else {
             let message = format!(
                 "the {} backend sent an event that is not JSON",
@@ -241,14 +252,7 @@ impl Relay {
             self.phase = Phase::Ending;
             return Some(json_event(&error.envelope()));
         }
-        let elapsed = millis(self.called_at.elapsed());
-        if let Some(step) = self.session.as_mut().and_then(|s| s.step(self.step)) {
-            if capture::chunk(step, &chunk, self.options.max_answer_bytes) && step.ttft_ms.is_none()
-            {
-                step.ttft_ms = Some(elapsed);
-            }
-            self.saw_finish |= step.finish_reason.is_some();
-        }
+        self.capture(|step, cap| capture::chunk(step, &chunk, cap));
         if capture::is_usage_only(&chunk) && !self.options.include_usage {
             return None;
         }
@@ -262,6 +266,42 @@ impl Relay {
             fields.insert("model".into(), Value::from(&*self.options.virtual_model));
         }
         Some(json_event(&chunk))
+    }
+
+    /// The common chunk, passed on as it came with only its `model` replaced: no `Value`
+    /// built or written, one copy of the bytes. `None` when the chunk needs more (an
+    /// error, usage the client did not ask for, a model name with escapes): the general
+    /// path reads it then.
+    fn pass_on(&mut self, data: &str, view: &ChunkView<'_>) -> Option<Event> {
+        if view.error.is_some() || (view.usage.is_some() && !self.options.include_usage) {
+            return None;
+        }
+        let Some(Text(Cow::Borrowed(model))) = &view.model else {
+            return None;
+        };
+        // A borrowed string lies inside `data`: where it starts is where to splice.
+        let start = (model.as_ptr() as usize).checked_sub(data.as_ptr() as usize)?;
+        let end = start + model.len();
+        if data.get(start..end) != Some(*model) {
+            return None;
+        }
+        self.capture(|step, cap| capture::chunk_view(step, view, cap));
+        let mut out = String::with_capacity(data.len() + self.model_json.len());
+        out.push_str(&data[..start]);
+        out.push_str(&self.model_json);
+        out.push_str(&data[end..]);
+        Some(Event::default().data(out))
+    }
+
+    /// Adds a chunk to the step's record with `add`, marking the first token's time.
+    fn capture(&mut self, add: impl FnOnce(&mut StepRecord, usize) -> bool) {
+        let elapsed = millis(self.called_at.elapsed());
+        if let Some(step) = self.session.as_mut().and_then(|s| s.step(self.step)) {
+            if add(step, self.options.max_answer_bytes) && step.ttft_ms.is_none() {
+                step.ttft_ms = Some(elapsed);
+            }
+            self.saw_finish |= step.finish_reason.is_some();
+        }
     }
 
     /// Sends an in-band error; `[DONE]` follows on the next poll.
@@ -302,6 +342,15 @@ impl Drop for Relay {
             step.duration_ms = duration;
         }
     }
+}
+
+/// `text` escaped for JSON, without the quotes around it.
+fn json_string_body(text: &str) -> String {
+    let quoted = Value::from(text).to_string();
+    quoted
+        .get(1..quoted.len().saturating_sub(1))
+        .unwrap_or_default()
+        .to_string()
 }
 
 fn json_event(value: &Value) -> Event {

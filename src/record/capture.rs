@@ -1,6 +1,9 @@
 //! Reads what the session log keeps from an answer (content, reasoning, finish reason,
 //! usage), from a whole JSON completion or from one stream chunk at a time.
 
+use std::borrow::Cow;
+
+use serde::de::IgnoredAny;
 use serde_json::Value;
 
 use super::log::StepRecord;
@@ -36,24 +39,171 @@ pub fn completion(step: &mut StepRecord, body: &Value, cap: usize) {
 /// bound); returns whether it carried any token (text, reasoning or a tool call), which
 /// marks the time to first token.
 pub fn chunk(step: &mut StepRecord, body: &Value, cap: usize) -> bool {
+    let choice = body.pointer("/choices/0");
+    let delta = choice.and_then(|c| c.get("delta"));
+    let content = match delta {
+        Some(_) => text_field(delta, &["content"]),
+        None => text_field(choice, &["text"]),
+    };
+    let parts = Parts {
+        choice: choice.is_some(),
+        content: &content,
+        reasoning: &text_field(delta, &REASONING_FIELDS),
+        tool_calls: delta.and_then(|d| d.get("tool_calls")).is_some(),
+        finish_reason: choice
+            .and_then(|c| c.get("finish_reason"))
+            .and_then(Value::as_str),
+        usage: body.get("usage").filter(|u| u.is_object()),
+    };
+    add(step, &parts, cap)
+}
+
+/// A `chat.completion.chunk` read without building a `serde_json::Value`: its text
+/// borrowed from the event where it has no escapes. What the relay needs to pass a chunk
+/// on as it came, with only `model` replaced. Unknown fields are skipped; anything
+/// unexpected (a `content` that is not a string) fails the parse, and the relay reads
+/// the chunk the general way instead.
+#[derive(Debug, serde::Deserialize)]
+pub struct ChunkView<'a> {
+    #[serde(borrow, default)]
+    pub model: Option<Text<'a>>,
+    #[serde(borrow, default)]
+    pub choices: Option<Vec<ChoiceView<'a>>>,
+    /// Present and not null: the usage object.
+    #[serde(default)]
+    pub usage: Option<Value>,
+    /// Present and not null: the backend reports an error in-band.
+    #[serde(default)]
+    pub error: Option<IgnoredAny>,
+}
+
+/// A JSON string, borrowed from the event when it has no escapes (`Option<Cow<str>>`
+/// would always copy: serde borrows a `Cow` only as a field of its own).
+#[derive(Debug)]
+pub struct Text<'a>(pub Cow<'a, str>);
+
+impl<'de: 'a, 'a> serde::Deserialize<'de> for Text<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = Text<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E: serde::de::Error>(
+                self,
+                text: &'de str,
+            ) -> Result<Text<'de>, E> {
+                Ok(Text(Cow::Borrowed(text)))
+            }
+            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Text<'de>, E> {
+                Ok(Text(Cow::Owned(text.to_string())))
+            }
+            fn visit_string<E: serde::de::Error>(self, text: String) -> Result<Text<'de>, E> {
+                Ok(Text(Cow::Owned(text)))
+            }
+        }
+        deserializer.deserialize_str(Visit)
+    }
+}
+
+impl Text<'_> {
+    fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// One choice of a [`ChunkView`].
+#[derive(Debug, serde::Deserialize)]
+pub struct ChoiceView<'a> {
+    #[serde(borrow, default)]
+    delta: Option<DeltaView<'a>>,
+    /// A (legacy) completion's text.
+    #[serde(borrow, default)]
+    text: Option<Text<'a>>,
+    #[serde(borrow, default)]
+    finish_reason: Option<Text<'a>>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct DeltaView<'a> {
+    #[serde(borrow, default)]
+    content: Option<Text<'a>>,
+    #[serde(borrow, default)]
+    reasoning_content: Option<Text<'a>>,
+    #[serde(borrow, default)]
+    reasoning: Option<Text<'a>>,
+    #[serde(borrow, default)]
+    thinking: Option<Text<'a>>,
+    #[serde(default)]
+    tool_calls: Option<IgnoredAny>,
+}
+
+impl<'a> ChunkView<'a> {
+    /// The chunk in `data`, or `None` when it does not read as one.
+    pub fn parse(data: &'a str) -> Option<Self> {
+        serde_json::from_str(data).ok()
+    }
+
+    /// Whether it is the usage-only chunk (`choices: []` and a usage object).
+    pub fn is_usage_only(&self) -> bool {
+        self.choices.as_ref().is_some_and(Vec::is_empty) && self.usage.is_some()
+    }
+}
+
+/// [`chunk`] for a chunk read as a [`ChunkView`].
+pub fn chunk_view(step: &mut StepRecord, view: &ChunkView<'_>, cap: usize) -> bool {
+    let choice = view.choices.as_ref().and_then(|c| c.first());
+    let delta = choice.and_then(|c| c.delta.as_ref());
+    let content = match (delta, choice) {
+        (Some(delta), _) => delta.content.as_ref().map(Text::as_str),
+        (None, Some(choice)) => choice.text.as_ref().map(Text::as_str),
+        (None, None) => None,
+    }
+    .unwrap_or("");
+    // In the order of REASONING_FIELDS.
+    let reasoning = delta
+        .and_then(|d| {
+            [&d.reasoning_content, &d.reasoning, &d.thinking]
+                .into_iter()
+                .find_map(|f| f.as_ref().map(Text::as_str))
+        })
+        .unwrap_or("");
+    let parts = Parts {
+        choice: choice.is_some(),
+        content,
+        reasoning,
+        tool_calls: delta.is_some_and(|d| d.tool_calls.is_some()),
+        finish_reason: choice.and_then(|c| c.finish_reason.as_ref().map(Text::as_str)),
+        usage: view.usage.as_ref().filter(|u| u.is_object()),
+    };
+    add(step, &parts, cap)
+}
+
+/// What a chunk adds to the record, however it was read.
+struct Parts<'a> {
+    /// Whether it has a first choice at all.
+    choice: bool,
+    content: &'a str,
+    reasoning: &'a str,
+    tool_calls: bool,
+    finish_reason: Option<&'a str>,
+    usage: Option<&'a Value>,
+}
+
+fn add(step: &mut StepRecord, parts: &Parts<'_>, cap: usize) -> bool {
     let mut carried = false;
-    if let Some(choice) = body.pointer("/choices/0") {
-        let delta = choice.get("delta");
-        let content = match delta {
-            Some(_) => text_field(delta, &["content"]),
-            None => text_field(Some(choice), &["text"]),
-        };
-        let reasoning = text_field(delta, &REASONING_FIELDS);
-        carried = !content.is_empty()
-            || !reasoning.is_empty()
-            || delta.and_then(|d| d.get("tool_calls")).is_some();
-        step.truncated |= !keep(&mut step.response_content, &content, cap);
-        step.truncated |= !keep(&mut step.reasoning_content, &reasoning, cap);
-        if let Some(reason) = choice.get("finish_reason").and_then(Value::as_str) {
+    if parts.choice {
+        carried = !parts.content.is_empty() || !parts.reasoning.is_empty() || parts.tool_calls;
+        step.truncated |= !keep(&mut step.response_content, parts.content, cap);
+        step.truncated |= !keep(&mut step.reasoning_content, parts.reasoning, cap);
+        if let Some(reason) = parts.finish_reason {
             step.finish_reason = Some(reason.to_string());
         }
     }
-    usage(step, body);
+    if let Some(usage) = parts.usage {
+        step.usage = Some(usage.clone());
+    }
     carried
 }
 
@@ -126,6 +276,66 @@ mod tests {
         assert_eq!(step.reasoning_content, "greet");
         assert_eq!(step.finish_reason.as_deref(), Some("stop"));
         assert_eq!(step.usage.unwrap()["total_tokens"], 7);
+    }
+
+    /// The relay reads most chunks as a `ChunkView`; the record must be the same as when
+    /// they are read as a `Value`, for every shape a backend sends.
+    #[test]
+    fn a_chunk_read_as_a_view_records_exactly_what_the_general_path_records() {
+        let chunks = [
+            r#"{"id":"c","model":"m","choices":[{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}]}"#,
+            r#"{"model":"m","choices":[{"delta":{"reasoning":"why \"so\"\n","reasoning_content":"why \"so\"\n"}}]}"#,
+            r#"{"model":"m","choices":[{"delta":{"thinking":"hmm"}}]}"#,
+            r#"{"model":"m","choices":[{"delta":{"content":"caf\u00e9 \ud83d\ude00 <b>"}}],"usage":null}"#,
+            r#"{"model":"m","choices":[{"delta":{"tool_calls":[{"index":0,"function":{"name":"f"}}]}}]}"#,
+            r#"{"model":"m","choices":[{"delta":{"content":null},"finish_reason":"stop"}]}"#,
+            r#"{"model":"m","choices":[{"text":"legacy","finish_reason":"length"}]}"#,
+            r#"{"model":"m","choices":[],"usage":{"prompt_tokens":3,"completion_tokens":2}}"#,
+            r#"{"model":"m","choices":[{"delta":{"content":"a"}},{"delta":{"content":"b"}}]}"#,
+        ];
+        for cap in [usize::MAX, 5] {
+            let mut general = StepRecord::default();
+            let mut viewed = StepRecord::default();
+            for data in chunks {
+                let value: Value = serde_json::from_str(data).unwrap();
+                let view = ChunkView::parse(data).unwrap_or_else(|| panic!("{data}"));
+                assert_eq!(
+                    chunk(&mut general, &value, cap),
+                    chunk_view(&mut viewed, &view, cap),
+                    "{data}"
+                );
+                assert_eq!(is_usage_only(&value), view.is_usage_only(), "{data}");
+            }
+            assert_eq!(
+                serde_json::to_value(&general).unwrap(),
+                serde_json::to_value(&viewed).unwrap()
+            );
+        }
+    }
+
+    #[test]
+    fn a_view_borrows_text_without_escapes_and_copies_only_text_with_them() {
+        let data = r#"{"model":"m","choices":[{"delta":{"content":"plain"}}]}"#;
+        let view = ChunkView::parse(data).unwrap();
+        assert!(matches!(view.model, Some(Text(Cow::Borrowed("m")))));
+        let delta = view.choices.as_ref().unwrap()[0].delta.as_ref().unwrap();
+        assert!(matches!(delta.content, Some(Text(Cow::Borrowed("plain")))));
+        let data = r#"{"model":"m","choices":[{"delta":{"content":"two\nlines"}}]}"#;
+        let view = ChunkView::parse(data).unwrap();
+        let delta = view.choices.as_ref().unwrap()[0].delta.as_ref().unwrap();
+        assert!(matches!(&delta.content, Some(Text(Cow::Owned(text))) if text == "two\nlines"));
+    }
+
+    #[test]
+    fn a_chunk_the_view_cannot_read_is_left_to_the_general_path() {
+        for data in [
+            r#"{"model":"m","choices":[{"delta":{"content":[{"type":"text","text":"x"}]}}]}"#,
+            r#"{"model":"m","model":"n","choices":[]}"#,
+            r#"[1,2]"#,
+            "not json",
+        ] {
+            assert!(ChunkView::parse(data).is_none(), "{data}");
+        }
     }
 
     #[test]

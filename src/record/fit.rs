@@ -9,12 +9,11 @@
 //! The file then says `cut_to_fit` with the size it would have had.
 
 use std::collections::HashMap;
-use std::io::Write;
 
-use serde::Serialize;
 use serde_json::Value;
 
 use super::log::{CutToFit, SessionRecord};
+use super::measure::{count, measure, write_within};
 use crate::secret::Secret;
 
 /// A string is never cut below this many bytes: ids, URLs and short messages stay whole.
@@ -36,8 +35,9 @@ pub fn to_json(
     max_bytes: usize,
     secrets: &[Secret],
 ) -> serde_json::Result<String> {
-    if measure(record, max_bytes)?.is_some() {
-        return serde_json::to_string_pretty(record);
+    // Nearly every record fits: written once, not measured and then written.
+    if let Some(text) = write_within(record, max_bytes)? {
+        return Ok(text);
     }
     let original = count(&*record)?;
     for value in messages(record) {
@@ -78,46 +78,6 @@ pub fn to_json(
         );
     }
     serde_json::to_string_pretty(record)
-}
-
-/// The record's pretty size if it is at most `limit` bytes, counted without building it.
-fn measure(record: &SessionRecord, limit: usize) -> serde_json::Result<Option<usize>> {
-    let mut counter = Counter { bytes: 0, limit };
-    match serde_json::to_writer_pretty(&mut counter, record) {
-        Ok(()) => Ok(Some(counter.bytes)),
-        Err(e) if e.is_io() => Ok(None),
-        Err(e) => Err(e),
-    }
-}
-
-/// The size of `value` as compact JSON, counted without building it.
-fn count(value: &impl Serialize) -> serde_json::Result<usize> {
-    let mut counter = Counter {
-        bytes: 0,
-        limit: usize::MAX,
-    };
-    serde_json::to_writer(&mut counter, value)?;
-    Ok(counter.bytes)
-}
-
-/// Counts bytes written, and fails once there are more than `limit`.
-struct Counter {
-    bytes: usize,
-    limit: usize,
-}
-
-impl Write for Counter {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.bytes = self.bytes.saturating_add(bytes.len());
-        if self.bytes > self.limit {
-            return Err(std::io::Error::other("over the limit"));
-        }
-        Ok(bytes.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
 }
 
 /// The parts of a record that carry what the client sent: the conversation, each

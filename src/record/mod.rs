@@ -2,12 +2,15 @@
 //! request's record exactly once, where records go (the writer, the observers), rotation,
 //! and reading the folder back (the store, summaries).
 
+pub mod budget;
 pub mod capture;
+pub mod cost;
 pub mod decision;
 pub mod disk;
 pub mod fit;
 pub mod folders;
 pub mod log;
+mod measure;
 pub mod rotation;
 pub mod session;
 pub mod sink;

@@ -170,6 +170,9 @@ impl Session {
             record.http_status = http_status;
         }
         record.error = error;
+        for step in &mut record.steps {
+            super::cost::estimate_usage(step);
+        }
         let _in_request = self.span.enter();
         // The request's one log line: a warning when it ended in an error.
         macro_rules! finished {

@@ -6,10 +6,10 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use serde::Serialize;
-use serde_json::Value;
 
+pub use super::cost::Cloud;
+use super::cost::StepCost;
 use super::store::LoggedSession;
-use crate::config::{Config, Price};
 
 /// Latency percentiles (nearest rank) over `count` values, in milliseconds.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
@@ -51,12 +51,13 @@ pub struct Summary {
     pub xai: Spend,
     /// The same answers from the cloud model, plus the search hops.
     pub all_cloud: Spend,
+    /// What answering locally saved: the all-cloud estimate less the cloud spend.
+    pub saving_usd: f64,
 }
 
 /// Summarises `sessions`; `cloud` says which backends cost money and which model
 /// prices the all-cloud estimate.
 pub fn summarise(sessions: &[LoggedSession], cloud: &Cloud) -> Summary {
-    let prices = &cloud.prices;
     let mut summary = Summary {
         sessions: sessions.len(),
         ..Summary::default()
@@ -103,16 +104,35 @@ pub fn summarise(sessions: &[LoggedSession], cloud: &Cloud) -> Summary {
             *summary.meta_suspects.entry(reason(why)).or_default() += 1;
         }
         for step in &session.steps {
-            let (input, output) = tokens(step.usage.as_ref());
-            if cloud.backends.contains(&step.provider) {
-                add(&mut summary.xai, prices, &step.model, input, output);
+            let priced = cloud.step(&StepCost {
+                step: &step.step,
+                provider: &step.provider,
+                model: &step.model,
+                usage: step.usage.as_ref(),
+            });
+            if let Some(cost) = priced.paid {
+                add(
+                    &mut summary.xai,
+                    &step.model,
+                    priced.input,
+                    priced.output,
+                    cost,
+                );
             }
-            match step.step.as_str() {
-                "answer" if !cloud.model.is_empty() => {
-                    add(&mut summary.all_cloud, prices, &cloud.model, input, output);
-                }
-                "enrich" => add(&mut summary.all_cloud, prices, &step.model, input, output),
-                _ => {}
+            let all_cloud_model = match step.step.as_str() {
+                "answer" if !cloud.model.is_empty() => Some(cloud.model.as_str()),
+                "enrich" => Some(step.model.as_str()),
+                _ => None,
+            };
+            if let Some(model) = all_cloud_model {
+                let cost = cloud.prices.contains_key(model).then_some(priced.all_cloud);
+                add(
+                    &mut summary.all_cloud,
+                    model,
+                    priced.input,
+                    priced.output,
+                    cost,
+                );
             }
         }
     }
@@ -122,6 +142,7 @@ pub fn summarise(sessions: &[LoggedSession], cloud: &Cloud) -> Summary {
     // keep a single cheap answer's cost exact.
     summary.xai.cost_usd = round(summary.xai.cost_usd, 10);
     summary.all_cloud.cost_usd = round(summary.all_cloud.cost_usd, 10);
+    summary.saving_usd = round(summary.all_cloud.cost_usd - summary.xai.cost_usd, 10);
     summary.classification_ms = percentiles(classification);
     summary.total_ms = totals
         .into_iter()
@@ -132,41 +153,6 @@ pub fn summarise(sessions: &[LoggedSession], cloud: &Cloud) -> Summary {
         .map(|(k, v)| (k, percentiles(v)))
         .collect();
     summary
-}
-
-/// The backends that cost money, and what the traffic would cost all-cloud.
-#[derive(Clone, Debug, Default)]
-pub struct Cloud {
-    /// Backends that need a key or serve a priced model (xAI, as shipped).
-    pub backends: Vec<String>,
-    /// The model every answer is priced at for the all-cloud estimate: the cloud
-    /// backends' model with the highest output price.
-    pub model: String,
-    /// `[prices]`.
-    pub prices: BTreeMap<String, Price>,
-}
-
-impl Cloud {
-    /// The cloud of `config`'s backends.
-    pub fn of(config: &Config) -> Self {
-        let prices = config.prices.clone();
-        let paid: Vec<(&String, &crate::config::BackendConfig)> = config
-            .backends
-            .iter()
-            .filter(|(_, b)| !b.api_key_env.trim().is_empty() || prices.contains_key(&b.model))
-            .collect();
-        let model = paid
-            .iter()
-            .filter_map(|(_, b)| Some((&b.model, prices.get(&b.model)?)))
-            .max_by(|a, b| a.1.output_per_million.total_cmp(&b.1.output_per_million))
-            .map(|(m, _)| m.clone())
-            .unwrap_or_default();
-        Cloud {
-            backends: paid.iter().map(|(name, _)| (*name).clone()).collect(),
-            model,
-            prices,
-        }
-    }
 }
 
 /// `value` to `digits` decimals.
@@ -210,33 +196,15 @@ fn reason(text: &str) -> String {
     super::session::cut(head, 100)
 }
 
-/// Input and output tokens from a chat (`prompt_tokens`) or Responses (`input_tokens`)
-/// usage object.
-fn tokens(usage: Option<&Value>) -> (u64, u64) {
-    let Some(usage) = usage else { return (0, 0) };
-    let get = |keys: [&str; 2]| {
-        keys.iter()
-            .find_map(|k| usage.get(*k).and_then(Value::as_u64))
-            .unwrap_or(0)
-    };
-    (
-        get(["prompt_tokens", "input_tokens"]),
-        get(["completion_tokens", "output_tokens"]),
-    )
-}
-
-fn add(spend: &mut Spend, prices: &BTreeMap<String, Price>, model: &str, input: u64, output: u64) {
+/// Adds a step's tokens and cost (`None`: its model has no price) to `spend`.
+fn add(spend: &mut Spend, model: &str, input: u64, output: u64, cost: Option<f64>) {
     if input + output == 0 {
         return;
     }
     spend.input_tokens += input;
     spend.output_tokens += output;
-    match prices.get(model) {
-        Some(price) => {
-            spend.cost_usd += (input as f64 * price.input_per_million
-                + output as f64 * price.output_per_million)
-                / 1_000_000.0;
-        }
+    match cost {
+        Some(usd) => spend.cost_usd += usd,
         None if !spend.unpriced_models.iter().any(|m| m == model) => {
             spend.unpriced_models.push(model.to_string());
         }
@@ -280,6 +248,11 @@ pub fn render(summary: &Summary) -> String {
     }
     let _ = writeln!(out, "xAI spend       {}", spend(&summary.xai));
     let _ = writeln!(out, "all-cloud       {}", spend(&summary.all_cloud));
+    let _ = writeln!(
+        out,
+        "saving          ${:.4} against all-cloud",
+        summary.saving_usd
+    );
     out
 }
 
@@ -322,6 +295,8 @@ fn spend(s: &Spend) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Price;
+    use crate::record::cost::usd;
 
     #[test]
     fn nearest_rank_percentiles() {
@@ -338,18 +313,15 @@ mod tests {
 
     #[test]
     fn costs_and_shares_carry_no_float_noise() {
-        let mut prices = BTreeMap::new();
-        prices.insert(
-            "grok".to_string(),
-            Price {
-                input_per_million: 0.2,
-                output_per_million: 0.5,
-            },
-        );
+        let price = Price {
+            input_per_million: 0.2,
+            output_per_million: 0.5,
+        };
         let mut spend = Spend::default();
         // 0.1 + 0.2 in floats is 0.30000000000000004.
-        add(&mut spend, &prices, "grok", 500_000, 0);
-        add(&mut spend, &prices, "grok", 1_000_000, 0);
+        for input in [500_000, 1_000_000] {
+            add(&mut spend, "grok", input, 0, Some(usd(&price, input, 0)));
+        }
         assert_ne!(spend.cost_usd, 0.3);
         assert_eq!(round(spend.cost_usd, 10), 0.3);
         assert_eq!(round(25.125999999999999, 10).to_string(), "25.126");
@@ -362,14 +334,5 @@ mod tests {
             reason("the classifier timed out after 10 s; used MODERATE (the default)"),
             "the classifier timed out after 10 s"
         );
-    }
-
-    #[test]
-    fn tokens_from_both_usage_shapes() {
-        let chat = serde_json::json!({"prompt_tokens": 10, "completion_tokens": 5});
-        let responses = serde_json::json!({"input_tokens": 7, "output_tokens": 3});
-        assert_eq!(tokens(Some(&chat)), (10, 5));
-        assert_eq!(tokens(Some(&responses)), (7, 3));
-        assert_eq!(tokens(None), (0, 0));
     }
 }

@@ -25,6 +25,8 @@ pub struct Route {
     pub thinking: Thinking,
     pub drop_params: Vec<String>,
     pub search: Option<SearchHop>,
+    /// Describes a chat's images for a backend that cannot see them.
+    pub describe: Option<DescribeHop>,
     /// The routes that answer, in order, when this one's backend fails early.
     pub failover: Vec<Label>,
     pub classifier_may_choose: bool,
@@ -44,6 +46,19 @@ pub struct SearchHop {
     pub injection: String,
     pub tools: Vec<String>,
     pub timeout: std::time::Duration,
+}
+
+/// A route's "describe, then answer" hop.
+#[derive(Clone, Debug)]
+pub struct DescribeHop {
+    pub backend: BackendId,
+    /// Its instructions' file.
+    pub prompt: String,
+    /// The file whose text takes each image's place.
+    pub injection: String,
+    /// For all of a chat's descriptions together.
+    pub timeout: std::time::Duration,
+    pub max_images: usize,
 }
 
 /// Every route, by label.
@@ -83,6 +98,13 @@ impl RouteTable {
                         injection: search.injection.clone(),
                         tools: search.tools.clone(),
                         timeout: std::time::Duration::from_secs(search.timeout_secs),
+                    }),
+                    describe: route.describe.as_ref().map(|describe| DescribeHop {
+                        backend: BackendId::from(describe.backend.as_str()),
+                        prompt: describe.prompt.clone(),
+                        injection: describe.injection.clone(),
+                        timeout: std::time::Duration::from_secs(describe.timeout_secs),
+                        max_images: describe.max_images,
                     }),
                     failover: route
                         .failover

@@ -8,6 +8,7 @@ use std::path::Path;
 use super::Setup;
 use crate::config::{self, Config, MissingKey};
 use crate::prompts::{PromptSource, ROUTING_REQUEST, ROUTING_SYSTEM};
+use crate::record::budget::Budgets;
 use crate::record::disk;
 use crate::routing::answering;
 use crate::upstream::read_key;
@@ -128,12 +129,12 @@ fn routes(setup: &Setup, out: &mut String) {
                 "", route.label
             );
         }
-        match answering::resolve(
-            table,
-            &setup.backends,
-            setup.config.routing.missing_key,
-            &route.label,
-        ) {
+        let gate = answering::Gate {
+            backends: &setup.backends,
+            missing_key: setup.config.routing.missing_key,
+            budgets: &Budgets::default(),
+        };
+        match answering::resolve(table, &gate, &route.label) {
             Ok(answering) => {
                 if let Some(note) = answering.note {
                     let _ = write!(line, "\n{:13}now: {note}", "");

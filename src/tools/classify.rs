@@ -9,6 +9,7 @@ use axum::http::HeaderMap;
 
 use crate::names::Step;
 use crate::openai::ChatRequest;
+use crate::record::budget::Budgets;
 use crate::routing::answering;
 
 use super::{Setup, scratch_session};
@@ -26,12 +27,13 @@ pub async fn report(path: &Path, text: &str) -> Result<String, String> {
     let label = decision.classification.as_deref().unwrap_or("-");
     let mut out = String::new();
     // As the router would answer: a route whose backend has no key changes.
-    let answered = match answering::resolve(
-        &routing.table,
-        &setup.backends,
-        setup.config.routing.missing_key,
-        label,
-    ) {
+    // Spend is not known here: budgets are left out.
+    let gate = answering::Gate {
+        backends: &setup.backends,
+        missing_key: setup.config.routing.missing_key,
+        budgets: &Budgets::default(),
+    };
+    let answered = match answering::resolve(&routing.table, &gate, label) {
         Ok(answering) => match answering.note {
             None => answering.route.name.to_string(),
             Some(note) => format!("{} ({note})", answering.route.name),

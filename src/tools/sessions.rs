@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use serde_json::{Value, json};
 
 use crate::config::Config;
+use crate::record::budget::Budgets;
 use crate::record::session::cut;
 use crate::record::store::{self, Detail, LoggedSession, Scan, Skipped};
 use crate::record::summary;
@@ -218,13 +219,22 @@ pub fn stats(
 ) -> Result<String, String> {
     let scan = load(dirs, since, Detail::Brief)?;
     let summary = summary::summarise(&scan.sessions, &summary::Cloud::of(config));
+    // This UTC day's and month's spend against the budgets, whatever `--since` says.
+    let budgets = Budgets::new(config);
+    budgets.read_month(dirs)?;
     if as_json {
-        return serde_json::to_string_pretty(&summary)
+        let mut value = serde_json::to_value(&summary).map_err(|e| e.to_string())?;
+        value["cloud_spend"] = budgets.snapshot();
+        return serde_json::to_string_pretty(&value)
             .map(|t| t + "\n")
             .map_err(|e| e.to_string());
     }
     let mut out = format!("since           {}\n", since.unwrap_or("the beginning"));
     out.push_str(&summary::render(&summary));
+    out.push_str("cloud spend this UTC day and month:\n");
+    for line in budgets.render().lines() {
+        let _ = writeln!(out, "  {line}");
+    }
     Ok(out)
 }
 

@@ -62,6 +62,7 @@ pub fn judge(error: &Error) -> Verdict {
         | Error::MethodNotAllowed { .. }
         | Error::KeyMissing { .. }
         | Error::ImagesUnsupported { .. }
+        | Error::BudgetSpent { .. }
         | Error::Unauthorized { .. }
         | Error::Forbidden { .. }
         | Error::AdminKeyRequired { .. }

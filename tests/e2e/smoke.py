@@ -97,6 +97,28 @@ def test_stream_usage_when_asked():
     assert chunks[-1].choices == [] and chunks[-1].usage.total_tokens > 0, chunks[-1]
 
 
+def test_completions_are_passed_through_with_a_session_log():
+    raw = client.completions.with_raw_response.create(
+        model="my-completions", prompt="Once upon a time", max_tokens=8
+    )
+    reply = raw.parse()
+    assert raw.headers["x-ai-router-route"] == "completions", raw.headers
+    assert reply.model == "my-completions", reply.model
+    assert reply.choices[0].text.strip(), reply
+    record = session(raw.headers["x-request-id"], "ok")
+    (step,) = record["steps"]
+    assert record["route"] == "completions" and record["classification"] is None, record
+    assert step["provider"] == "primary" and step["response_content"] == reply.choices[0].text
+    # Passed as it came: the client's max_tokens reaches the model.
+    assert step["params"]["max_tokens"] == 8, step["params"]
+    stream = client.completions.create(
+        model="my-completions", prompt="Once upon a time", max_tokens=8, stream=True
+    )
+    chunks = list(stream)
+    assert all(c.model == "my-completions" for c in chunks), chunks
+    assert "".join(c.choices[0].text for c in chunks if c.choices).strip(), chunks
+
+
 def raw_stream_request():
     parts = urllib.parse.urlsplit(URL)
     conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=120)

@@ -203,3 +203,28 @@ async fn a_silent_stream_gets_keep_alive_comments() {
     assert_eq!(data.last().map(String::as_str), Some("[DONE]"));
     assert!(data.iter().any(|d| d.contains("done")));
 }
+
+/// Chunks are passed on as the backend wrote them, but for `model`: field order, fields
+/// the router does not know, escapes and all; and the record keeps the same text.
+#[tokio::test]
+async fn chunks_keep_every_byte_the_backend_sent_but_the_model_name() {
+    let sent = [
+        r#"{"id":"chatcmpl-7","object":"chat.completion.chunk","model":"served-model","system_fingerprint":"fp","choices":[{"index":0,"delta":{"content":"a \"quoted\"\nline \u00e9 </script>"},"logprobs":null,"finish_reason":null}],"custom":{"nested":[1,2.50]}}"#,
+        r#"{"model":"served-model","choices":[{"index":0,"delta":{"content":"."},"finish_reason":"stop"}],"usage":null}"#,
+    ];
+    let events: Vec<String> = sent.iter().map(|s| s.to_string()).collect();
+    let fake = Fake::with(move |_| Reply::Sse(events.clone(), Duration::ZERO)).await;
+    let router = TestRouter::start(&fake.url, |_| {}).await;
+    let data = read_sse(router.chat(&stream_body(None)).await).await;
+    assert_eq!(data.len(), 3, "{data:?}");
+    for (got, sent) in data.iter().zip(sent) {
+        assert_eq!(*got, sent.replace("\"served-model\"", "\"ai-router\""));
+    }
+    let session = &router.sessions(1).await[0];
+    let answer = common::answer(session);
+    assert_eq!(
+        answer["response_content"],
+        "a \"quoted\"\nline é </script>."
+    );
+    assert_eq!(answer["finish_reason"], "stop");
+}

@@ -15,6 +15,7 @@ mod common;
 
 mod admin_view;
 mod architecture;
+mod budget;
 mod chat_json;
 mod chat_stream;
 mod chosen_routes;
@@ -23,6 +24,7 @@ mod confidence;
 mod configmap_reload;
 mod dashboard_access;
 mod dashboard_api;
+mod describe;
 mod errors;
 mod eval;
 mod images;

@@ -175,10 +175,24 @@ async fn stats_count_routes_tokens_and_cost() {
         (all_cloud - (84.0 * 1.25 + 35.0 * 2.5) / 1e6).abs() < 1e-12,
         "{all_cloud}"
     );
+    assert!((stats["saving_usd"].as_f64().unwrap() - (all_cloud - xai_cost)).abs() < 1e-9);
+    // Today's spend against the budgets, whatever --since says.
+    let today = &stats["cloud_spend"]["backends"]["xai"]["day"];
+    assert!(
+        (today["spent_usd"].as_f64().unwrap() - xai_cost).abs() < 1e-6,
+        "{today}"
+    );
     let (ok, text, _) = run(&["sessions", "--dir", dir, "stats"], &[]).await;
     assert!(ok);
     assert!(
         text.contains("primary 5 (62.5%)") && text.contains("META share      12.5%"),
+        "{text}"
+    );
+    let budget = [("AI_ROUTER_BUDGET__XAI__DAILY_USD", "0.00001")];
+    let (ok, text, err) = run(&["sessions", "--dir", dir, "stats"], &budget).await;
+    assert!(ok, "{err}");
+    assert!(
+        text.contains("xai             day $0.0001 of $0.00001") && text.contains("(spent)"),
         "{text}"
     );
 }

@@ -122,7 +122,12 @@ fuzz_target!(|data: &[u8]| {
         }
     };
     let label = decision.classification.clone().expect("a decision has a label");
-    let _ = answering::resolve(table, &setup.backends, setup.config.routing.missing_key, &label);
+    let gate = answering::Gate {
+        backends: &setup.backends,
+        missing_key: setup.config.routing.missing_key,
+        budgets: &ai_router::record::budget::Budgets::default(),
+    };
+    let _ = answering::resolve(table, &gate, &label);
 
     // Proxy::run shapes one body for the route that answers; every route's is built so
     // that every input reaches every shaping rule, whatever its label. A fixed date
