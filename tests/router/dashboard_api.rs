@@ -314,3 +314,46 @@ async fn an_open_live_feed_does_not_hold_the_router_at_shutdown() {
         .unwrap();
     assert!(started.elapsed() < std::time::Duration::from_secs(10));
 }
+
+#[tokio::test]
+async fn the_overview_shows_todays_cloud_spend_and_the_saving() {
+    // xAI at a price that makes the fake's usage (12 tokens in, 5 out) cost $1.00.
+    let (router, _primary, _xai) = TestRouter::with_primary_and_xai(|c| {
+        c.prices.insert(
+            "grok-dollar".into(),
+            ai_router::config::Price {
+                input_per_million: 50_000.0,
+                output_per_million: 80_000.0,
+            },
+        );
+        c.backend("xai").model = "grok-dollar".into();
+    })
+    .await;
+    let (_, _, before) = router.get("/dashboard/api/overview").await;
+    assert_eq!(
+        before["spend"]["day"]["cloud_usd"], 0.0,
+        "{}",
+        before["spend"]
+    );
+    router
+        .classifier
+        .set(crate::common::fake::label_reply("COMPLEX"));
+    assert_eq!(router.chat(&user("prove it")).await.status(), 200);
+    router
+        .classifier
+        .set(crate::common::fake::label_reply("SIMPLE"));
+    assert_eq!(router.chat(&user("hello")).await.status(), 200);
+    let (_, _, after) = router.get("/dashboard/api/overview").await;
+    let day = &after["spend"]["day"];
+    assert_eq!(day["cloud_usd"], 1.0, "{day}");
+    // All-cloud would have paid for the local answer too: the saving is what it cost.
+    let all_cloud = day["all_cloud_usd"].as_f64().unwrap();
+    assert!(all_cloud > 1.0, "{day}");
+    assert_eq!(
+        day["saving_usd"].as_f64().unwrap(),
+        all_cloud - 1.0,
+        "{day}"
+    );
+    assert_eq!(after["spend"]["month"]["cloud_usd"], 1.0);
+    assert!(after["spend"]["backends"]["xai"]["day"]["spent_usd"].is_number());
+}

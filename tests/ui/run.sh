@@ -39,7 +39,10 @@ fi
 outside="$(ip -4 -o addr show scope global 2>/dev/null | awk '{split($4, a, "/"); print a[1]; exit}')"
 [[ -n "${outside}" ]] || { say "no non-loopback IPv4 address on this machine: cannot try the refusal"; exit 1; }
 
-python3 -u "${root}/tests/live/fake_openai.py" --xai-key ui-test-key --chunk-delay 0.15 \
+# xAI's fake serves the shipped model name, so its answers are priced and the overview
+# has a spend to show.
+python3 -u "${root}/tests/live/fake_openai.py" --xai-key ui-test-xai-key-0123456789 \
+    --xai-model grok-4-1-fast-reasoning --chunk-delay 0.15 \
     >"${work}/fake.out" 2>"${work}/fake.log" &
 pids+=($!)
 for _ in $(seq 50); do
@@ -67,7 +70,7 @@ start_router() {
         export AI_ROUTER_BACKENDS__PRIMARY__BASE_URL="${fake}"
         export AI_ROUTER_BACKENDS__PRIMARY__MODEL="fake-primary"
         export AI_ROUTER_BACKENDS__XAI__BASE_URL="${fake}"
-        export XAI_MODEL="fake-grok"
+        export XAI_MODEL="grok-4-1-fast-reasoning"
         export XAI_API_KEY="ui-test-xai-key-0123456789"
         export AI_ROUTER_SESSIONS__DIR="${work}/sessions-${name}"
         for assignment in "$@"; do export "${assignment?}"; done

@@ -129,6 +129,14 @@ class Run:
         backends = self.text("ov-backends")
         assert "classifier" in backends and "up" in backends, backends
         assert "ms" in self.text("ov-latency"), self.text("ov-latency")
+        # The COMPLEX chat went to the (priced) cloud model: today's spend is not nothing.
+        self.wait("today's cloud spend", lambda: self.text("ov-spend") not in ("$0.00", "–"))
+        # What the card says adds up: spent + saved = what all-cloud would have cost.
+        spent = float(self.text("ov-spend").lstrip("$"))
+        found = re.search(r"all-cloud would be \$([0-9.]+) today, saved \$([0-9.]+)", self.text("ov-spend-sub"))
+        assert found, self.text("ov-spend-sub")
+        all_cloud, saved = float(found.group(1)), float(found.group(2))
+        assert abs(spent + saved - all_cloud) < 2e-6, (spent, saved, all_cloud)
         self.shot("01-overview")
 
     def finds_a_session_and_its_story(self):

@@ -4,24 +4,20 @@
 
 use std::convert::Infallible;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::extract::State;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures_util::Stream;
-use serde_json::Value;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-use tokio::task::JoinHandle;
 
-use super::overview::{snapshot, spend};
+use super::overview::snapshot;
 use crate::edge::state::AppState;
 use crate::error::Error;
 
 /// Between two events.
 const TICK: Duration = Duration::from_secs(1);
-/// Between two reads of the spend (its summary is cached for 30 s anyway).
-const SPEND_EVERY: Duration = Duration::from_secs(30);
 
 /// The live feeds open now, at most `limit`.
 #[derive(Debug)]
@@ -45,36 +41,14 @@ struct Feed {
     state: Arc<AppState>,
     _permit: OwnedSemaphorePermit,
     interval: tokio::time::Interval,
-    spend: Value,
-    /// A spend read running, so a slow one never delays a tick.
-    reading: Option<JoinHandle<Value>>,
-    last_read: Option<Instant>,
 }
 
 impl Feed {
     async fn next(&mut self) -> Event {
         self.interval.tick().await;
-        if let Some(done) = self.reading.take_if(|read| read.is_finished())
-            && let Ok(spend) = done.await
-        {
-            self.spend = spend;
-        }
-        let due = self.last_read.is_none_or(|at| at.elapsed() >= SPEND_EVERY);
-        if due && self.reading.is_none() {
-            self.last_read = Some(Instant::now());
-            self.reading = Some(tokio::spawn(spend(self.state.clone())));
-        }
-        let mut value = snapshot(&self.state, &self.spend);
+        let mut value = snapshot(&self.state);
         super::redact(&self.state, &mut value);
         Event::default().event("overview").data(value.to_string())
-    }
-}
-
-impl Drop for Feed {
-    fn drop(&mut self) {
-        if let Some(reading) = &self.reading {
-            reading.abort();
-        }
     }
 }
 
@@ -96,9 +70,6 @@ pub(super) async fn feed(State(state): State<Arc<AppState>>) -> Response {
         state,
         _permit: permit,
         interval,
-        spend: serde_json::json!({"pending": true}),
-        reading: None,
-        last_read: None,
     };
     Sse::new(events(feed))
         .keep_alive(KeepAlive::default())

@@ -1,6 +1,6 @@
 //! The overview's figures in one JSON object: counters since start-up, the last minutes'
-//! requests and percentiles, every backend endpoint's state, the route table, and the
-//! last 24 hours' cloud spend (from `/stats`' cached summary).
+//! requests and percentiles, every backend endpoint's state, the route table, and this
+//! UTC day's and month's cloud spend against all-cloud (the budgets' ledger).
 
 use std::sync::Arc;
 
@@ -10,15 +10,15 @@ use serde_json::{Value, json};
 
 use super::redacted_json;
 use crate::edge::state::AppState;
+use crate::record::summary::round;
 
 /// `GET /dashboard/api/overview`: one snapshot, the same the live feed pushes.
 pub(super) async fn overview(State(state): State<Arc<AppState>>) -> Response {
-    let spend = spend(state.clone()).await;
-    redacted_json(&state, snapshot(&state, &spend))
+    redacted_json(&state, snapshot(&state))
 }
 
-/// Everything the overview shows but the spend, read now; `spend` is added as given.
-pub(super) fn snapshot(state: &AppState, spend: &Value) -> Value {
+/// Everything the overview shows, read now.
+pub(super) fn snapshot(state: &AppState) -> Value {
     let now = chrono::Utc::now();
     let backends: Vec<Value> = state
         .backends
@@ -63,26 +63,28 @@ pub(super) fn snapshot(state: &AppState, spend: &Value) -> Value {
             "enabled": state.config.sessions.enabled,
             "problem": state.sessions.disk_problem(),
         },
-        "spend": spend,
+        "spend": spend(state),
     })
 }
 
-/// Cloud spend over the last 24 hours and what the same traffic would have cost
-/// all-cloud, from the summary `/stats` keeps (read from the session logs, cached).
-pub(super) async fn spend(state: Arc<AppState>) -> Value {
-    let axum::Json(stats) = crate::edge::stats::stats(State(state)).await;
-    let day = &stats["last_24h"];
-    if let Some(error) = day.get("error") {
-        return json!({"error": error});
-    }
-    let cost = |part: &str| day[part]["cost_usd"].as_f64().unwrap_or(0.0);
-    let (cloud, all_cloud) = (cost("xai"), cost("all_cloud"));
-    json!({
-        "window": "last 24 h",
-        "sessions": day["sessions"],
-        "cloud_usd": cloud,
-        "all_cloud_usd": all_cloud,
-        "saving_usd": crate::record::summary::round(all_cloud - cloud, 4),
-        "unpriced_models": day["xai"]["unpriced_models"],
-    })
+/// Cloud spend this UTC day and month, what all-cloud would have cost and the saving,
+/// and each paid backend's budget: the ledger the budgets keep in memory (`/stats`'
+/// `cloud_spend`), so reading it costs no disk.
+fn spend(state: &AppState) -> Value {
+    let ledger = state.budgets.snapshot();
+    let period = |name: &str| {
+        let backends = ledger["backends"].as_object();
+        // To the millionth, as the ledger rounds: cloud + saving = all-cloud on screen.
+        let cloud: f64 = backends
+            .into_iter()
+            .flat_map(|map| map.values())
+            .filter_map(|b| b[name]["spent_usd"].as_f64())
+            .sum();
+        json!({
+            "cloud_usd": round(cloud, 6),
+            "all_cloud_usd": ledger["all_cloud_estimate_usd"][name],
+            "saving_usd": ledger["saving_usd"][name],
+        })
+    };
+    json!({"day": period("day"), "month": period("month"), "backends": ledger["backends"]})
 }

@@ -34,5 +34,6 @@ export async function getJson(path) {
 }
 
 export const ms = (v) => (v === null || v === undefined ? "–" : `${v} ms`);
-export const usd = (v) => (typeof v === "number" ? `$${v.toFixed(4)}` : "–");
+// Dollars to the cent, or to the millionth when less than a cent (a few local tokens' worth).
+export const usd = (v) => (typeof v !== "number" ? "–" : `$${v.toFixed(v > 0 && v < 0.01 ? 6 : 2)}`);
 export const localTime = (iso) => (iso ? new Date(iso).toLocaleString() : "–");

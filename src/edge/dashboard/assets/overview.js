@@ -9,7 +9,6 @@ function colorOf(name) {
   return routeColors.get(name);
 }
 
-let lastSpend = null;
 
 export function renderOverview(o) {
   const start = o.since_start || {};
@@ -28,28 +27,20 @@ export function renderOverview(o) {
   $("ov-classifier").textContent = backend ? (backend.down ? "down" : "up") : "–";
   $("ov-classifier-sub").textContent =
     `${cls.calls ?? 0} calls, ${cls.fallbacks ?? 0} fallbacks (5 min) · p50 ${ms(cls.ms?.p50)} · ${start.classification_fallbacks ?? 0} fallbacks since start`;
-  // A new feed starts before its first read of the spend: keep the last figures until then.
-  if (o.spend && !o.spend.pending) lastSpend = o.spend;
-  const spend = lastSpend || o.spend || {};
-  if (spend.error) {
-    $("ov-spend").textContent = "–";
-    $("ov-spend-sub").textContent = spend.error;
-  } else if (spend.pending) {
-    $("ov-spend").textContent = "…";
-    $("ov-spend-sub").textContent = "reading the session logs";
-  } else {
-    $("ov-spend").textContent = usd(spend.cloud_usd);
-    $("ov-spend-sub").textContent =
-      `${spend.window}: all-cloud would be ${usd(spend.all_cloud_usd)}, saved ${usd(spend.saving_usd)}`;
-  }
+  const spend = o.spend || {};
+  const day = spend.day || {};
+  const month = spend.month || {};
+  $("ov-spend").textContent = usd(day.cloud_usd);
+  const budgets = Object.entries(spend.backends || {})
+    .filter(([, b]) => b.state)
+    .map(([name, b]) => `${name} budget ${b.state}${b.day && b.day.limit_usd ? ` (${usd(b.day.spent_usd)} of ${usd(b.day.limit_usd)} today)` : ""}`);
+  $("ov-spend-sub").textContent = [
+    `all-cloud would be ${usd(day.all_cloud_usd)} today, saved ${usd(day.saving_usd)}`,
+    `month ${usd(month.cloud_usd)}, saved ${usd(month.saving_usd)}`,
+    ...budgets,
+  ].join(" · ");
   renderChart(recent.per_minute || []);
-  const counts = start.routes || {};
-  fill($("ov-routes"), ...(o.routes || []).map((r) =>
-    el("tr", {},
-      el("td", {}, el("a", { href: `#/sessions?label=${encodeURIComponent(r.label)}` }, r.label)),
-      el("td", {}, el("a", { href: `#/sessions?route=${encodeURIComponent(r.route)}` }, r.route)),
-      el("td", {}, r.backend),
-      el("td", { class: "num" }, counts[r.route] ?? 0), el("td", {}, r.exposed_as || "–"))));
+  renderRoutes(o.routes || [], start.routes || {});
   const rows = [];
   for (const b of o.backends || []) {
     for (const e of b.endpoints || []) {
@@ -63,6 +54,30 @@ export function renderOverview(o) {
   }
   fill($("ov-backends"), ...rows);
   fillRouteChoices(o.routes || []);
+}
+
+// One row per route (several labels may share one), with its requests since start-up.
+function renderRoutes(routes, counts) {
+  const byRoute = new Map();
+  for (const r of routes) {
+    if (!byRoute.has(r.route)) byRoute.set(r.route, { backend: r.backend, labels: [], models: [] });
+    const row = byRoute.get(r.route);
+    row.labels.push(r.label);
+    if (r.exposed_as) row.models.push(r.exposed_as);
+  }
+  const link = (query, text) => el("a", { href: `#/sessions?${query}` }, text);
+  const rows = [...byRoute].map(([name, r]) => {
+    const labels = el("td", {});
+    r.labels.forEach((label, i) => labels.append(i ? ", " : "", link(`label=${encodeURIComponent(label)}`, label)));
+    return el("tr", {},
+      el("td", {}, link(`route=${encodeURIComponent(name)}`, name)), labels, el("td", {}, r.backend),
+      el("td", { class: "num" }, counts[name] ?? 0), el("td", {}, r.models.join(", ") || "–"));
+  });
+  if (counts.rejected) {
+    rows.push(el("tr", {}, el("td", {}, link("route=rejected", "rejected")), el("td", {}, "–"), el("td", {}, "–"),
+      el("td", { class: "num" }, counts.rejected), el("td", {}, "–")));
+  }
+  fill($("ov-routes"), ...rows);
 }
 
 function renderChart(minutes) {
