@@ -46,8 +46,8 @@ fn main() -> ExitCode {
 
 fn serve(path: &Path) -> anyhow::Result<()> {
     let config = config::load(path)?;
-    telemetry::init(config.server.log_format);
-    tokio::runtime::Runtime::new()?.block_on(async {
+    let log = telemetry::init(config.server.log_format);
+    let served = tokio::runtime::Runtime::new()?.block_on(async {
         fd_limit::raise(config.server.max_concurrent_requests);
         let listen = config.server.listen;
         let app = App::build(config)?;
@@ -67,5 +67,12 @@ fn serve(path: &Path) -> anyhow::Result<()> {
         app.run(listener, shutdown::signal()).await?;
         tracing::info!("stopped");
         Ok(())
-    })
+    });
+    if log.dropped() > 0 {
+        eprintln!(
+            "ai-router: {} log lines were dropped because the output could not keep up",
+            log.dropped()
+        );
+    }
+    served
 }

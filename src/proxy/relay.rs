@@ -56,6 +56,8 @@ struct Relay {
     options: RelayOptions,
     backend: BackendId,
     idle: std::time::Duration,
+    /// Fires when no event came for `idle`.
+    silence: Pin<Box<tokio::time::Sleep>>,
     key: Option<Secret>,
     /// The endpoint counts this stream in flight until the relay ends.
     _lease: Lease,
@@ -87,6 +89,7 @@ pub fn relay(
         options,
         backend: stream.backend,
         idle: stream.idle,
+        silence: Box::pin(tokio::time::sleep(stream.idle)),
         key: stream.key,
         _lease: stream.lease,
         saw_finish: false,
@@ -175,21 +178,26 @@ impl Relay {
             }
             let next = match self.pending.take() {
                 Some(event) => Some(Ok(event)),
-                None => tokio::select! {
-                    biased;
-                    () = &mut self.options.drained => {
-                        let message = "the router is shutting down; the answer was cut short";
-                        return Some(self.fail(message.into(), "router_shutdown"));
+                None => {
+                    // One timer for the whole stream, set afresh for each wait (not
+                    // while the client takes its time with the last event).
+                    let idle_until = tokio::time::Instant::now() + self.idle;
+                    self.silence.as_mut().reset(idle_until);
+                    tokio::select! {
+                        biased;
+                        () = &mut self.options.drained => {
+                            let message = "the router is shutting down; the answer was cut short";
+                            return Some(self.fail(message.into(), "router_shutdown"));
+                        }
+                        // An event that is ready wins over the timer that ran out.
+                        next = self.events.next() => next,
+                        // Per event, not per byte: a backend that only sends comments
+                        // (`: ping`) or a trickle of bytes has gone silent all the same.
+                        () = &mut self.silence => Some(Err(EventStreamError::Transport(
+                            ReadError::Idle(self.idle.as_secs()),
+                        ))),
                     }
-                    // Per event, not per byte: a backend that only sends comments
-                    // (`: ping`) or a trickle of bytes has gone silent all the same.
-                    next = tokio::time::timeout(self.idle, self.events.next()) => match next {
-                        Ok(next) => next,
-                        Err(_) => Some(Err(EventStreamError::Transport(ReadError::Idle(
-                            self.idle.as_secs(),
-                        )))),
-                    },
-                },
+                }
             };
             match next {
                 Some(Ok(event)) if event.data.trim() == "[DONE]" => return Some(self.done()),

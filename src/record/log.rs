@@ -90,6 +90,10 @@ pub struct StepRecord {
     pub provider: BackendId,
     /// The endpoint's URL that was called (the last one tried).
     pub url: String,
+    /// The attempts that failed before the one `url` names, oldest first: the pool's
+    /// other endpoints, retries, a call moved off an endpoint ejected while it waited.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub failed_attempts: Vec<FailedAttempt>,
     pub model: String,
     pub messages_sent: Value,
     /// Everything sent besides `messages`.
@@ -111,6 +115,15 @@ pub struct StepRecord {
     /// keeps their first bytes (the client got everything).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub truncated: bool,
+}
+
+/// One attempt of a step that failed before another was made.
+#[derive(Clone, Debug, Serialize)]
+pub struct FailedAttempt {
+    /// The endpoint's URL that was called.
+    pub url: String,
+    pub error: String,
+    pub duration_ms: u64,
 }
 
 impl StepRecord {

@@ -2,7 +2,8 @@
 //! the answer alike: pick an endpoint, POST, wait for the headers, read the whole JSON
 //! answer or the stream's first event, and record it all in the request's step. Until
 //! then nothing has reached the client, so a failure that `outcome` says may help is
-//! tried on the pool's other endpoints at once, then again after a backoff (`retries`).
+//! tried on the pool's other endpoints at once, then again after a backoff (`retries`),
+//! and an attempt on an endpoint ejected while it waits moves to another (`abandon`).
 
 use std::time::{Duration, Instant};
 
@@ -10,9 +11,11 @@ use bytes::Bytes;
 use serde_json::{Map, Value};
 
 use crate::error::Error;
+use crate::record::log::FailedAttempt;
 use crate::record::session::{Session, millis};
 
 use super::Backend;
+use super::abandon;
 use super::outcome;
 use super::pool::{Endpoint, Lease};
 use super::stream::{self, OpenStream};
@@ -80,6 +83,8 @@ async fn attempts(
     let mut tried: Vec<usize> = Vec::new();
     let mut retries = 0;
     let mut last: Option<(Error, Option<Duration>)> = None;
+    // The attempt that failed before the next one is made, for the step's record.
+    let mut failed: Option<FailedAttempt> = None;
     loop {
         let lease = match backend.pool.pick(&tried) {
             Some(lease) => lease,
@@ -105,14 +110,19 @@ async fn attempts(
                 }
             }
         };
+        let url = format!("{}{path}", lease.endpoint().display);
         if let Some(record) = session.step(step) {
-            // Each attempt is recorded afresh: the step shows the last one.
-            record.url = format!("{}{path}", lease.endpoint().display);
+            // Each attempt is recorded afresh: the step shows the last one, and lists
+            // those before it.
+            record.failed_attempts.extend(failed.take());
+            record.url.clone_from(&url);
             record.status = None;
             record.backend_status = None;
         }
         let index = lease.index();
-        let outcome = attempt(
+        let ejections = lease.ejections();
+        let started = Instant::now();
+        let one = attempt(
             backend,
             lease,
             path,
@@ -123,18 +133,36 @@ async fn attempts(
             wait,
             session,
             step,
-        )
-        .await;
+        );
+        let outcome = abandon::unless_ejected(&backend.pool, index, &tried, ejections, one)
+            .await
+            .unwrap_or_else(|| Err((abandoned(backend, &url), None)));
         match outcome {
             Ok(reply) => return Ok(reply),
             Err((error, retry_after)) => {
                 if !outcome::judge(&error).retry {
                     return Err(error);
                 }
+                failed = Some(FailedAttempt {
+                    url,
+                    error: error.to_string(),
+                    duration_ms: millis(started.elapsed()),
+                });
                 tried.push(index);
                 last = Some((error, retry_after));
             }
         }
+    }
+}
+
+/// The error of an attempt given up because its endpoint was ejected while it waited:
+/// unreachable, which `outcome` retries on another endpoint. Its health is not told:
+/// the ejection already said it all.
+fn abandoned(backend: &Backend, url: &str) -> Error {
+    tracing::warn!(backend = %backend.id, url, "gave up a call on an ejected endpoint; trying another");
+    Error::UpstreamUnreachable {
+        backend: backend.id.clone(),
+        reason: "it went silent and was ejected while the call waited".into(),
     }
 }
 

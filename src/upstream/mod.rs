@@ -9,6 +9,7 @@ use crate::config::BackendConfig;
 use crate::names::BackendId;
 use crate::secret::Secret;
 
+mod abandon;
 mod backend;
 pub mod call;
 pub mod outcome;

@@ -19,7 +19,7 @@ pub struct Verdict {
 ///
 /// | failure | retry | failover | unhealthy |
 /// |---|---|---|---|
-/// | unreachable (refused, DNS, reset) | yes | yes | yes |
+/// | unreachable (refused, DNS, reset; silent and ejected while the call waited) | yes | yes | yes |
 /// | silent past its timeout | no: the deadline is spent | yes | yes |
 /// | 429 | yes | yes | no: busy, not broken |
 /// | 5xx | yes | yes | yes |
@@ -28,6 +28,10 @@ pub struct Verdict {
 /// | not the protocol (not JSON, not SSE) | no | yes | no |
 /// | no healthy endpoint (the whole pool ejected) | no | yes: fail fast | no |
 /// | anything else (shutdown, a refused client…) | no | no | no |
+///
+/// A silent endpoint is not left to the caller's clock: a call still waiting on it when
+/// the pool ejects it is given up as unreachable and tried elsewhere (`abandon`), so a
+/// timeout here means no healthy endpoint was there to take over.
 pub fn judge(error: &Error) -> Verdict {
     let verdict = |retry, failover, unhealthy| Verdict {
         retry,

@@ -2,7 +2,8 @@
 //! endpoint with the fewest requests in flight, ties broken at random. An endpoint that
 //! fails `health.failure_threshold` times in a row is ejected; while every endpoint is
 //! ejected, one request at a time may try one (so a restarted server is used at once),
-//! and the rest fail fast. Probes and real calls bring an endpoint back.
+//! and the rest fail fast. Probes and real calls bring an endpoint back. Each ejection is
+//! announced, so calls still waiting on the endpoint can move elsewhere (`abandon`).
 
 use std::sync::atomic::{AtomicU8, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -31,6 +32,8 @@ pub struct Endpoint {
     /// `UNKNOWN`, `UP` or `DOWN`, readable without the lock on every request.
     state: AtomicU8,
     health: Mutex<Health>,
+    /// How many times it was ejected: a call waiting on it watches for the next one.
+    ejections: tokio::sync::watch::Sender<u64>,
 }
 
 const UNKNOWN: u8 = 0;
@@ -78,6 +81,7 @@ impl Endpoint {
             in_flight: AtomicU32::new(0),
             state: AtomicU8::new(UNKNOWN),
             health: Mutex::default(),
+            ejections: tokio::sync::watch::Sender::new(0),
         }
     }
 
@@ -137,6 +141,7 @@ impl Endpoint {
             } else {
                 let error = health.last_error.as_deref().unwrap_or("");
                 tracing::warn!(%backend, endpoint, error, "backend endpoint is down");
+                self.ejections.send_modify(|n| *n += 1);
             }
         }
     }
@@ -254,6 +259,15 @@ impl Pool {
         }
     }
 
+    /// Whether an endpoint other than `index` and those in `tried` is healthy (or not
+    /// yet seen): somewhere a call given up on `index` could go at once.
+    pub fn has_other_healthy(&self, index: usize, tried: &[usize]) -> bool {
+        self.endpoints
+            .iter()
+            .enumerate()
+            .any(|(i, e)| i != index && !tried.contains(&i) && !e.is_down())
+    }
+
     /// Whether every endpoint is ejected.
     pub fn is_down(&self) -> bool {
         self.endpoints.iter().all(|e| e.is_down())
@@ -284,6 +298,17 @@ impl Lease {
     /// Its place in the pool.
     pub fn index(&self) -> usize {
         self.index
+    }
+
+    /// A watch that changes when the endpoint is next ejected; at once when it was
+    /// ejected since it was picked. A trial of an ejected endpoint watches for the next
+    /// ejection only: it was picked knowing.
+    pub fn ejections(&self) -> tokio::sync::watch::Receiver<u64> {
+        let mut ejections = self.endpoint.ejections.subscribe();
+        if !self.trial && self.endpoint.is_down() {
+            ejections.mark_changed();
+        }
+        ejections
     }
 }
 

@@ -2,7 +2,7 @@
 //! replies (JSON, SSE with gaps, error shapes, hangs), a record of what it received,
 //! and a count of streams the router abandoned (the GPU slot vLLM would free).
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -68,6 +68,8 @@ struct Shared {
     received: Arc<Mutex<Vec<Received>>>,
     abandoned: Arc<AtomicUsize>,
     abandoned_note: Arc<Notify>,
+    /// It takes requests in but answers none, `/models` neither (`silence`).
+    silent: Arc<AtomicBool>,
 }
 
 /// A running fake backend.
@@ -106,6 +108,7 @@ impl Fake {
             received: Arc::default(),
             abandoned: Arc::default(),
             abandoned_note: Arc::default(),
+            silent: Arc::default(),
         };
         let app = Router::new()
             .route("/v1/chat/completions", post(chat))
@@ -113,6 +116,10 @@ impl Fake {
             .route("/v1/embeddings", post(chat))
             .route("/v1/completions", post(chat))
             .route("/v1/models", get(models))
+            .layer(axum::middleware::from_fn_with_state(
+                shared.clone(),
+                unless_silent,
+            ))
             .with_state(shared.clone());
         let url = format!("http://{}/v1", listener.local_addr().unwrap());
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
@@ -122,6 +129,13 @@ impl Fake {
     /// Replaces the script for the next requests.
     pub fn set(&self, script: impl Fn(&Value) -> Reply + Send + Sync + 'static) {
         *self.shared.script.lock().unwrap() = Arc::new(script);
+    }
+
+    /// From now on it answers nothing, its `/models` neither, as a host whose link went
+    /// down; requests are still taken in (and recorded), as a kernel still accepts
+    /// connections for a process that no longer answers.
+    pub fn silence(&self) {
+        self.shared.silent.store(true, Ordering::SeqCst);
     }
 
     /// Every request received so far.
@@ -166,6 +180,29 @@ impl Fake {
         .await
         .unwrap_or_else(|_| panic!("the upstream stream was not closed within {limit:?}"));
     }
+}
+
+/// Passes the request on, unless the fake was silenced: then it is recorded and never
+/// answered.
+async fn unless_silent(
+    State(shared): State<Shared>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if !shared.silent.load(Ordering::SeqCst) {
+        return next.run(request).await;
+    }
+    let path = request.uri().path().to_string();
+    let headers = request.headers().clone();
+    let body = axum::body::to_bytes(request.into_body(), usize::MAX)
+        .await
+        .unwrap_or_default();
+    shared.received.lock().unwrap().push(Received {
+        path,
+        headers,
+        body: serde_json::from_slice(&body).unwrap_or(Value::Null),
+    });
+    std::future::pending().await
 }
 
 async fn models() -> impl IntoResponse {

@@ -1,7 +1,8 @@
 //! The primary as a pool of two GPU hosts (one backend, two base URLs): requests spread
 //! by in-flight count, a host killed mid-run costs no request that had not started
-//! streaming, and it is used again once it is back; a pool with no healthy endpoint
-//! fails fast, or fails over as its route says.
+//! streaming, and it is used again once it is back; a request waiting on a host that
+//! goes silent moves to another when the host is ejected; a pool with no healthy
+//! endpoint fails fast, or fails over as its route says.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -9,7 +10,9 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use tokio::sync::Notify;
 
-use crate::common::fake::{Fake, Host, Reply, chunk_json, completion_json, stream_events};
+use crate::common::fake::{
+    Fake, Host, Reply, chunk_json, completion_json, stream_events, vllm_reply,
+};
 use crate::common::{self, ConfigExt, TestRouter, client, streaming, user};
 
 /// Answers like vLLM, a little slowly, so that requests overlap: JSON after `delay`,
@@ -251,6 +254,171 @@ async fn a_host_killed_mid_run_costs_no_request_that_had_not_started_streaming()
         a.received().len() >= 2,
         "the host that came back was not used"
     );
+}
+
+/// A request caught on a silent endpoint: the response to come, when it was sent, its
+/// question, and how many requests it took to catch one (the others were answered).
+struct Caught {
+    response: tokio::task::JoinHandle<reqwest::Response>,
+    sent: Instant,
+    question: String,
+    requests: usize,
+}
+
+/// Sends `question 1`, `question 2`… (a stream or not) until one lands on `silent` (the
+/// others land on the pool's other endpoint and are answered at once: the pick breaks
+/// ties at random).
+async fn one_on(router: &TestRouter, silent: &Fake, question: &str, stream: bool) -> Caught {
+    // Chats only: the silent endpoint takes its probes in too.
+    let chats = || silent.bodies("/v1/chat/completions").len();
+    let mut sent = 0;
+    loop {
+        sent += 1;
+        let before = chats();
+        let started = Instant::now();
+        let url = router.url.clone();
+        let asked = format!("{question} {sent}");
+        let body = streaming(user(&asked), stream);
+        let request = tokio::spawn(async move {
+            // Longer than the backend's timeout: a request that waits it out gets its 504.
+            reqwest::Client::builder()
+                .timeout(Duration::from_secs(60))
+                .build()
+                .unwrap()
+                .post(format!("{url}/v1/chat/completions"))
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+        });
+        while !request.is_finished() && chats() == before {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        if chats() > before {
+            return Caught {
+                response: request,
+                sent: started,
+                question: asked,
+                requests: sent,
+            };
+        }
+        assert_eq!(request.await.unwrap().status(), 200);
+        assert!(sent < 64, "no request went to the silent endpoint");
+    }
+}
+
+/// The primary's `ai_router_endpoint_up` for the endpoint `url` from `/metrics`: `1`,
+/// `0`, or `unknown` before the endpoint was first seen.
+async fn endpoint_up(router: &TestRouter, url: &str) -> String {
+    let metrics = router.metrics().await;
+    let label = format!("{{backend=\"primary\",endpoint=\"{url}\"}} ");
+    metrics
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("ai_router_endpoint_up")?
+                .strip_prefix(&label)
+        })
+        .unwrap_or("unknown")
+        .to_string()
+}
+
+#[tokio::test]
+async fn a_request_waiting_on_a_host_that_went_silent_moves_when_the_host_is_ejected() {
+    // Long enough that waiting it out and moving at the ejection (a probe every second,
+    // which waits 5 s) cannot be mistaken for each other.
+    const TIMEOUT: Duration = Duration::from_secs(20);
+    let gate = Arc::new(Notify::new());
+    let held = gate.clone();
+    // B answers like vLLM, and holds a stream open when asked to (to be busy).
+    let b = Fake::with(move |body| {
+        if body.to_string().contains("hold me") {
+            Reply::Gated(
+                vec![chunk_json("Hel", None)],
+                held.clone(),
+                vec![chunk_json("lo", Some("stop")), "[DONE]".into()],
+            )
+        } else {
+            vllm_reply(body)
+        }
+    })
+    .await;
+    let a = Fake::start().await;
+    let urls = vec![a.url.clone(), b.url.clone()];
+    let router = TestRouter::start(&urls[0].clone(), move |c| {
+        c.backend("primary").base_url = urls.into();
+        c.backend("primary").timeout_secs = TIMEOUT.as_secs();
+        c.backend("primary").response_timeout_secs = TIMEOUT.as_secs();
+        c.health.probe_interval_secs = 1;
+        c.health.failure_threshold = 1;
+    })
+    .await;
+    // Both answer (and the probes keep a connection to each alive); then A's link goes
+    // down: A takes requests in and answers nothing, its probes neither.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while endpoint_up(&router, &a.url).await != "1" || endpoint_up(&router, &b.url).await != "1" {
+        assert!(Instant::now() < deadline, "the pool did not come up");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    a.silence();
+    // A JSON chat caught on A; then, with B as busy as A (a held stream), a stream.
+    let json = one_on(&router, &a, "json", false).await;
+    let hold = router.chat(&streaming(user("hold me"), true)).await;
+    assert_eq!(hold.status(), 200);
+    let stream = one_on(&router, &a, "stream", true).await;
+
+    let response = json.response.await.unwrap();
+    assert_eq!(response.status(), 200);
+    let answer: Value = response.json().await.unwrap();
+    let json_took = json.sent.elapsed();
+    assert_eq!(answer["choices"][0]["message"]["content"], "Hello there!");
+    let response = stream.response.await.unwrap();
+    assert_eq!(response.status(), 200);
+    let events = common::read_sse(response).await;
+    let stream_took = stream.sent.elapsed();
+    assert_eq!(
+        events.last().map(String::as_str),
+        Some("[DONE]"),
+        "{events:?}"
+    );
+    assert!(
+        !events.iter().any(|e| e.contains("\"error\"")),
+        "{events:?}"
+    );
+    for (what, took) in [("the JSON chat", json_took), ("the stream", stream_took)] {
+        assert!(
+            took < TIMEOUT / 2,
+            "{what} was answered after {took:?}: it waited on the silent host ({TIMEOUT:?})"
+        );
+    }
+    assert_eq!(
+        endpoint_up(&router, &a.url).await,
+        "0",
+        "the silent host is not ejected"
+    );
+    assert_eq!(endpoint_up(&router, &b.url).await, "1");
+    gate.notify_waiters();
+    let held = common::read_sse(hold).await;
+    assert_eq!(held.last().map(String::as_str), Some("[DONE]"));
+
+    // The session log shows the attempt on A that was given up, and B answering.
+    let sessions = router.sessions(json.requests + stream.requests + 1).await;
+    for question in [&json.question, &stream.question] {
+        let session = crate::session_for(&sessions, question);
+        assert_eq!(session["outcome"], "ok", "{session}");
+        let step = common::answer(session);
+        assert!(step["url"].as_str().unwrap().starts_with(&b.url), "{step}");
+        assert_eq!(step["status"], 200, "{step}");
+        let failed = step["failed_attempts"].as_array().unwrap();
+        assert_eq!(failed.len(), 1, "{step}");
+        assert!(
+            failed[0]["url"].as_str().unwrap().starts_with(&a.url),
+            "{step}"
+        );
+        let error = failed[0]["error"].as_str().unwrap();
+        assert!(error.contains("ejected"), "{error}");
+        let waited = failed[0]["duration_ms"].as_u64().unwrap();
+        assert!(waited < TIMEOUT.as_millis() as u64 / 2, "{step}");
+    }
 }
 
 #[tokio::test]
