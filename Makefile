@@ -5,7 +5,7 @@ CONFIG ?= config/router.toml
 # The running router that test-live and benchmark talk to.
 URL ?= http://127.0.0.1:8080
 
-.PHONY: help build demo test e2e eval lint fmt check clean bench profile faults soak fuzz cluster-test
+.PHONY: help build demo test e2e eval lint fmt check clean bench profile faults soak fuzz cluster-test test-ui
 .PHONY: up down restart ps health status logs logs-router logs-primary logs-ai image models
 .PHONY: test-live benchmark review compose-check k8s-check k8s-sync
 
@@ -33,6 +33,9 @@ cluster-test: ## Two replicas, a 3-host pool, fakes and a load client in network
 
 fuzz: ## Fuzz request parsing with cargo fuzz for FUZZ_SECS (60; needs the nightly toolchain and cargo-fuzz)
 	tests/fuzz/run.sh
+
+test-ui: ## The dashboard in headless Chromium on fake backends: live overview, sessions, playground, prompts, refusal (screenshots in target/ui-screenshots/)
+	tests/ui/run.sh
 
 e2e: ## Smoke-test curl, the OpenAI SDK and raw SSE through the router against a real llama-server
 	infra/demo/e2e.sh

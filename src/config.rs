@@ -10,6 +10,7 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
 mod budget;
+mod dashboard;
 mod eval;
 mod legacy;
 mod passthrough;
@@ -19,6 +20,7 @@ mod sections;
 mod validate;
 
 pub use budget::{BudgetConfig, WhenSpent};
+pub use dashboard::DashboardConfig;
 pub use eval::EvalConfig;
 pub use legacy::{FailoverConfig, XaiConfig};
 pub use passthrough::PassthroughConfig;
@@ -55,6 +57,8 @@ pub struct Config {
     pub passthrough: BTreeMap<String, PassthroughConfig>,
     /// `[budget.BACKEND]`: what a paid backend may cost per day and per month.
     pub budget: BTreeMap<String, BudgetConfig>,
+    /// `[dashboard]`: the web dashboard under `/dashboard`.
+    pub dashboard: DashboardConfig,
     /// `[xai]`: older names for route settings (see `legacy`); empty once loaded.
     #[serde(default, skip_serializing_if = "is_default_xai")]
     pub xai: XaiConfig,
@@ -88,6 +92,7 @@ impl Default for Config {
             eval: EvalConfig::default(),
             passthrough: BTreeMap::new(),
             budget: BTreeMap::new(),
+            dashboard: DashboardConfig::default(),
             xai: XaiConfig::default(),
             failover: FailoverConfig::default(),
             notes: Vec::new(),

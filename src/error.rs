@@ -99,6 +99,21 @@ pub enum Error {
     /// The router is shutting down and its grace period is over.
     #[error("the router is shutting down; please retry")]
     ShuttingDown,
+    /// The dashboard refuses this client (not loopback without an admin key, or a
+    /// request from another site).
+    #[error("{reason}")]
+    Forbidden { reason: String },
+    /// The dashboard has an admin key and the request has none, or a wrong one.
+    #[error("{}", if *missing { "the dashboard needs the admin key: sign in at /dashboard/login or send Authorization: Bearer <admin key>" } else { "the admin key is not valid" })]
+    AdminKeyRequired { missing: bool },
+    /// `dashboard.max_live_feeds` live feeds are already open.
+    #[error(
+        "the dashboard already has {limit} live feeds open, its limit; close a tab or retry shortly"
+    )]
+    TooManyFeeds { limit: usize },
+    /// The dashboard could not read the session logs (a missing folder, a hung disk).
+    #[error("cannot read the session logs: {reason}")]
+    SessionsUnreadable { reason: String },
     /// The backend answered something that is not the protocol we speak.
     #[error("the {backend} backend sent an invalid response ({reason})")]
     UpstreamProtocol { backend: BackendId, reason: String },
@@ -129,7 +144,8 @@ impl Error {
             | Error::TooManyStreams { .. }
             | Error::BudgetSpent { .. } => StatusCode::TOO_MANY_REQUESTS,
             Error::NotFound { .. } => StatusCode::NOT_FOUND,
-            Error::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
+            Error::Unauthorized { .. } | Error::AdminKeyRequired { .. } => StatusCode::UNAUTHORIZED,
+            Error::Forbidden { .. } => StatusCode::FORBIDDEN,
             Error::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Error::UpstreamUnreachable { .. } | Error::UpstreamProtocol { .. } => {
                 StatusCode::BAD_GATEWAY
@@ -138,6 +154,8 @@ impl Error {
             Error::ShuttingDown
             | Error::KeyMissing { .. }
             | Error::NoHealthyEndpoint { .. }
+            | Error::TooManyFeeds { .. }
+            | Error::SessionsUnreadable { .. }
             | Error::Overloaded { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Error::UpstreamStatus { error, .. } => error.status,
         }
@@ -158,7 +176,8 @@ impl Error {
             | Error::MethodNotAllowed { .. } => "invalid_request_error",
             // OpenAI's own type for its per-key limits.
             Error::RateLimited { .. } | Error::TooManyStreams { .. } => "requests",
-            Error::Unauthorized { .. } => "authentication_error",
+            Error::Unauthorized { .. } | Error::AdminKeyRequired { .. } => "authentication_error",
+            Error::Forbidden { .. } => "permission_error",
             // OpenAI's own type for a spent quota: SDKs do not retry it as a rate limit.
             Error::BudgetSpent { .. } => "insufficient_quota",
             Error::UpstreamUnreachable { .. }
@@ -167,6 +186,8 @@ impl Error {
             Error::ShuttingDown
             | Error::KeyMissing { .. }
             | Error::NoHealthyEndpoint { .. }
+            | Error::TooManyFeeds { .. }
+            | Error::SessionsUnreadable { .. }
             | Error::Overloaded { .. } => "server_error",
             Error::UpstreamStatus { error, .. } => &error.kind,
         }
@@ -189,6 +210,10 @@ impl Error {
             Error::ImagesUnsupported { .. } => "images_not_supported",
             Error::BudgetSpent { .. } => "budget_exceeded",
             Error::Unauthorized { .. } => "invalid_api_key",
+            Error::AdminKeyRequired { .. } => "invalid_admin_key",
+            Error::Forbidden { .. } => "dashboard_forbidden",
+            Error::TooManyFeeds { .. } => "too_many_live_feeds",
+            Error::SessionsUnreadable { .. } => "sessions_unreadable",
             Error::UpstreamUnreachable { .. } => "upstream_unreachable",
             Error::UpstreamTimeout { .. } => "upstream_timeout",
             Error::UpstreamProtocol { .. } => "upstream_invalid_response",
@@ -208,6 +233,7 @@ impl Error {
     pub fn retry_after_secs(&self) -> Option<u64> {
         match self {
             Error::Overloaded { .. } | Error::TooManyStreams { .. } => Some(1),
+            Error::TooManyFeeds { .. } => Some(5),
             // Probes check a down endpoint again within seconds.
             Error::NoHealthyEndpoint { .. } => Some(5),
             Error::RateLimited {

@@ -10,7 +10,9 @@
 //! - `edge`: the HTTP surface and `AppState`
 //!   - `http` the route table, `context` request id and log line, `client_ip`,
 //!     `client_keys`, `key_limits`, `limits` (headers, body), `admit` what every answered request passes, `chat` the chat handler,
-//!     `health`, `stats` (`/stats`, `/metrics`), `state`
+//!     `health`, `stats` (`/stats`, `/metrics`), `state`, `dashboard` (the web dashboard:
+//!     `guard` loopback or `admin_key`, `assets`, `overview` and `live` its SSE feed,
+//!     `sessions`, `playground`, `prompts`)
 //! - `proxy`: runs a decision
 //!   - `execute` the answering routes with failover, `search` a route's search hop,
 //!     `shape` a body per route, `relay` the SSE relay, `drain` the end of the grace period
@@ -26,7 +28,7 @@
 //!     goes, `writer`, `fit` the size bound (`measure` its sizes), `disk` atomic writes, `rotation`, `store`
 //!     reading it back, `folders` which folders (one per replica), `summary`, `capture`,
 //!     `cost` what a step cost, `budget` the cloud budgets' ledger
-//! - `observe`: `metrics` (Prometheus: its `labels`, the `spend` gauges) and `live` counters, fed by the records
+//! - `observe`: `metrics` (Prometheus: its `labels`, the `spend` gauges) `live` counters and `recent` requests, fed by the records
 //! - `tools`: `cli` the command line, `check`, `classify`, `eval` (the golden set), `sessions`, `replay`, `progress`
 //! - leaves: `config`, `prompts`, `openai` (wire format), `error`, `names`, `secret`,
 //!   `files` (reading files the router does not control)

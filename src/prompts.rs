@@ -34,6 +34,10 @@ pub struct Prompt {
     pub text: String,
     /// File or built-in fallback.
     pub source: PromptSource,
+    /// When this text was read in (at start-up, or by the reload that changed it).
+    pub loaded_at: chrono::DateTime<chrono::Utc>,
+    /// Why the last reload could not use the file, when it kept this (last good) text.
+    pub reload_error: Option<String>,
     /// What is required of the file, kept for reloads.
     wanted: Wanted,
 }
@@ -86,8 +90,14 @@ impl PromptSet {
                 (Ok(first), Ok(again)) if first.text == again.text => {
                     if again.text != old.text || again.source != old.source {
                         changed.push(old.name.clone());
+                        again
+                    } else {
+                        // Unchanged: it keeps the time it was read in.
+                        Prompt {
+                            reload_error: None,
+                            ..old.clone()
+                        }
                     }
-                    again
                 }
                 (Ok(_), Ok(_)) => {
                     tracing::warn!(prompt = %old.name, "prompt still being written; keeping the last good version");
@@ -95,7 +105,10 @@ impl PromptSet {
                 }
                 (Err(e), _) | (_, Err(e)) => {
                     tracing::warn!(error = %e, "prompt not reloaded; keeping the last good version");
-                    old.clone()
+                    Prompt {
+                        reload_error: Some(e.to_string()),
+                        ..old.clone()
+                    }
                 }
             })
             .collect();
@@ -161,6 +174,8 @@ fn load_one(dir: &Path, wanted: &Wanted) -> Result<Prompt, PromptError> {
         name: wanted.name.clone(),
         text,
         source,
+        loaded_at: chrono::Utc::now(),
+        reload_error: None,
         wanted: wanted.clone(),
     })
 }

@@ -11,6 +11,7 @@ use crate::config::Config;
 use crate::edge::state::{AppState, Parts};
 use crate::observe::live::LiveStats;
 use crate::observe::metrics::Metrics;
+use crate::observe::recent::Recent;
 use crate::prompts::{self, PromptSet};
 use crate::record::budget::Budgets;
 use crate::record::sink::{Observer, SessionSink};
@@ -77,8 +78,13 @@ impl App {
                 "cloud budgets are set but session logs are off: spend is counted from start-up only"
             );
         }
-        let observers: Vec<Arc<dyn Observer>> =
-            vec![metrics.clone(), live.clone(), budgets.clone()];
+        let recent = Arc::new(Recent::default());
+        let observers: Vec<Arc<dyn Observer>> = vec![
+            metrics.clone(),
+            live.clone(),
+            budgets.clone(),
+            recent.clone(),
+        ];
         let (sessions, writer) = if config.sessions.enabled {
             // Room for every request being answered, and as many finished ones waiting
             // for the disk.
@@ -104,6 +110,7 @@ impl App {
             metrics,
             live,
             budgets,
+            recent,
         })?;
         Ok(App {
             state: Arc::new(state),

@@ -50,6 +50,13 @@ fn reload_prompts(prompts: &ArcSwap<PromptSet>, dir: &Path, metrics: &Metrics) {
     metrics.prompt_reload(!changed.is_empty());
     if !changed.is_empty() {
         tracing::info!(prompts = ?changed, "prompts reloaded");
+    }
+    // A file that broke, or was mended, changes no text but is shown (the dashboard's
+    // prompts page), so the set is swapped for that too.
+    let errors_moved = (next.all().iter())
+        .zip(current.all())
+        .any(|(next, now)| next.reload_error != now.reload_error);
+    if !changed.is_empty() || errors_moved {
         prompts.store(Arc::new(next));
     }
 }

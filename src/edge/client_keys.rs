@@ -68,6 +68,16 @@ impl ClientKeys {
         !self.digests.is_empty()
     }
 
+    /// Whether `key` is one of the client keys.
+    pub fn is_key(&self, key: &str) -> bool {
+        let presented = digest(key.trim());
+        let matched = self
+            .digests
+            .iter()
+            .fold(subtle::Choice::from(0), |any, k| any | k.ct_eq(&presented));
+        bool::from(matched)
+    }
+
     /// The key id of a request carrying a valid key, or the 401 to answer.
     pub fn check(&self, headers: &HeaderMap) -> Result<KeyId, Error> {
         let presented = headers

@@ -40,6 +40,8 @@ pub fn routes(state: Arc<AppState>) -> Router {
     Router::new()
         .merge(api)
         .merge(stats)
+        // Its own guard (loopback, or the admin key), never the client keys.
+        .merge(super::dashboard::routes(&state))
         .route("/health", get(health::live))
         .route("/health/ready", get(health::ready))
         .fallback(not_found)

@@ -9,6 +9,7 @@ use bytes::Bytes;
 use crate::config::Config;
 use crate::observe::live::LiveStats;
 use crate::observe::metrics::Metrics;
+use crate::observe::recent::Recent;
 use crate::prompts::PromptSet;
 use crate::proxy::Proxy;
 use crate::record::budget::Budgets;
@@ -19,6 +20,7 @@ use crate::upstream::Backends;
 use crate::upstream::readiness::Readiness;
 
 use super::client_keys::ClientKeys;
+use super::dashboard::Dashboard;
 use super::key_limits::KeyLimits;
 use super::stats::SummaryCache;
 
@@ -57,6 +59,10 @@ pub struct AppState {
     pub budgets: Arc<Budgets>,
     /// `/health/ready`'s probe rounds, shared by callers close in time.
     pub readiness: Readiness,
+    /// The last minutes of requests, for the dashboard's overview.
+    pub recent: Arc<Recent>,
+    /// The dashboard's admin key and its bounds.
+    pub dashboard: Dashboard,
 }
 
 /// The parts `AppState` is made of that are built before it.
@@ -70,6 +76,7 @@ pub struct Parts {
     pub metrics: Arc<Metrics>,
     pub live: Arc<LiveStats>,
     pub budgets: Arc<Budgets>,
+    pub recent: Arc<Recent>,
 }
 
 impl AppState {
@@ -84,6 +91,7 @@ impl AppState {
             metrics,
             live,
             budgets,
+            recent,
         } = parts;
         let client_keys = ClientKeys::load(&config.server).map_err(StateError::ClientKeys)?;
         let server = &config.server;
@@ -93,6 +101,8 @@ impl AppState {
                 "server.key_requests_per_minute / key_max_streams are set but no client keys are: they apply to nobody"
             );
         }
+        let dashboard =
+            Dashboard::new(&config.dashboard, &client_keys).map_err(StateError::Dashboard)?;
         let key_limits = KeyLimits::new(server.key_requests_per_minute, server.key_max_streams);
         let proxy = Arc::new(Proxy::new(
             &config,
@@ -117,6 +127,8 @@ impl AppState {
             budgets,
             day_summary: SummaryCache::default(),
             readiness: Readiness::default(),
+            recent,
+            dashboard,
         })
     }
 
@@ -144,6 +156,9 @@ pub enum StateError {
     /// The client keys are configured but unusable.
     #[error("{0}")]
     ClientKeys(String),
+    /// The dashboard's admin key is configured but unusable.
+    #[error("{0}")]
+    Dashboard(String),
 }
 
 fn models_body(config: &Config) -> Bytes {

@@ -68,6 +68,10 @@ pub fn judge(error: &Error) -> Verdict {
         | Error::ImagesUnsupported { .. }
         | Error::BudgetSpent { .. }
         | Error::Unauthorized { .. }
+        | Error::Forbidden { .. }
+        | Error::AdminKeyRequired { .. }
+        | Error::TooManyFeeds { .. }
+        | Error::SessionsUnreadable { .. }
         | Error::Overloaded { .. }
         | Error::RateLimited { .. }
         | Error::TooManyStreams { .. }

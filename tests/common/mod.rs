@@ -298,7 +298,7 @@ impl TestRouter {
 }
 
 /// A temporary folder with the test prompts in `prompts/` (sessions go in `sessions/`).
-fn test_dirs() -> tempfile::TempDir {
+pub fn test_dirs() -> tempfile::TempDir {
     let dirs = tempfile::tempdir().unwrap();
     let prompts_dir = dirs.path().join("prompts");
     for (name, text) in PROMPTS

@@ -22,6 +22,8 @@ mod chosen_routes;
 mod cli;
 mod confidence;
 mod configmap_reload;
+mod dashboard_access;
+mod dashboard_api;
 mod describe;
 mod errors;
 mod eval;
