@@ -136,6 +136,34 @@ async fn a_loopback_peer_naming_another_site_is_refused() {
 }
 
 #[tokio::test]
+async fn a_proxy_on_this_machine_does_not_make_its_clients_local() {
+    // nginx or a tunnel on 127.0.0.1 in front of the router: the socket peer is loopback,
+    // but the person is whoever reached the proxy.
+    let fake = Fake::start().await;
+    let (app, _dirs) = app_with(&fake.url, |_| {}).await;
+    for forwarded in [
+        ("x-forwarded-for", "203.0.113.9"),
+        ("x-real-ip", "203.0.113.9"),
+        ("forwarded", "for=203.0.113.9"),
+        ("cf-connecting-ip", "203.0.113.9"),
+        ("x-forwarded-for", "127.0.0.1"),
+    ] {
+        let (status, _, body) = send(
+            &app,
+            request(
+                Some("127.0.0.1:50000"),
+                "/dashboard/api/overview",
+                &[forwarded],
+            ),
+        )
+        .await;
+        assert_refused(status, &body, "dashboard_forbidden");
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(message.contains("came through a proxy"), "{message}");
+    }
+}
+
+#[tokio::test]
 async fn with_an_admin_key_every_request_needs_it_and_the_form_sets_a_cookie() {
     // PATH is always set: its value serves as the key without touching the environment.
     let key = std::env::var("PATH").expect("PATH is set");

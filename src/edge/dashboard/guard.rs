@@ -119,6 +119,17 @@ fn loopback_only(request: &Request) -> Result<(), Refusal> {
             "the dashboard answers only on loopback (127.0.0.1, ::1); set dashboard.admin_key_env to open it elsewhere with an admin key",
         ));
     }
+    // A loopback peer that forwards for someone (nginx or a tunnel on this machine in
+    // front of the router) is not the person at this machine: refused, or the dashboard
+    // would be open to whoever reaches that proxy.
+    if let Some(name) = FORWARDED
+        .iter()
+        .find(|h| request.headers().contains_key(**h))
+    {
+        return Err(forbidden(&format!(
+            "the request came through a proxy ({name}): the dashboard answers only a browser on this machine's loopback (127.0.0.1, ::1); set dashboard.admin_key_env to open it through a proxy with an admin key"
+        )));
+    }
     // A loopback peer whose Host is not a loopback name is a page on another site that
     // had its name point at 127.0.0.1 (DNS rebinding): refused.
     if !loopback_host(request.headers()) {
@@ -128,6 +139,15 @@ fn loopback_only(request: &Request) -> Result<(), Refusal> {
     }
     Ok(())
 }
+
+/// Headers a proxy adds for the client it forwards; a browser never sends them itself.
+const FORWARDED: [&str; 5] = [
+    "forwarded",
+    "x-forwarded-for",
+    "x-real-ip",
+    "cf-connecting-ip",
+    "x-forwarded-host",
+];
 
 /// Whether the `Host` header names this machine's loopback (any port).
 fn loopback_host(headers: &HeaderMap) -> bool {
