@@ -28,12 +28,15 @@ pub fn expand(dirs: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
     Ok(folders)
 }
 
-/// Whether `dir` holds a file named like a session (`<UTC time>_<id>.json`).
+/// Whether `dir` holds a file named like a session (`<UTC time>_<id>.json`) or a day's
+/// segment of them (`sessions-<YYYYMMDD>.jsonl`).
 fn holds_sessions(dir: &std::path::Path) -> bool {
     std::fs::read_dir(dir).is_ok_and(|entries| {
-        entries
-            .flatten()
-            .any(|e| super::store::is_session_name(&e.file_name().to_string_lossy()))
+        entries.flatten().any(|e| {
+            let name = e.file_name();
+            let name = name.to_string_lossy();
+            super::store::is_session_name(&name) || super::segment::day_of(&name).is_some()
+        })
     })
 }
 
@@ -44,21 +47,24 @@ mod tests {
     #[test]
     fn sub_folders_with_sessions_are_added_once() {
         let root = tempfile::tempdir().unwrap();
-        let (a, b, other) = (
+        let (a, b, c, other) = (
             root.path().join("pod-a"),
             root.path().join("pod-b"),
+            root.path().join("pod-c"),
             root.path().join("notes"),
         );
-        for dir in [&a, &b, &other] {
+        for dir in [&a, &b, &c, &other] {
             std::fs::create_dir(dir).unwrap();
         }
         std::fs::write(a.join("20261121T130543.068Z_3fa2c1d9.json"), "{}").unwrap();
         std::fs::write(b.join("20261121T130544.068Z_3fa2c1d9.json"), "{}").unwrap();
+        // A replica that writes segments.
+        std::fs::write(c.join("sessions-20261121.jsonl"), "{}\n").unwrap();
         std::fs::write(other.join("todo.txt"), "").unwrap();
         std::os::unix::fs::symlink(&a, root.path().join("link")).unwrap();
         let root = root.path().to_path_buf();
         let found = expand(&[root.clone(), a.clone()]).unwrap();
-        assert_eq!(found, vec![root.clone(), a, b]);
+        assert_eq!(found, vec![root.clone(), a, b, c]);
         assert!(expand(&[root.join("missing")]).is_err());
     }
 }
