@@ -50,6 +50,8 @@ REQUEST = {"model": "ai-router", "stream": False, "messages": [
     {"role": "user", "content": "Name the three colours of its flag, and say which side each is on."},
 ]}
 CHAT = "/v1/chat/completions"
+# The nginx hop's path to the canned 50-chunk stream (servers.STREAM_CHUNKS).
+STREAM_PATH = "/sse/v1/chat/completions"
 
 
 def options():
@@ -80,13 +82,23 @@ class Bench:
         self.body_path = os.path.join(workdir, "request.json")
         with open(self.body_path, "w") as f:
             json.dump(REQUEST, f)
+        self.stream_body_path = os.path.join(workdir, "request-stream.json")
+        with open(self.stream_body_path, "w") as f:
+            json.dump({**REQUEST, "stream": True}, f)
         p = servers_.ports
+        stream = (STREAM_PATH, self.stream_body_path)
         self.paths = {
             "direct": (p["upstream"], {}),
             "nginx": (p["hop"], {}),
             "meta": (p["router"], META),
             "simple": (p["router"], {}),
             "meta_sessions": (p["router_sessions"], META),
+        }
+        # Measured for throughput only: (port, headers[, URL path, body file]).
+        self.throughput_paths = {
+            "meta_segments": (p["router_segments"], META),
+            "stream_nginx": (p["hop"], {}, *stream),
+            "stream_router": (p["router_stream"], META, CHAT, self.stream_body_path),
         }
         self.all_cpus = os.sched_getaffinity(0)
         self.cpus = self.all_cpus
@@ -95,27 +107,31 @@ class Bench:
             "meta": [servers_.pids["router"]],
             "simple": [servers_.pids["router"]],
             "meta_sessions": [servers_.pids["router_sessions"]],
+            "meta_segments": [servers_.pids["router_segments"]],
+            "stream_nginx": procs.family(servers_.pids["hop"]),
+            "stream_router": [servers_.pids["router_stream"]],
         }
 
     def oha_run(self, path, concurrency, n=None, secs=None, db=None):
-        port, headers = self.paths[path]
+        found = self.paths.get(path) or self.throughput_paths[path]
+        port, headers, url_path, body_path = (*found, CHAT, self.body_path)[:4]
         cpus = self.cpus
         argv = [self.oha, "--no-tui", "--output-format", "json", "-m", "POST",
-                "-T", "application/json", "-D", self.body_path, "-c", str(concurrency),
+                "-T", "application/json", "-D", body_path, "-c", str(concurrency),
                 "-t", "10s"]
         for name, value in headers.items():
             argv += ["-H", f"{name}: {value}"]
         argv += ["-n", str(n)] if n else ["-z", f"{secs}s", "-w"]
         if db:
             argv += ["--db-url", db]
-        argv.append(f"http://127.0.0.1:{port}{CHAT}")
+        argv.append(f"http://127.0.0.1:{port}{url_path}")
         pids = self.cpu_pids.get(path, [])
         cpu_before = procs.cpu_seconds(pids)
         done = subprocess.run(argv, capture_output=True, timeout=(secs or 60) + 60,
                               preexec_fn=lambda: os.sched_setaffinity(0, cpus))
         # The session writer may still be working through a backlog: wait for it (so it
         # neither steals CPU from the next run nor escapes this run's CPU count).
-        drain = settle(pids) if path == "meta_sessions" else 0.0
+        drain = settle(pids) if path in ("meta_sessions", "meta_segments") else 0.0
         cpu = procs.cpu_seconds(pids) - cpu_before
         if done.returncode != 0:
             raise RuntimeError(f"oha failed on {path}: {done.stderr.decode()[-2000:]}")
@@ -154,7 +170,10 @@ class Bench:
         record = session_file(self.s.sessions_dir, request_id)
         if record.get("classification") != "SIMPLE" or record.get("classification_fallback"):
             raise RuntimeError(f"preflight: the fake classifier was not used: {record}")
-        for path in self.paths:
+        status, route, _ = post(self.s.ports["router_segments"], META)
+        if status != 200 or route != "meta":
+            raise RuntimeError(f"preflight: meta_segments answered {status}, route {route!r}")
+        for path in [*self.paths, *self.throughput_paths]:
             self.oha_run(path, 4, n=300)
 
     def latency(self, mode):
@@ -175,7 +194,7 @@ class Bench:
                          "cpu_us_per_req": median([x["cpu_us_per_req"] for x in rounds[path]])}
         return out
 
-    def throughput(self, concurrency, paths):
+    def throughput(self, concurrency, paths, baseline="nginx"):
         opts = self.opts
         runs = {path: [] for path in paths}
         for r in range(opts["tp_rounds"]):
@@ -183,7 +202,7 @@ class Bench:
                 runs[path].append(self.oha_run(path, concurrency, secs=opts["tp_secs"]))
         out = {}
         for path in paths:
-            ratios = [x["rps"] / n["rps"] for x, n in zip(runs[path], runs["nginx"])
+            ratios = [x["rps"] / n["rps"] for x, n in zip(runs[path], runs[baseline])
                       if n["rps"]]
             out[path] = {"rps": median([x["rps"] for x in runs[path]]),
                          "ratio_to_nginx": median(ratios),
@@ -377,7 +396,10 @@ def main():
         bench.pin(False)
         print("bench: throughput at c=32", flush=True)
         figures["throughput_c32"] = bench.throughput(
-            32, ["nginx", "direct", "meta", "meta_sessions", "simple"])
+            32, ["nginx", "direct", "meta", "meta_sessions", "meta_segments", "simple"])
+        print("bench: throughput of 50-chunk streams at c=32", flush=True)
+        figures["throughput_streams_c32"] = bench.throughput(
+            32, ["stream_nginx", "stream_router"], baseline="stream_nginx")
         print("bench: throughput at c=256", flush=True)
         figures["throughput_c256"] = bench.throughput(256, ["nginx", "meta", "meta_sessions"])
         figures["memory"] = {"idle": idle,

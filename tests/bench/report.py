@@ -79,6 +79,15 @@ def targets(f, d):
         value = tp32[path]["ratio_to_nginx"]
         out.append(_target(f"c=32 req/s ÷ nginx hop, sessions {label}", value, f"≥ {limit}",
                            limit, _ge(value, limit)))
+    if "meta_segments" in tp32:
+        value = tp32["meta_segments"]["ratio_to_nginx"]
+        out.append(_target("c=32 req/s ÷ nginx hop, sessions on as segments", value, "≥ 0.3",
+                           0.3, _ge(value, 0.3)))
+    streams = f.get("throughput_streams_c32")
+    if streams:
+        value = streams["stream_router"]["ratio_to_nginx"]
+        out.append(_target("c=32 50-chunk streams ÷ nginx hop", value, "≥ 0.4", 0.4,
+                           _ge(value, 0.4)))
     errors = tp256["meta"]["errors"] + tp256["meta_sessions"]["errors"]
     out.append(_target("c=256 errors, sessions off + on", errors, "0", 0, errors == 0))
     cpu = d["cpu_ratio_to_nginx"]["meta"]
@@ -133,7 +142,10 @@ def table(result):
     f, d, m = result["figures"], result["derived"], result["machine"]
     tp32, tp256 = f["throughput_c32"], f["throughput_c256"]
     names = {"direct": "upstream direct", "nginx": "nginx hop", "meta": "router META",
-             "simple": "router SIMPLE", "meta_sessions": "router META, sessions on"}
+             "simple": "router SIMPLE", "meta_sessions": "router META, sessions on",
+             "meta_segments": "router META, sessions on, segments",
+             "stream_nginx": "nginx hop, 50-chunk streams",
+             "stream_router": "router META, 50-chunk streams"}
     sections = []
 
     def section(title, rows):
@@ -145,7 +157,8 @@ def table(result):
                 [(names[p], _triple(v) + ("" if p == "direct" else f"   (+{_triple(add[p])})"))
                  for p, v in lat.items()])
     rows = []
-    for c, tp in (("32", tp32), ("256", tp256)):
+    streams = f.get("throughput_streams_c32", {})
+    for c, tp in (("32", tp32), ("256", tp256), ("32", streams)):
         for path, v in tp.items():
             rows.append((f"c={c} {names[path]}",
                          f"{v['rps']:>9,.0f} req/s  {_fmt(v['ratio_to_nginx'], 2):>5}×  "

@@ -48,6 +48,28 @@ def _canned(body):
     return f"default_type application/json; return 200 '{text}';"
 
 
+# The canned stream for the throughput of streams: what vLLM sends for a 50-chunk answer.
+STREAM_CHUNKS = 50
+
+
+def write_canned_stream(workdir):
+    """The canned stream as a static file (nginx's `return` takes 4 KiB at most), at the
+    path the upstream serves it from: `/sse/v1/chat/completions` under `workdir/static`."""
+    chunk = {"id": "chatcmpl-bench", "object": "chat.completion.chunk", "created": 1,
+             "model": "served-model",
+             "choices": [{"index": 0, "delta": {"content": "word "}, "finish_reason": None}]}
+    events = [json.dumps(chunk, separators=(",", ":"))] * (STREAM_CHUNKS - 1)
+    chunk["choices"][0]["finish_reason"] = "stop"
+    events.append(json.dumps(chunk, separators=(",", ":")))
+    folder = os.path.join(workdir, "static", "sse", "v1", "chat")
+    os.makedirs(folder, exist_ok=True)
+    with open(os.path.join(folder, "completions"), "w") as f:
+        f.write("".join(f"data: {e}\n\n" for e in events) + "data: [DONE]\n\n")
+    for path in (os.path.join(workdir, "static"), os.path.join(workdir, "static", "sse"),
+                 os.path.join(workdir, "static", "sse", "v1"), folder):
+        os.chmod(path, 0o755)  # nginx workers run as an unprivileged user
+
+
 def _common(workdir, name, workers):
     temp = os.path.join(workdir, f"{name}-temp")
     os.makedirs(temp, exist_ok=True)
@@ -77,6 +99,9 @@ def upstream_conf(workdir, port, workers):
         listen 127.0.0.1:{port} backlog=4096;
         location = /v1/chat/completions {{ {_canned(COMPLETION)} }}
         location = /classifier/v1/chat/completions {{ {_canned(LABEL)} }}
+        # A POST to a static file is a 405 in nginx: answered with the file instead.
+        location ^~ /sse/ {{ root {workdir}/static; default_type text/event-stream;
+                             error_page 405 =200 $uri; }}
         location / {{ return 404; }}
     }}
 }}
@@ -93,6 +118,7 @@ def hop_conf(workdir, port, sse_port, upstream_port, fake_sse_port, workers):
     server {{
         listen 127.0.0.1:{port} backlog=4096;
         location / {{ proxy_pass http://canned; {proxy} }}
+        location /sse/ {{ proxy_pass http://canned; {proxy} proxy_buffering off; }}
     }}
     server {{
         listen 127.0.0.1:{sse_port};
@@ -117,8 +143,13 @@ def start(fleet, workdir, binary, options):
     sse = f"http://127.0.0.1:{s.ports['sse']}"
     for name, primary, sessions in (("router", upstream, False),
                                     ("router_sessions", upstream, True),
-                                    ("router_sse", sse, False)):
+                                    ("router_sse", sse, False),
+                                    ("router_stream", f"{upstream}/sse", False)):
         start_router(fleet, s, name, binary, primary, sessions)
+    # Session logs as daily segments, in a folder of their own.
+    segments = {"AI_ROUTER_SESSIONS__FORMAT": "segments",
+                "AI_ROUTER_SESSIONS__DIR": os.path.join(workdir, "segments")}
+    start_router(fleet, s, "router_segments", binary, upstream, True, extra=segments)
     return s
 
 
@@ -130,6 +161,7 @@ def start_backends(fleet, workdir, options):
     for name in ("upstream", "hop", "hop_sse", "sse"):
         s.ports[name] = procs.free_port()
     os.chmod(workdir, 0o755)  # nginx workers run as an unprivileged user
+    write_canned_stream(workdir)
     confs = {
         "upstream": upstream_conf(workdir, s.ports["upstream"], workers),
         "hop": hop_conf(workdir, s.ports["hop"], s.ports["hop_sse"], s.ports["upstream"],
@@ -153,7 +185,8 @@ def start_backends(fleet, workdir, options):
     return s
 
 
-def start_router(fleet, s, name, binary, primary, sessions, wrapper=(), timeout=15.0):
+def start_router(fleet, s, name, binary, primary, sessions, wrapper=(), timeout=15.0,
+                 extra=None):
     """Starts the router `binary` as `name` (optionally under `wrapper`, e.g. valgrind),
     answering with `primary` and classifying with the canned "SIMPLE"."""
     if s.cache_off is None:
@@ -161,7 +194,7 @@ def start_router(fleet, s, name, binary, primary, sessions, wrapper=(), timeout=
     s.ports[name] = procs.free_port()
     classifier = f"http://127.0.0.1:{s.ports['upstream']}/classifier/v1"
     env = router_env(s.ports[name], f"{primary}/v1", classifier, sessions, s.sessions_dir,
-                     s.cache_off)
+                     {**s.cache_off, **(extra or {})})
     proc = fleet.spawn(name, [*wrapper, binary, "serve", "--config", "config/router.toml"],
                        env=env, cwd=ROUTER_ROOT)
     fleet.wait_port(name, proc, s.ports[name], path="/health", timeout=timeout)
