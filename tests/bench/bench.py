@@ -141,7 +141,10 @@ class Bench:
         errors = sum(v for k, v in codes.items() if k != "200")
         errors += sum(result.get("errorDistribution", {}).values())
         wall = result["summary"]["total"]
-        return {"ok": ok, "errors": errors, "rps": ok / wall if wall else 0.0,
+        kinds = {f"HTTP {k}": v for k, v in codes.items() if k != "200"}
+        kinds.update(result.get("errorDistribution", {}))
+        return {"ok": ok, "errors": errors, "error_kinds": kinds,
+                "rps": ok / wall if wall else 0.0,
                 "drain_s": drain,
                 "cpu_us_per_req": (cpu / ok * 1e6) if ok and pids else None,
                 "p50_ms": result["latencyPercentiles"].get("p50", 0) * 1000,
@@ -207,6 +210,7 @@ class Bench:
             out[path] = {"rps": median([x["rps"] for x in runs[path]]),
                          "ratio_to_nginx": median(ratios),
                          "errors": sum(x["errors"] for x in runs[path]),
+                         "error_kinds": merged_kinds(runs[path]),
                          "requests": sum(x["ok"] for x in runs[path]),
                          "cpu_us_per_req": median([x["cpu_us_per_req"] for x in runs[path]]),
                          "p50_ms": median([x["p50_ms"] for x in runs[path]]),
@@ -242,6 +246,15 @@ class Bench:
 
 
 # --- helpers ------------------------------------------------------------------------------
+
+def merged_kinds(runs):
+    """What went wrong across `runs`, by oha's name for it, with counts."""
+    kinds = {}
+    for run in runs:
+        for kind, count in run.get("error_kinds", {}).items():
+            kinds[kind] = kinds.get(kind, 0) + count
+    return kinds
+
 
 def settle(pids, limit=30.0, window=0.2):
     """Waits until `pids` use under 5% of a CPU over `window`; returns the seconds waited."""

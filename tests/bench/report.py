@@ -163,6 +163,11 @@ def table(result):
             rows.append((f"c={c} {names[path]}",
                          f"{v['rps']:>9,.0f} req/s  {_fmt(v['ratio_to_nginx'], 2):>5}×  "
                          f"{v['errors']} err  {_fmt(v['cpu_us_per_req'], 1):>6} µs CPU/req"))
+    for c, tp in (("32", tp32), ("256", tp256), ("32", streams)):
+        for path, v in tp.items():
+            if v.get("error_kinds"):
+                rows.append((f"  errors, c={c} {names[path]}",
+                             ", ".join(f"{k}: {n}" for k, n in v["error_kinds"].items())))
     section("throughput (÷ nginx hop, errors, CPU per request)", rows)
     for mode in MODES:
         rows = []

@@ -30,6 +30,7 @@ COMPLETION = {
         "finish_reason": "stop"}],
     "usage": {"prompt_tokens": 42, "completion_tokens": 17, "total_tokens": 59},
 }
+MODELS = {"object": "list", "data": [{"id": "served-model", "object": "model"}]}
 LABEL = {**COMPLETION, "choices": [{"index": 0, "message": {
     "role": "assistant", "content": "SIMPLE"}, "finish_reason": "stop"}],
     "usage": {"prompt_tokens": 300, "completion_tokens": 1, "total_tokens": 301}}
@@ -99,6 +100,11 @@ def upstream_conf(workdir, port, workers):
         listen 127.0.0.1:{port} backlog=4096;
         location = /v1/chat/completions {{ {_canned(COMPLETION)} }}
         location = /classifier/v1/chat/completions {{ {_canned(LABEL)} }}
+        # The routers' health probes: a backend that fails them is ejected, and the first
+        # requests of a run after a quiet spell would get a 503.
+        location = /v1/models {{ {_canned(MODELS)} }}
+        location = /classifier/v1/models {{ {_canned(MODELS)} }}
+        location = /sse/v1/models {{ {_canned(MODELS)} }}
         # A POST to a static file is a 405 in nginx: answered with the file instead.
         location ^~ /sse/ {{ root {workdir}/static; default_type text/event-stream;
                              error_page 405 =200 $uri; }}
