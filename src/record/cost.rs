@@ -55,17 +55,17 @@ impl Cloud {
 
     /// What one step cost on its own backend (0 on a free one, `None` for a paid one
     /// whose model has no price), and what it adds to the all-cloud estimate.
-    pub fn step(&self, step: &StepCost<'_>) -> Priced {
+    pub fn step<'a>(&'a self, step: &StepCost<'a>) -> Priced<'a> {
         let (input, output) = tokens(step.usage);
-        let paid = self
-            .is_paid(step.provider)
-            .then(|| self.prices.get(step.model).map(|p| usd(p, input, output)));
+        let priced = |model: &str| self.prices.get(model).map(|p| usd(p, input, output));
+        let paid = self.is_paid(step.provider).then(|| priced(step.model));
+        // Every answer at the cloud model's price; a search hop is cloud work already.
         let all_cloud = match step.step {
-            "answer" if !self.model.is_empty() => self.prices.get(&self.model),
-            "enrich" => self.prices.get(step.model),
+            "answer" if !self.model.is_empty() => Some(self.model.as_str()),
+            "enrich" => Some(step.model),
             _ => None,
         }
-        .map_or(0.0, |price| usd(price, input, output));
+        .map(|model| (model, priced(model)));
         Priced {
             input,
             output,
@@ -88,14 +88,22 @@ pub struct StepCost<'a> {
 
 /// One step, priced.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Priced {
+pub struct Priced<'a> {
     pub input: u64,
     pub output: u64,
     /// `None` on a free backend; on a paid one its cost, `None` when its model has no
     /// price.
     pub paid: Option<Option<f64>>,
-    /// What the step adds to the all-cloud estimate.
-    pub all_cloud: f64,
+    /// For a step the all-cloud estimate counts (answers and search hops): the model it
+    /// is priced at, and its cost (`None` when that model has no price).
+    pub all_cloud: Option<(&'a str, Option<f64>)>,
+}
+
+impl Priced<'_> {
+    /// What the step adds to the all-cloud estimate, in USD.
+    pub fn all_cloud_usd(&self) -> f64 {
+        self.all_cloud.and_then(|(_, usd)| usd).unwrap_or(0.0)
+    }
 }
 
 /// USD for `input` and `output` tokens at `price`.
@@ -221,10 +229,14 @@ mod tests {
         };
         let paid = cloud.step(&step("xai", "grok"));
         assert_eq!(paid.paid, Some(Some(3.0)));
-        assert_eq!(paid.all_cloud, 3.0);
+        assert_eq!(paid.all_cloud_usd(), 3.0);
         let free = cloud.step(&step("primary", "nemotron"));
         assert_eq!(free.paid, None);
-        assert_eq!(free.all_cloud, 3.0, "priced at the cloud model all-cloud");
+        assert_eq!(
+            free.all_cloud,
+            Some(("grok", Some(3.0))),
+            "priced at the cloud model"
+        );
         assert_eq!(cloud.step(&step("xai", "unpriced")).paid, Some(None));
     }
 

@@ -119,13 +119,7 @@ pub fn summarise(sessions: &[LoggedSession], cloud: &Cloud) -> Summary {
                     cost,
                 );
             }
-            let all_cloud_model = match step.step.as_str() {
-                "answer" if !cloud.model.is_empty() => Some(cloud.model.as_str()),
-                "enrich" => Some(step.model.as_str()),
-                _ => None,
-            };
-            if let Some(model) = all_cloud_model {
-                let cost = cloud.prices.contains_key(model).then_some(priced.all_cloud);
+            if let Some((model, cost)) = priced.all_cloud {
                 add(
                     &mut summary.all_cloud,
                     model,

@@ -156,7 +156,7 @@ impl Budgets {
             if let Some(Some(usd)) = priced.paid {
                 put(step.provider, usd);
             }
-            put(ALL_CLOUD, priced.all_cloud);
+            put(ALL_CLOUD, priced.all_cloud_usd());
         }
         let Ok(mut tallies) = self.tallies.lock() else {
             return;
