@@ -139,19 +139,7 @@ fn validate_messages(messages: Option<&Value>) -> Result<(), Error> {
 /// (a text model cannot see them) and the session log.
 pub fn images(messages: &[Value]) -> Images {
     let mut images = Images::default();
-    let parts = messages
-        .iter()
-        .filter_map(|m| m.get("content").and_then(Value::as_array))
-        .flatten();
-    for part in parts {
-        if part.get("type").and_then(Value::as_str) != Some("image_url") {
-            continue;
-        }
-        let url = part
-            .pointer("/image_url/url")
-            .or_else(|| part.get("image_url"))
-            .and_then(Value::as_str)
-            .unwrap_or("");
+    for ImagePart { url, .. } in image_parts(messages) {
         let (kind, bytes) = match url.strip_prefix("data:") {
             // `data:image/png;base64,…`: the type, and the decoded size.
             Some(rest) => {
@@ -169,6 +157,43 @@ pub fn images(messages: &[Value]) -> Images {
         }
     }
     images
+}
+
+/// One `image_url` part of a conversation: where it is, and its URL (a `data:` URL or a
+/// link; empty when the part has none).
+#[derive(Clone, Copy, Debug)]
+pub struct ImagePart<'a> {
+    /// The message's index in `messages`.
+    pub message: usize,
+    /// The part's index in that message's `content`.
+    pub part: usize,
+    pub url: &'a str,
+}
+
+/// Every `image_url` part of `messages`, in order.
+pub fn image_parts(messages: &[Value]) -> impl Iterator<Item = ImagePart<'_>> {
+    messages.iter().enumerate().flat_map(|(m, message)| {
+        let parts = message.get("content").and_then(Value::as_array);
+        parts
+            .into_iter()
+            .flatten()
+            .enumerate()
+            .filter_map(move |(p, part)| {
+                if part.get("type").and_then(Value::as_str) != Some("image_url") {
+                    return None;
+                }
+                let url = part
+                    .pointer("/image_url/url")
+                    .or_else(|| part.get("image_url"))
+                    .and_then(Value::as_str)
+                    .unwrap_or("");
+                Some(ImagePart {
+                    message: m,
+                    part: p,
+                    url,
+                })
+            })
+    })
 }
 
 /// Distinct image types kept in `Images::types`.

@@ -12,14 +12,14 @@ use sha2::{Digest, Sha256};
 
 use crate::error::Error;
 use crate::names::Step;
-use crate::openai::{ChatRequest, content_text};
+use crate::openai::{ChatRequest, ImagePart, content_text, image_parts};
 use crate::prompts::{PromptSet, today};
 use crate::record::capture;
 use crate::record::log::StepRecord;
 use crate::record::session::{Session, millis};
 use crate::routing::cache::Recent;
 use crate::routing::table::DescribeHop;
-use crate::upstream::{Backends, Expect, Reply, call};
+use crate::upstream::{Backends, call_json_within};
 
 /// Descriptions remembered: enough for the images of the chats going on at once.
 const REMEMBERED: usize = 256;
@@ -34,13 +34,6 @@ impl Default for Descriptions {
     fn default() -> Self {
         Descriptions(Recent::new(REMEMBERED, REMEMBER_FOR))
     }
-}
-
-/// Where one image sits in the conversation.
-struct Found {
-    message: usize,
-    part: usize,
-    url: String,
 }
 
 /// `request` with every image replaced by its description from `hop`'s backend.
@@ -62,9 +55,8 @@ pub async fn describe_images(
         .body
         .get("messages")
         .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
-    let found = images_in(&messages);
+        .map_or(&[][..], Vec::as_slice);
+    let found: Vec<ImagePart<'_>> = image_parts(messages).collect();
     if found.len() > hop.max_images {
         return Err(Error::invalid(
             format!(
@@ -78,12 +70,12 @@ pub async fn describe_images(
     let deadline = Instant::now() + hop.timeout;
     let mut texts = Vec::with_capacity(found.len());
     for (i, image) in found.iter().enumerate() {
-        let key = key_of(&image.url);
+        let key = key_of(image.url);
         let description = match descriptions.0.get(key) {
             Some(known) => known,
             None => {
                 let context = content_text(messages[image.message].get("content"));
-                let body = request_body(&backend.model, hop, prompts, &context, &image.url);
+                let body = request_body(&backend.model, hop, prompts, &context, image.url);
                 let left = deadline.saturating_duration_since(Instant::now());
                 let text = describe_one(backend, body, left, hop.timeout, session).await?;
                 descriptions.0.put(key, text.clone());
@@ -100,20 +92,23 @@ pub async fn describe_images(
             ],
         ));
     }
-    let mut messages = messages;
-    for (image, text) in found.iter().zip(texts).rev() {
+    // Each image's text takes its place in the request itself: no copy of the chat.
+    let places: Vec<(usize, usize)> = found.iter().map(|i| (i.message, i.part)).collect();
+    let mut messages = request
+        .body
+        .get_mut("messages")
+        .and_then(Value::as_array_mut);
+    for ((message, part), text) in places.into_iter().zip(texts) {
         if let Some(part) = messages
-            .get_mut(image.message)
+            .as_mut()
+            .and_then(|m| m.get_mut(message))
             .and_then(|m| m.get_mut("content"))
             .and_then(Value::as_array_mut)
-            .and_then(|parts| parts.get_mut(image.part))
+            .and_then(|parts| parts.get_mut(part))
         {
             *part = json!({"type": "text", "text": text.trim()});
         }
     }
-    request
-        .body
-        .insert("messages".into(), Value::Array(messages));
     Ok(request)
 }
 
@@ -133,24 +128,16 @@ async fn describe_one(
         "messages",
     ));
     let started = Instant::now();
-    let reply = tokio::time::timeout(
+    let result = call_json_within(
+        backend,
+        "/chat/completions",
+        &body,
         left,
-        call(
-            backend,
-            "/chat/completions",
-            &body,
-            Expect::Json,
-            session,
-            step,
-        ),
+        whole,
+        session,
+        step,
     )
     .await;
-    let result = match reply {
-        Err(_) => Err(backend.timed_out(whole)),
-        Ok(Err(error)) => Err(error),
-        Ok(Ok(Reply::Json(reply))) => Ok(reply),
-        Ok(Ok(Reply::Stream(_))) => Err(backend.protocol_error("expected JSON")),
-    };
     let record = session.step(step);
     match (result, record) {
         (Ok(reply), Some(record)) => {
@@ -197,32 +184,6 @@ fn request_body(
         ]),
     );
     body
-}
-
-/// Every `image_url` part of `messages`, in order.
-fn images_in(messages: &[Value]) -> Vec<Found> {
-    let mut found = Vec::new();
-    for (m, message) in messages.iter().enumerate() {
-        let Some(parts) = message.get("content").and_then(Value::as_array) else {
-            continue;
-        };
-        for (p, part) in parts.iter().enumerate() {
-            if part.get("type").and_then(Value::as_str) != Some("image_url") {
-                continue;
-            }
-            let url = part
-                .pointer("/image_url/url")
-                .or_else(|| part.get("image_url"))
-                .and_then(Value::as_str)
-                .unwrap_or("");
-            found.push(Found {
-                message: m,
-                part: p,
-                url: url.to_string(),
-            });
-        }
-    }
-    found
 }
 
 /// The cache key of an image: its SHA-256, so one user's image cannot be made to look

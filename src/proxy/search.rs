@@ -15,7 +15,7 @@ use crate::record::session::{Session, millis};
 use crate::routing::InputLimits;
 use crate::routing::classify::cut_middle;
 use crate::routing::table::SearchHop;
-use crate::upstream::{Backend, Expect, Reply, call};
+use crate::upstream::{Backend, call_json_within};
 
 /// What the search hop found.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -46,17 +46,16 @@ pub async fn gather(
         "input",
     ));
     let started = Instant::now();
-    let reply = tokio::time::timeout(
+    let result = call_json_within(
+        backend,
+        "/responses",
+        &body,
         hop.timeout,
-        call(backend, "/responses", &body, Expect::Json, session, step),
+        hop.timeout,
+        session,
+        step,
     )
     .await;
-    let result = match reply {
-        Err(_) => Err(backend.timed_out(hop.timeout)),
-        Ok(Err(error)) => Err(error),
-        Ok(Ok(Reply::Json(reply))) => Ok(reply),
-        Ok(Ok(Reply::Stream(_))) => Err(backend.protocol_error("expected JSON")),
-    };
     let Some(record) = session.step(step) else {
         return result.map(|reply| extract(&reply));
     };

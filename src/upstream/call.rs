@@ -62,6 +62,31 @@ pub async fn call(
     result
 }
 
+/// [`call`] for a whole JSON answer, all of it within `within` (a hop's own bound, on
+/// top of the backend's timeouts); running out reads as the backend silent for
+/// `reported` (the bound the admin set, when `within` is what is left of it).
+pub async fn call_json_within(
+    backend: &Backend,
+    path: &str,
+    body: &Map<String, Value>,
+    within: Duration,
+    reported: Duration,
+    session: &mut Session,
+    step: usize,
+) -> Result<Value, Error> {
+    let reply = tokio::time::timeout(
+        within,
+        call(backend, path, body, Expect::Json, session, step),
+    )
+    .await;
+    match reply {
+        Err(_) => Err(backend.timed_out(reported)),
+        Ok(Err(error)) => Err(error),
+        Ok(Ok(Reply::Json(reply))) => Ok(reply),
+        Ok(Ok(Reply::Stream(_))) => Err(backend.protocol_error("expected JSON")),
+    }
+}
+
 async fn attempts(
     backend: &Backend,
     path: &str,

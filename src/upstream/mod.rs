@@ -19,7 +19,7 @@ pub mod readiness;
 pub mod stream;
 
 pub use backend::{Backend, read_key, redact};
-pub use call::{Expect, Reply, call};
+pub use call::{Expect, Reply, call, call_json_within};
 
 /// Every configured backend, by name; built once at start-up.
 #[derive(Debug, Default)]
