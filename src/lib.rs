@@ -26,7 +26,7 @@
 //! - `record`: the session log
 //!   - `decision`, `log` the record's fields, `session` its drop guard, `sink` where it
 //!     goes, `writer`, `fit` the size bound (`measure` its sizes), `disk` atomic writes, `rotation`, `store`
-//!     reading it back, `folders` which folders (one per replica), `summary`, `capture`,
+//!     reading it back, `folders` which folders (one per replica), `summary`, `capture` (`chunk_view` a chunk read without a Value),
 //!     `cost` what a step cost, `budget` the cloud budgets' ledger
 //! - `observe`: `metrics` (Prometheus: its `labels`, the `spend` gauges) `live` counters and `recent` requests, fed by the records
 //! - `tools`: `cli` the command line, `check`, `classify`, `eval` (the golden set), `sessions`, `replay`, `progress`

@@ -51,7 +51,7 @@ pub fn validate(config: &Config) -> Result<(), ConfigError> {
     routes(config)?;
     routing(config)?;
     passthrough(config)?;
-    budgets(config)?;
+    super::budget::validate(config)?;
     eval(config)
 }
 
@@ -315,7 +315,7 @@ fn is_backend_name(name: &str) -> bool {
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
 }
 
-fn invalid(key: &str, problem: &str) -> Result<(), ConfigError> {
+pub(super) fn invalid(key: &str, problem: &str) -> Result<(), ConfigError> {
     Err(ConfigError::Invalid {
         key: key.into(),
         problem: problem.into(),
@@ -368,53 +368,6 @@ fn passthrough(config: &Config) -> Result<(), ConfigError> {
         backend_exists(config, &key("backend"), &pass.backend)?;
         for backend in &pass.failover {
             backend_exists(config, &key("failover"), backend)?;
-        }
-    }
-    Ok(())
-}
-
-/// Every budget names a backend that exists and whose model has a price (else its spend
-/// would always read 0 and the ceiling would never be reached), with sane amounts.
-fn budgets(config: &Config) -> Result<(), ConfigError> {
-    for (name, budget) in &config.budget {
-        let key = |field: &str| format!("budget.{name}.{field}");
-        let Some(backend) = config.backends.get(name) else {
-            return invalid(
-                &format!("budget.{name}"),
-                "names no backend (the table is keyed by backend name, e.g. [budget.xai])",
-            );
-        };
-        if !config.prices.contains_key(&backend.model) {
-            return invalid(
-                &format!("budget.{name}"),
-                &format!(
-                    "needs a price for the backend's model: add [prices.\"{}\"]",
-                    backend.model
-                ),
-            );
-        }
-        for (field, usd) in [
-            ("daily_usd", budget.daily_usd),
-            ("monthly_usd", budget.monthly_usd),
-        ] {
-            if !usd.is_finite() || usd < 0.0 {
-                return invalid(
-                    &key(field),
-                    "must be a number of USD, 0 (no ceiling) or more",
-                );
-            }
-        }
-        if budget.daily_usd == 0.0 && budget.monthly_usd == 0.0 {
-            return invalid(
-                &format!("budget.{name}"),
-                "sets no ceiling: give daily_usd, monthly_usd or both",
-            );
-        }
-        if !(budget.warn_at > 0.0 && budget.warn_at <= 1.0) {
-            return invalid(
-                &key("warn_at"),
-                "must be a share above 0 and at most 1 (0.8 = 80 %)",
-            );
         }
     }
     Ok(())

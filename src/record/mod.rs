@@ -4,6 +4,7 @@
 
 pub mod budget;
 pub mod capture;
+mod chunk_view;
 pub mod cost;
 pub mod decision;
 pub mod disk;
