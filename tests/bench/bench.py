@@ -95,10 +95,13 @@ class Bench:
             "meta_sessions": (p["router_sessions"], META),
         }
         # Measured for throughput only: (port, headers[, URL path, body file]).
+        # `make profile` starts only the routers it counts, so a missing one is left out.
         self.throughput_paths = {
-            "meta_segments": (p["router_segments"], META),
-            "stream_nginx": (p["hop"], {}, *stream),
-            "stream_router": (p["router_stream"], META, CHAT, self.stream_body_path),
+            name: path for name, path in {
+                "meta_segments": (p.get("router_segments"), META),
+                "stream_nginx": (p["hop"], {}, *stream),
+                "stream_router": (p.get("router_stream"), META, CHAT, self.stream_body_path),
+            }.items() if path[0] is not None
         }
         self.all_cpus = os.sched_getaffinity(0)
         self.cpus = self.all_cpus
@@ -107,10 +110,12 @@ class Bench:
             "meta": [servers_.pids["router"]],
             "simple": [servers_.pids["router"]],
             "meta_sessions": [servers_.pids["router_sessions"]],
-            "meta_segments": [servers_.pids["router_segments"]],
             "stream_nginx": procs.family(servers_.pids["hop"]),
-            "stream_router": [servers_.pids["router_stream"]],
         }
+        for path, router in (("meta_segments", "router_segments"),
+                             ("stream_router", "router_stream")):
+            if router in servers_.pids:
+                self.cpu_pids[path] = [servers_.pids[router]]
 
     def oha_run(self, path, concurrency, n=None, secs=None, db=None):
         found = self.paths.get(path) or self.throughput_paths[path]
@@ -126,13 +131,15 @@ class Bench:
             argv += ["--db-url", db]
         argv.append(f"http://127.0.0.1:{port}{url_path}")
         pids = self.cpu_pids.get(path, [])
-        cpu_before = procs.cpu_seconds(pids)
+        cpu_before = procs.cpu_split(pids)
         done = subprocess.run(argv, capture_output=True, timeout=(secs or 60) + 60,
                               preexec_fn=lambda: os.sched_setaffinity(0, cpus))
         # The session writer may still be working through a backlog: wait for it (so it
         # neither steals CPU from the next run nor escapes this run's CPU count).
         drain = settle(pids) if path in ("meta_sessions", "meta_segments") else 0.0
-        cpu = procs.cpu_seconds(pids) - cpu_before
+        user, system = (after - before for after, before in
+                        zip(procs.cpu_split(pids), cpu_before))
+        cpu = user + system
         if done.returncode != 0:
             raise RuntimeError(f"oha failed on {path}: {done.stderr.decode()[-2000:]}")
         result = json.loads(done.stdout)
@@ -147,6 +154,8 @@ class Bench:
                 "rps": ok / wall if wall else 0.0,
                 "drain_s": drain,
                 "cpu_us_per_req": (cpu / ok * 1e6) if ok and pids else None,
+                # The kernel's share (sockets, wake-ups): callgrind does not count it.
+                "cpu_system_share": (system / cpu) if cpu else None,
                 "p50_ms": result["latencyPercentiles"].get("p50", 0) * 1000,
                 "p99_ms": result["latencyPercentiles"].get("p99", 0) * 1000}
 
@@ -213,6 +222,7 @@ class Bench:
                          "error_kinds": merged_kinds(runs[path]),
                          "requests": sum(x["ok"] for x in runs[path]),
                          "cpu_us_per_req": median([x["cpu_us_per_req"] for x in runs[path]]),
+                         "cpu_system_share": median([x["cpu_system_share"] for x in runs[path]]),
                          "p50_ms": median([x["p50_ms"] for x in runs[path]]),
                          "p99_ms": median([x["p99_ms"] for x in runs[path]]),
                          "drain_s": max(x["drain_s"] for x in runs[path])}

@@ -98,12 +98,18 @@ def family(pid):
 
 def cpu_seconds(pids):
     """User + system CPU time used so far by `pids` (all their threads)."""
-    total = 0
+    return sum(cpu_split(pids))
+
+
+def cpu_split(pids):
+    """(user, system) CPU seconds used so far by `pids` (all their threads)."""
+    user = system = 0
     for pid in pids:
         with open(f"/proc/{pid}/stat") as f:
             fields = f.read().rsplit(")", 1)[1].split()
-        total += int(fields[11]) + int(fields[12])
-    return total / TICKS
+        user += int(fields[11])
+        system += int(fields[12])
+    return user / TICKS, system / TICKS
 
 
 def memory_mb(pids):

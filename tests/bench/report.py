@@ -126,6 +126,10 @@ def build(figures, opts, machine, now, elapsed):
             "derived": derived, "targets": targets(figures, derived)}
 
 
+def _percent(share):
+    return "–" if share is None else f"{100 * share:.0f} %"
+
+
 def _fmt(value, digits=3):
     if value is None:
         return "—"
@@ -162,7 +166,8 @@ def table(result):
         for path, v in tp.items():
             rows.append((f"c={c} {names[path]}",
                          f"{v['rps']:>9,.0f} req/s  {_fmt(v['ratio_to_nginx'], 2):>5}×  "
-                         f"{v['errors']} err  {_fmt(v['cpu_us_per_req'], 1):>6} µs CPU/req"))
+                         f"{v['errors']} err  {_fmt(v['cpu_us_per_req'], 1):>6} µs CPU/req"
+                         f" ({_percent(v.get('cpu_system_share'))} in the kernel)"))
     for c, tp in (("32", tp32), ("256", tp256), ("32", streams)):
         for path, v in tp.items():
             if v.get("error_kinds"):

@@ -1,6 +1,7 @@
 //! The shipped `config/router.toml`, pinned: for every route (and the fallbacks, the
 //! failovers and a missing xAI key) what each fake backend received — path, headers and
-//! body — what the client got, and what the session log decided. The expected record is
+//! body — what the client got, and the whole session log (decision, conversation, each
+//! step's messages, parameters, answer, reasoning, usage and finish reason). The expected record is
 //! `tests/fixtures/shipped_routes.json`, written from the router before its routes became
 //! data; any change to what a backend receives under the shipped config fails here.
 //! `UPDATE_GOLDEN=1 cargo test --test router shipped_routes` rewrites it after a deliberate change.
@@ -126,7 +127,7 @@ async fn exchange(
         "classifier": calls(&stage.router.classifier, before[0]),
         "xai": calls(&stage.xai, before[1]),
         "primary": calls(&stage.primary, before[2]),
-        "session": decision(&session),
+        "session": stable_log(&session),
     })
 }
 
@@ -145,33 +146,44 @@ fn call(received: &Received) -> Value {
     json!({"path": received.path, "headers": headers, "body": received.body})
 }
 
-/// What the session log says about the decision and each step.
-fn decision(session: &Value) -> Value {
-    let steps: Vec<Value> = session["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| {
-            json!({
-                "step": s["step"], "provider": s["provider"], "model": s["model"],
-                "status": s["status"], "error": s["error"],
-                "response_content": s["response_content"],
-                "finish_reason": s["finish_reason"],
-            })
-        })
-        .collect();
-    json!({
-        "route": session["route"],
-        "classification": session["classification"],
-        "classification_raw": session["classification_raw"],
-        "classification_fallback": session["classification_fallback"],
-        "meta_match": session["meta_match"],
-        "route_fallback": session["route_fallback"],
-        "outcome": session["outcome"],
-        "http_status": session["http_status"],
-        "error": session["error"],
-        "steps": steps,
-    })
+/// The whole session log, less what differs from run to run: the id, the time, the
+/// durations (`*_ms`) (a time to first token is kept as whether there was one) and the fake
+/// backends' ports. Everything a review reads is compared, so that making a hot path
+/// cheaper cannot quietly drop what the log records.
+fn stable_log(session: &Value) -> Value {
+    let mut session = session.clone();
+    let fields = session.as_object_mut().unwrap();
+    for volatile in ["id", "timestamp", "total_ms"] {
+        assert!(fields.remove(volatile).is_some(), "no {volatile} in the log");
+    }
+    // The classifier's time, and any other duration added later.
+    fields.retain(|name, _| !name.ends_with("_ms"));
+    for step in fields["steps"].as_array_mut().unwrap() {
+        let step = step.as_object_mut().unwrap();
+        step.remove("duration_ms");
+        let ttft = step.remove("ttft_ms").unwrap_or(Value::Null);
+        step.insert("ttft_ms".into(), Value::from(!ttft.is_null()));
+        step.insert("url".into(), without_origin(&step["url"]));
+        for failed in step
+            .get_mut("failed_attempts")
+            .and_then(Value::as_array_mut)
+            .into_iter()
+            .flatten()
+        {
+            failed["duration_ms"] = Value::Null;
+            failed["url"] = without_origin(&failed["url"]);
+        }
+    }
+    session
+}
+
+/// A fake backend's URL without its port: `http://127.0.0.1:<port>/v1/chat/completions`.
+fn without_origin(url: &Value) -> Value {
+    let url = url.as_str().unwrap_or_default();
+    let path = url.split_once("//").map_or(url, |(_, rest)| {
+        rest.find('/').map_or("", |slash| &rest[slash..])
+    });
+    Value::from(format!("<fake>{path}"))
 }
 
 /// Every scenario, in order; each is one or more requests on a fresh router.
