@@ -73,9 +73,12 @@ async fn admit_pass(
         });
     };
     let stream = body.get("stream").and_then(Value::as_bool) == Some(true);
+    let content = session.keeps_content();
     if let Some(record) = session.record() {
         // A completion's prompt is what a review needs; embeddings inputs are not kept.
-        record.client_messages = body.get("prompt").cloned().unwrap_or(Value::Null);
+        if content {
+            record.client_messages = body.get("prompt").cloned().unwrap_or(Value::Null);
+        }
         record.stream = stream;
     }
     admit::take_places(state, stream, key, session).await?;

@@ -15,7 +15,6 @@ use crate::names::Step;
 use crate::openai::{ChatRequest, ImagePart, content_text, image_parts};
 use crate::prompts::{PromptSet, today};
 use crate::record::capture;
-use crate::record::log::StepRecord;
 use crate::record::session::{Session, millis};
 use crate::routing::cache::Recent;
 use crate::routing::table::DescribeHop;
@@ -120,13 +119,13 @@ async fn describe_one(
     whole: Duration,
     session: &mut Session,
 ) -> Result<String, Error> {
-    let step = session.push_step(StepRecord::sending(
+    let step = session.push_sending(
         Step::Describe,
         &backend.id,
         &backend.model,
         &body,
         "messages",
-    ));
+    );
     let started = Instant::now();
     let result = call_json_within(
         backend,

@@ -20,7 +20,7 @@ use crate::names::{BackendId, Step};
 use crate::openai::ChatRequest;
 use crate::prompts::{PromptSet, today};
 use crate::record::capture;
-use crate::record::log::{Outcome, StepRecord};
+use crate::record::log::Outcome;
 use crate::record::session::{Session, millis};
 use crate::routing::Route;
 use crate::routing::answering::Answering;
@@ -94,13 +94,7 @@ async fn attempt_route(
     let called_at = Instant::now();
     let Some(backend) = proxy.backends.get(&route.backend) else {
         // The config is validated: every route names a backend that exists.
-        let step = session.push_step(StepRecord::sending(
-            Step::Answer,
-            &route.backend,
-            "",
-            &Map::new(),
-            "messages",
-        ));
+        let step = session.push_sending(Step::Answer, &route.backend, "", &Map::new(), "messages");
         let error = Error::UpstreamProtocol {
             backend: route.backend.clone(),
             reason: "not configured".into(),
@@ -113,13 +107,7 @@ async fn attempt_route(
         system = search::injection(prompts, hop, &system, gathered);
     }
     let body = shape::for_route(request, route, &backend.model, &system);
-    let step = session.push_step(StepRecord::sending(
-        Step::Answer,
-        &backend.id,
-        &backend.model,
-        &body,
-        "messages",
-    ));
+    let step = session.push_sending(Step::Answer, &backend.id, &backend.model, &body, "messages");
     let expect = if request.stream {
         Expect::Stream
     } else {
@@ -196,9 +184,11 @@ fn json_answer(
         fields.insert("model".into(), Value::from(&*shown));
     }
     session.finish(Outcome::Ok, 200, None);
+    // `to_vec` writes straight into bytes; `to_string` goes through `fmt` per token.
+    let body = serde_json::to_vec(&completion).unwrap_or_default();
     (
         [(axum::http::header::CONTENT_TYPE, "application/json")],
-        completion.to_string(),
+        body,
     )
         .into_response()
 }
@@ -243,13 +233,13 @@ pub(super) async fn search_then_answer(
         let Some(gathered) = gathered else {
             let route = &answering.route;
             let model = proxy.backends.get(&route.backend).map_or("", |b| b.model.as_str());
-            let step = session.push_step(StepRecord::sending(
+            let step = session.push_sending(
                 Step::Answer,
                 &route.backend,
                 model,
                 &Map::new(),
                 "messages",
-            ));
+            );
             return Prepared {
                 result: Err(Error::ShuttingDown),
                 session,

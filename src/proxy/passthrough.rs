@@ -78,7 +78,7 @@ pub async fn run(
         }
         let mut body = body.clone();
         body.insert("model".into(), Value::from(backend.model.as_str()));
-        let step = session.push_step(record_of(backend, &body));
+        let step = session.push_step(record_of(backend, &body, session.keeps_content()));
         let called_at = Instant::now();
         let expect = if stream { Expect::Stream } else { Expect::Json };
         let result = tokio::select! {
@@ -135,7 +135,11 @@ pub async fn run(
 }
 
 /// The step's record: what was sent, but an embeddings input only as a count.
-fn record_of(backend: &crate::upstream::Backend, body: &Map<String, Value>) -> StepRecord {
+fn record_of(
+    backend: &crate::upstream::Backend,
+    body: &Map<String, Value>,
+    content: bool,
+) -> StepRecord {
     let field = KEPT_INPUTS.iter().find(|f| body.contains_key(**f)).copied();
     let mut record = StepRecord::sending(
         Step::Answer,
@@ -143,8 +147,9 @@ fn record_of(backend: &crate::upstream::Backend, body: &Map<String, Value>) -> S
         &backend.model,
         body,
         field.unwrap_or("input"),
+        content,
     );
-    if field.is_none() {
+    if field.is_none() && content {
         let items = record.messages_sent.as_array().map_or(1, Vec::len);
         record.messages_sent = Value::from(format!("[{items} input(s), not logged]"));
     }

@@ -10,7 +10,6 @@ use crate::error::Error;
 use crate::names::Step;
 use crate::openai::content_text;
 use crate::prompts::{PromptSet, today};
-use crate::record::log::StepRecord;
 use crate::record::session::{Session, millis};
 use crate::routing::InputLimits;
 use crate::routing::classify::cut_middle;
@@ -38,13 +37,7 @@ pub async fn gather(
 ) -> Result<Gathered, Error> {
     let body = request_body(backend, hop, limits, prompts, messages);
     // Recorded before the call, so a client that leaves mid-search still shows it.
-    let step = session.push_step(StepRecord::sending(
-        Step::Search,
-        &backend.id,
-        &backend.model,
-        &body,
-        "input",
-    ));
+    let step = session.push_sending(Step::Search, &backend.id, &backend.model, &body, "input");
     let started = Instant::now();
     let result = call_json_within(
         backend,

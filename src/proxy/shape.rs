@@ -26,7 +26,14 @@ pub fn for_route(
     model: &str,
     system_prompt: &str,
 ) -> Map<String, Value> {
-    let mut body = request.body.clone();
+    // Every field but the conversation, which is built below from the client's messages:
+    // cloning the whole body first would copy the conversation twice.
+    let mut body: Map<String, Value> = request
+        .body
+        .iter()
+        .filter(|(name, _)| *name != "messages")
+        .map(|(name, value)| (name.clone(), value.clone()))
+        .collect();
     body.insert("model".into(), Value::from(model));
     match route.max_tokens {
         MaxTokens::Strip => {

@@ -136,7 +136,7 @@ pub fn estimate_usage(step: &mut StepRecord) {
     if step.usage.is_some() || !answered || said == 0 {
         return;
     }
-    let input = text_chars(&step.messages_sent).div_ceil(CHARS_PER_TOKEN);
+    let input = step.sent_chars.div_ceil(CHARS_PER_TOKEN);
     let output = said.div_ceil(CHARS_PER_TOKEN);
     step.usage = Some(json!({
         "prompt_tokens": input,
@@ -147,7 +147,7 @@ pub fn estimate_usage(step: &mut StepRecord) {
 }
 
 /// Characters of text in `messages` (string contents and text parts).
-fn text_chars(messages: &Value) -> usize {
+pub(super) fn text_chars(messages: &Value) -> usize {
     let Some(messages) = messages.as_array() else {
         return 0;
     };
@@ -178,6 +178,7 @@ mod tests {
             "grok-4.3",
             body.as_object().unwrap(),
             "messages",
+            false,
         );
         step.status = Some(200);
         step.response_content = content.into();

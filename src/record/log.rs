@@ -115,6 +115,11 @@ pub struct StepRecord {
     /// keeps their first bytes (the client got everything).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub truncated: bool,
+    /// Characters of text sent in the conversation, for the usage estimate of a backend
+    /// that reports none (`cost::estimate_usage`): known even when `messages_sent` is
+    /// not kept.
+    #[serde(skip)]
+    pub sent_chars: usize,
 }
 
 /// One attempt of a step that failed before another was made.
@@ -130,21 +135,34 @@ impl StepRecord {
     /// The record of a call about to be made to `provider` with `body`: the
     /// conversation (the `conversation` field: `messages`, or `input` for the Responses
     /// API) apart from the other parameters, so review agents see exactly what was sent.
+    /// Without `content` (no session log will be written) neither is copied: only the
+    /// size of the conversation's text is kept.
     pub fn sending(
         step: Step,
         provider: &BackendId,
         model: &str,
         body: &Map<String, Value>,
         conversation: &str,
+        content: bool,
     ) -> Self {
-        let mut params = body.clone();
-        let sent = params.remove(conversation).unwrap_or(Value::Null);
+        let sent = body.get(conversation);
+        let (messages_sent, params) = if content {
+            let params: Map<String, Value> = body
+                .iter()
+                .filter(|(name, _)| *name != conversation)
+                .map(|(name, value)| (name.clone(), value.clone()))
+                .collect();
+            (sent.cloned().unwrap_or(Value::Null), Value::Object(params))
+        } else {
+            (Value::Null, Value::Null)
+        };
         StepRecord {
             step,
             provider: provider.clone(),
             model: model.to_string(),
-            messages_sent: sent,
-            params: Value::Object(params),
+            sent_chars: sent.map_or(0, super::cost::text_chars),
+            messages_sent,
+            params,
             ..StepRecord::default()
         }
     }

@@ -4,13 +4,13 @@
 
 use std::time::Instant;
 
-use serde_json::Value;
+use serde_json::{Map, Value};
 use tokio::sync::mpsc;
 
 use super::decision::Decision;
 use super::log::{Outcome, SCHEMA_VERSION, SessionRecord, StepRecord};
 use super::sink::{SessionSink, WriterMsg};
-use crate::names::BackendId;
+use crate::names::{BackendId, Step};
 
 /// Longest a request waits for a place in the session writer's queue.
 const WRITER_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
@@ -36,6 +36,9 @@ pub struct Session {
     /// The request's span: a stream ends, or is dropped, outside it, and the final log
     /// line must still carry the request id.
     span: tracing::Span,
+    /// Whether the record keeps the conversations (the client's, and each step's): only
+    /// a session log reads them, so with logs off they are not copied.
+    content: bool,
 }
 
 /// What is known about a request when it starts.
@@ -76,6 +79,7 @@ impl Session {
         };
         sink.started();
         Session {
+            content: sink.writes_logs(),
             record: Some(record),
             started: Instant::now(),
             sink,
@@ -120,8 +124,11 @@ impl Session {
 
     /// Notes the validated request: its conversation and the last user message.
     pub fn set_request(&mut self, messages: &[Value], user_query: &str, stream: bool) {
+        let content = self.content;
         if let Some(record) = self.record() {
-            record.client_messages = Value::Array(messages.to_vec());
+            if content {
+                record.client_messages = Value::Array(messages.to_vec());
+            }
             let images = crate::openai::images(messages);
             record.images = (images.count > 0).then_some(images);
             record.user_query = cut(user_query, USER_QUERY_CHARS);
@@ -147,6 +154,25 @@ impl Session {
             }
             None => 0,
         }
+    }
+
+    /// Records a call about to be made to `provider` with `body` as a new step (see
+    /// `StepRecord::sending`) and returns its index.
+    pub fn push_sending(
+        &mut self,
+        step: Step,
+        provider: &BackendId,
+        model: &str,
+        body: &Map<String, Value>,
+        conversation: &str,
+    ) -> usize {
+        let record = StepRecord::sending(step, provider, model, body, conversation, self.content);
+        self.push_step(record)
+    }
+
+    /// Whether the record keeps conversations (a session log will be written).
+    pub fn keeps_content(&self) -> bool {
+        self.content
     }
 
     /// The step at `index`, for the relay to fill in.
@@ -295,6 +321,57 @@ mod tests {
         second.reserve_slot().await;
         assert_eq!(started.elapsed(), WRITER_WAIT);
         assert!(second.slot.is_none());
+    }
+
+    /// What an observer saw of the last record.
+    #[derive(Debug, Default)]
+    struct Seen(std::sync::Mutex<Option<SessionRecord>>);
+
+    impl crate::record::sink::Observer for Seen {
+        fn finished(&self, record: &SessionRecord) {
+            *self.0.lock().unwrap() = Some(record.clone());
+        }
+    }
+
+    #[tokio::test]
+    async fn with_logs_off_no_conversation_is_copied_but_the_usage_estimate_still_counts_it() {
+        let seen = std::sync::Arc::new(Seen::default());
+        let messages = serde_json::json!([{"role": "user", "content": "x".repeat(40)}]);
+        let body = serde_json::json!({"messages": messages, "temperature": 0.5});
+        let run = |sink: SessionSink| {
+            let mut session = start(sink);
+            session.set_request(messages.as_array().unwrap(), "x", false);
+            let step = session.push_sending(
+                Step::Answer,
+                &BackendId::from("xai"),
+                "grok",
+                body.as_object().unwrap(),
+                "messages",
+            );
+            let record = session.step(step).unwrap();
+            record.status = Some(200);
+            record.response_content = "y".repeat(8);
+            session.finish(Outcome::Ok, 200, None);
+        };
+        run(SessionSink::disabled().observed_by(vec![seen.clone()]));
+        let off = seen.0.lock().unwrap().take().unwrap();
+        assert_eq!(off.client_messages, Value::Null);
+        assert_eq!(off.steps[0].messages_sent, Value::Null);
+        assert_eq!(off.steps[0].params, Value::Null);
+        let usage = off.steps[0].usage.clone().unwrap();
+        assert_eq!(usage["prompt_tokens"], 10, "40 characters sent");
+
+        let (tx, mut rx) = mpsc::channel(4);
+        run(SessionSink::new(tx));
+        let on = recv(&mut rx).await;
+        assert_eq!(on.client_messages, messages);
+        assert_eq!(on.steps[0].messages_sent, messages);
+        assert_eq!(on.steps[0].params, serde_json::json!({"temperature": 0.5}));
+        assert_eq!(
+            on.steps[0].usage,
+            Some(usage),
+            "the same estimate either way"
+        );
     }
 
     #[derive(Debug, Default)]

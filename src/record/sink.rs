@@ -58,6 +58,12 @@ impl SessionSink {
         SessionSink::default()
     }
 
+    /// Whether records are written to session logs; without, only the observers read
+    /// them, and they need no conversation.
+    pub fn writes_logs(&self) -> bool {
+        self.queue.is_some()
+    }
+
     /// The same sink, with `observers` told of every request.
     pub fn observed_by(mut self, observers: Vec<Arc<dyn Observer>>) -> Self {
         self.observers = observers.into();

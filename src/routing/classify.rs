@@ -12,7 +12,6 @@ use crate::names::{Label, Step};
 use crate::openai::content_text;
 use crate::prompts::{PromptSet, ROUTING_REQUEST, ROUTING_SYSTEM, TRUNCATION_NOTE};
 use crate::record::capture;
-use crate::record::log::StepRecord;
 use crate::record::session::{Session, millis};
 use crate::upstream::{Expect, Reply, call};
 
@@ -93,13 +92,13 @@ impl Routing {
             };
         }
         // Recorded before the call, so a client that leaves mid-call still shows it.
-        let step = session.push_step(StepRecord::sending(
+        let step = session.push_sending(
             Step::Classify,
             &classifier.id,
             &classifier.model,
             &body,
             "messages",
-        ));
+        );
         // For the classifier, `timeout_secs` bounds the whole call: a label is a few
         // tokens, and a slow classifier must not hold the request up.
         let reply = tokio::time::timeout(

@@ -154,7 +154,10 @@ fn stable_log(session: &Value) -> Value {
     let mut session = session.clone();
     let fields = session.as_object_mut().unwrap();
     for volatile in ["id", "timestamp", "total_ms"] {
-        assert!(fields.remove(volatile).is_some(), "no {volatile} in the log");
+        assert!(
+            fields.remove(volatile).is_some(),
+            "no {volatile} in the log"
+        );
     }
     // The classifier's time, and any other duration added later.
     fields.retain(|name, _| !name.ends_with("_ms"));
