@@ -5,7 +5,7 @@
 //! Folders in the order a request meets them; each may use only those below it (a test
 //! in `tests/router/architecture.rs` holds the line).
 //! - `app`: builds the router from config (`App::build`) and serves it
-//!   - `accept` the accept loop, `in_flight` requests being answered, `serve` grace and farewell, `shutdown`, `telemetry`,
+//!   - `accept` the accept loop, `workers` the threads that serve connections, `in_flight` requests being answered, `serve` grace and farewell, `shutdown`, `telemetry`,
 //!     `fd_limit`, `hot_reload` and `reloads` (prompts, META rules), `shared_spend` (replicas' budgets)
 //! - `edge`: the HTTP surface and `AppState`
 //!   - `http` the route table, `context` request id and log line, `client_ip`,
@@ -22,7 +22,8 @@
 //! - `upstream`: the backends
 //!   - `pool` endpoints, least in flight, ejection; `call` the one call; `outcome` what a
 //!     failure means for retry, failover and health; `stream` a stream's first event;
-//!     `probe` background and readiness probes, `readiness` their shared rounds
+//!     `probe` background and readiness probes, `readiness` their shared rounds, `worker`
+//!     which worker thread a call runs on (a client per worker)
 //! - `record`: the session log
 //!   - `decision`, `log` the record's fields, `session` its drop guard, `sink` where it
 //!     goes, `writer`, `fit` the size bound (`measure` its sizes), `disk` atomic writes, `rotation`, `store`

@@ -47,7 +47,13 @@ fn main() -> ExitCode {
 fn serve(path: &Path) -> anyhow::Result<()> {
     let config = config::load(path)?;
     let log = telemetry::init(config.server.log_format);
-    let served = tokio::runtime::Runtime::new()?.block_on(async {
+    // This thread accepts connections and runs the background work (probes, reloads,
+    // the session logs' sweeps); the requests themselves run on the worker threads
+    // (`server.workers`), each a runtime of its own.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let served = runtime.block_on(async {
         fd_limit::raise(config.server.max_concurrent_requests);
         let listen = config.server.listen;
         let app = App::build(config)?;

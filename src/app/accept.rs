@@ -1,5 +1,5 @@
-//! The accept loop: one hyper connection per client, with the limits `axum::serve` does
-//! not offer. A client that dribbles its headers, or never sends a byte, is cut off after
+//! The accept loop: one hyper connection per client, served on a worker thread
+//! (`workers`), with the limits `axum::serve` does not offer. A client that dribbles its headers, or never sends a byte, is cut off after
 //! `server.header_read_timeout_secs` (otherwise a few hundred idle sockets could hold the
 //! router's file descriptors forever), and the header buffer is bounded.
 //! Graceful shutdown: stop accepting at once, keep open connections while requests are
@@ -22,6 +22,7 @@ use tokio::net::TcpListener;
 use tower::ServiceExt;
 
 use super::in_flight::{InFlight, Tracked};
+use super::workers::Workers;
 
 /// Per-connection limits, from `[server]`.
 #[derive(Clone, Copy, Debug)]
@@ -35,12 +36,14 @@ pub struct ConnectionLimits {
     pub max_headers: usize,
 }
 
-/// Serves `app` on `listener` until `shutdown` resolves, then waits for every request
-/// being answered to finish and closes the connections (the caller bounds how long).
+/// Serves `app` on `listener` until `shutdown` resolves, each connection on one of
+/// `workers`, then waits for every request being answered to finish and closes the
+/// connections (the caller bounds how long).
 pub async fn run(
     listener: TcpListener,
     app: Router,
     limits: ConnectionLimits,
+    workers: &Workers,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
     let builder = builder(limits);
@@ -66,7 +69,7 @@ pub async fn run(
         let builder = builder.clone();
         let watcher = graceful.watcher();
         let mut closing = closing_rx.clone();
-        tokio::spawn(async move {
+        workers.spawn(async move {
             // hyper's header timer starts only with the first byte: a socket that never
             // sends one would stay open for ever. Shutdown does not wait for it either.
             let mut first = [0u8; 1];

@@ -28,6 +28,7 @@ mod serve;
 mod shared_spend;
 pub mod shutdown;
 pub mod telemetry;
+pub mod workers;
 
 pub use serve::serve;
 
@@ -62,8 +63,12 @@ impl App {
     pub fn build(config: Config) -> anyhow::Result<App> {
         let prompts = PromptSet::load(&config.server.prompts_dir, &prompts::wanted(&config))?;
         let backends = Arc::new(
-            Backends::build(&config.backends, config.health.failure_threshold)
-                .context("HTTP client")?,
+            Backends::build(
+                &config.backends,
+                config.health.failure_threshold,
+                config.server.worker_count(),
+            )
+            .context("HTTP client")?,
         );
         let routing = Routing::build(&config, &backends)?;
         let metrics = Arc::new(Metrics::default());

@@ -8,6 +8,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 
 use super::accept;
+use super::workers::Workers;
 use crate::edge::state::AppState;
 
 /// How long requests get to say goodbye (an in-band error, `[DONE]`) once the grace
@@ -32,10 +33,14 @@ pub async fn serve(
         max_header_bytes: state.config.server.max_header_bytes,
         max_headers: state.config.server.max_headers,
     };
+    let backends = state.backends.clone();
+    let prepare = Arc::new(move || backends.prepare_thread());
+    let workers = Workers::start(state.config.server.worker_count(), prepare)?;
     let server = accept::run(
         listener,
         crate::edge::http::routes(state),
         limits,
+        &workers,
         async move {
             shutdown.await;
             // Before the listener closes: a probe that still gets through hears it.
@@ -47,6 +52,20 @@ pub async fn serve(
             let _ = fired.send(());
         },
     );
+    let served = until_done(server, on_fire, grace, &drain).await;
+    // Nothing is being answered any more (or what still runs is given up).
+    workers.stop().await;
+    served
+}
+
+/// Runs `server` until it ends by itself; once `on_fire` says shutdown began, for
+/// `grace` more, then ends what still runs (`AppState::drain`) and waits `FAREWELL`.
+async fn until_done(
+    server: impl Future<Output = std::io::Result<()>>,
+    on_fire: tokio::sync::oneshot::Receiver<()>,
+    grace: Duration,
+    drain: &AppState,
+) -> std::io::Result<()> {
     let mut server = std::pin::pin!(server);
     tokio::select! {
         result = &mut server => return result,

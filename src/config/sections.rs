@@ -62,6 +62,20 @@ pub struct ServerConfig {
     pub max_choices: u32,
     /// `text` for people, `json` for log collectors.
     pub log_format: LogFormat,
+    /// Threads that serve connections, each with a runtime of its own (0: one per CPU
+    /// the router may use).
+    pub workers: usize,
+}
+
+impl ServerConfig {
+    /// How many worker threads serve connections: `workers`, or one per CPU the router
+    /// may use (its cgroup's and affinity's share, as the standard library reads it).
+    pub fn worker_count(&self) -> usize {
+        match self.workers {
+            0 => std::thread::available_parallelism().map_or(1, usize::from),
+            n => n,
+        }
+    }
 }
 
 impl Default for ServerConfig {
@@ -91,6 +105,7 @@ impl Default for ServerConfig {
             sse_keepalive_secs: 15,
             max_choices: 8,
             log_format: LogFormat::Text,
+            workers: 0,
         }
     }
 }

@@ -15,6 +15,9 @@ const MIN_HEADERS: usize = 64;
 /// reads (64 bytes each), so a larger bound costs every request memory.
 const MAX_HEADERS: usize = 8192;
 
+/// Most worker threads: more than a machine has cores only adds switching between them.
+const MAX_WORKERS: usize = 1024;
+
 /// Checks `config`; the first problem found is the error, naming its key.
 pub fn validate(config: &Config) -> Result<(), ConfigError> {
     server(config)?;
@@ -82,6 +85,12 @@ fn server(config: &Config) -> Result<(), ConfigError> {
         return invalid(
             "server.max_headers",
             &format!("must be from {MIN_HEADERS} to {MAX_HEADERS}"),
+        );
+    }
+    if server.workers > MAX_WORKERS {
+        return invalid(
+            "server.workers",
+            &format!("must be at most {MAX_WORKERS} (0: one per CPU)"),
         );
     }
     if server.max_choices == 0 {

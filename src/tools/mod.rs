@@ -40,7 +40,8 @@ impl Setup {
     pub fn from(config: Config) -> Result<Self, String> {
         let prompts = PromptSet::load(&config.server.prompts_dir, &prompts::wanted(&config))
             .map_err(|e| e.to_string())?;
-        let backends = Backends::build(&config.backends, config.health.failure_threshold)
+        // The tools call from their own thread: one client (no workers).
+        let backends = Backends::build(&config.backends, config.health.failure_threshold, 0)
             .map_err(|e| format!("HTTP client: {e}"))?;
         let routing = Routing::build(&config, &backends).map_err(|e| e.to_string())?;
         Ok(Setup {

@@ -2,6 +2,7 @@
 //! at start-up, and the HTTP of one attempt on one endpoint: the headers it sends, and
 //! how connect failures, silence and error statuses become `Error`s.
 
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderValue};
@@ -45,26 +46,39 @@ pub struct Backend {
     pub pool: Pool,
     api_key_env: String,
     api_key: Option<Secret>,
+    connect_timeout: Duration,
+    /// The HTTP client (and its pool of connections) of the threads that are not
+    /// workers (probes, tools), and of every thread for a backend over HTTPS.
     client: reqwest::Client,
+    /// One per worker thread for a backend over plain HTTP: a connection is driven by
+    /// a task on the thread that opened it, so a request on one worker using another's
+    /// connection would wake that thread twice.
+    worker_clients: Box<[OnceLock<reqwest::Client>]>,
 }
 
 impl Backend {
-    /// Builds the backend from its config; the key is read from `api_key_env` now.
+    /// Builds the backend from its config, with a client for each of `workers` worker
+    /// threads; the key is read from `api_key_env` now.
     pub fn new(
         id: BackendId,
         config: &BackendConfig,
         failure_threshold: u32,
+        workers: usize,
     ) -> Result<Self, reqwest::Error> {
-        let client = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(config.connect_timeout_secs))
-            // Without it, Nagle's algorithm meets delayed ACKs and small chunks wait ~40 ms.
-            .tcp_nodelay(true)
-            // Under the backends' own keep-alive (vLLM's uvicorn and llama-server close
-            // idle connections after 5 s), so a request never races the server's close.
-            .pool_idle_timeout(Duration::from_secs(4))
-            .user_agent(concat!("ai-router/", env!("CARGO_PKG_VERSION")))
-            .redirect(same_origin_only(id.clone()))
-            .build()?;
+        let connect_timeout = Duration::from_secs(config.connect_timeout_secs);
+        let tls = config.base_url.iter().any(|url| {
+            url.get(..6)
+                .is_some_and(|s| s.eq_ignore_ascii_case("https:"))
+        });
+        // One for the threads that are not workers, built now (a client that cannot be
+        // built stops the start-up). A backend on the local network (plain HTTP) gets
+        // one per worker too, built by its thread as it starts (`prepare_thread`). One
+        // across the internet shares the first: its own latency dwarfs a thread's
+        // wake-up, and a TLS client holds the system's certificates (~300 KB each).
+        let client = http_client(&id, connect_timeout, tls)?;
+        let worker_clients = (0..if tls { 0 } else { workers })
+            .map(|_| OnceLock::new())
+            .collect();
         Ok(Backend {
             id,
             model: config.model.clone(),
@@ -76,7 +90,9 @@ impl Backend {
             pool: Pool::new(config.base_url.iter()),
             api_key_env: config.api_key_env.trim().to_string(),
             api_key: read_key(config),
+            connect_timeout,
             client,
+            worker_clients,
         })
     }
 
@@ -114,7 +130,7 @@ impl Backend {
     ) -> Result<reqwest::Response, (Error, Option<Duration>)> {
         let url = self.target(endpoint, path).map_err(|e| (e, None))?;
         let send = self
-            .client
+            .client()
             .post(url)
             .headers(self.headers(request_id))
             .body(body)
@@ -155,7 +171,7 @@ impl Backend {
         wait: Duration,
     ) -> Result<reqwest::Response, Error> {
         let send = self
-            .client
+            .client()
             .get(self.target(endpoint, path)?)
             .headers(self.headers(""))
             .send();
@@ -165,6 +181,30 @@ impl Backend {
             Ok(Ok(response)) if response.status().is_success() => Ok(response),
             Ok(Ok(response)) => Err(self.status_error(response).await),
         }
+    }
+
+    /// The HTTP client of the thread this runs on.
+    fn client(&self) -> &reqwest::Client {
+        let worker = super::worker::current().checked_sub(1);
+        match worker.and_then(|w| self.worker_clients.get(w)) {
+            Some(slot) => slot.get_or_init(|| self.build_client()),
+            None => &self.client,
+        }
+    }
+
+    /// Builds this thread's client now, before the thread serves anything: building
+    /// one reads the system's certificates.
+    pub fn prepare_thread(&self) {
+        let _ = self.client();
+    }
+
+    /// A worker's client. Should building one fail after the first was built (nothing
+    /// it needs can be missing then), the worker shares the first's.
+    fn build_client(&self) -> reqwest::Client {
+        http_client(&self.id, self.connect_timeout, false).unwrap_or_else(|error| {
+            tracing::warn!(backend = %self.id, error = %error, "a worker's HTTP client could not be built; it shares the first");
+            self.client.clone()
+        })
     }
 
     fn target(&self, endpoint: &Endpoint, path: &str) -> Result<reqwest::Url, Error> {
@@ -242,6 +282,30 @@ impl Backend {
 /// answers in its place, must not be able to send them to another server. reqwest
 /// would drop the key on the way, but not the conversation. Within the origin the key
 /// already goes, and following spares the admin a broken backend over a trailing slash.
+/// The HTTP client a backend calls with; without `tls`, one that trusts no certificate
+/// (it never needs one: a redirect to `https:` leaves the origin and is refused) and so
+/// does not load the system's.
+fn http_client(
+    id: &BackendId,
+    connect_timeout: Duration,
+    tls: bool,
+) -> reqwest::Result<reqwest::Client> {
+    let builder = match tls {
+        true => reqwest::Client::builder(),
+        false => reqwest::Client::builder().tls_certs_only([]),
+    };
+    builder
+        .connect_timeout(connect_timeout)
+        // Without it, Nagle's algorithm meets delayed ACKs and small chunks wait ~40 ms.
+        .tcp_nodelay(true)
+        // Under the backends' own keep-alive (vLLM's uvicorn and llama-server close idle
+        // connections after 5 s), so a request never races the server's close.
+        .pool_idle_timeout(Duration::from_secs(4))
+        .user_agent(concat!("ai-router/", env!("CARGO_PKG_VERSION")))
+        .redirect(same_origin_only(id.clone()))
+        .build()
+}
+
 fn same_origin_only(backend: BackendId) -> reqwest::redirect::Policy {
     reqwest::redirect::Policy::custom(move |attempt| {
         let same_origin = attempt

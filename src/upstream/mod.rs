@@ -17,6 +17,7 @@ pub mod pool;
 pub mod probe;
 pub mod readiness;
 pub mod stream;
+pub mod worker;
 
 pub use backend::{Backend, read_key, redact};
 pub use call::{Expect, Reply, call, call_json_within};
@@ -28,21 +29,28 @@ pub struct Backends {
 }
 
 impl Backends {
-    /// Builds every backend's client and pool; an endpoint is ejected after
-    /// `failure_threshold` failures in a row.
+    /// Builds every backend's clients (one per worker thread of `workers`) and pool;
+    /// an endpoint is ejected after `failure_threshold` failures in a row.
     pub fn build(
         configs: &BTreeMap<String, BackendConfig>,
         failure_threshold: u32,
+        workers: usize,
     ) -> Result<Self, reqwest::Error> {
         let by_name = configs
             .iter()
             .map(|(name, config)| {
                 let id = BackendId::from(name.as_str());
-                let backend = Backend::new(id.clone(), config, failure_threshold)?;
+                let backend = Backend::new(id.clone(), config, failure_threshold, workers)?;
                 Ok((id, Arc::new(backend)))
             })
             .collect::<Result<_, reqwest::Error>>()?;
         Ok(Backends { by_name })
+    }
+
+    /// Builds every backend's client for this (worker) thread; see
+    /// `Backend::prepare_thread`.
+    pub fn prepare_thread(&self) {
+        self.iter().for_each(|backend| backend.prepare_thread());
     }
 
     /// The backend called `name`.
