@@ -99,6 +99,7 @@ class Bench:
         self.throughput_paths = {
             name: path for name, path in {
                 "meta_segments": (p.get("router_segments"), META),
+                "meta_tmpfs": (p.get("router_tmpfs"), META),
                 "stream_nginx": (p["hop"], {}, *stream),
                 "stream_router": (p.get("router_stream"), META, CHAT, self.stream_body_path),
             }.items() if path[0] is not None
@@ -113,6 +114,7 @@ class Bench:
             "stream_nginx": procs.family(servers_.pids["hop"]),
         }
         for path, router in (("meta_segments", "router_segments"),
+                             ("meta_tmpfs", "router_tmpfs"),
                              ("stream_router", "router_stream")):
             if router in servers_.pids:
                 self.cpu_pids[path] = [servers_.pids[router]]
@@ -136,7 +138,7 @@ class Bench:
                               preexec_fn=lambda: os.sched_setaffinity(0, cpus))
         # The session writer may still be working through a backlog: wait for it (so it
         # neither steals CPU from the next run nor escapes this run's CPU count).
-        drain = settle(pids) if path in ("meta_sessions", "meta_segments") else 0.0
+        drain = settle(pids) if path in ("meta_sessions", "meta_segments", "meta_tmpfs") else 0.0
         user, system = (after - before for after, before in
                         zip(procs.cpu_split(pids), cpu_before))
         cpu = user + system
@@ -419,7 +421,8 @@ def main():
         bench.pin(False)
         print("bench: throughput at c=32", flush=True)
         figures["throughput_c32"] = bench.throughput(
-            32, ["nginx", "direct", "meta", "meta_sessions", "meta_segments", "simple"])
+            32, ["nginx", "direct", "meta", "meta_sessions", "meta_segments",
+                 *(["meta_tmpfs"] if "meta_tmpfs" in bench.throughput_paths else []), "simple"])
         print("bench: throughput of 50-chunk streams at c=32", flush=True)
         figures["throughput_streams_c32"] = bench.throughput(
             32, ["stream_nginx", "stream_router"], baseline="stream_nginx")
@@ -438,6 +441,7 @@ def main():
         return 130
     finally:
         fleet.stop_all()
+        shutil.rmtree(servers.tmpfs_dir(workdir), ignore_errors=True)
     elapsed = time.monotonic() - started
     now = datetime.datetime.now(datetime.timezone.utc)
     result = report.build(figures, opts, machine(oha, binary), now, elapsed)

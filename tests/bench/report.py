@@ -42,6 +42,10 @@ def derive(f):
                                                  tp32["meta"]["rps"]),
             "cpu_us_per_req_added": _sub(tp32["meta_sessions"]["cpu_us_per_req"],
                                          tp32["meta"]["cpu_us_per_req"]),
+            # The same files on tmpfs and as segments: what the disk's file system costs.
+            "cpu_us_per_req_added_by_format": {
+                p: _sub(tp32[p]["cpu_us_per_req"], tp32["meta"]["cpu_us_per_req"])
+                for p in ("meta_sessions", "meta_tmpfs", "meta_segments") if p in tp32},
         },
         "rss_idle_mb": max(mem["idle"][r]["rss_mb"] for r in routers),
         "rss_peak_c256_mb": max(mem["after_c256"][r]["hwm_mb"] for r in routers),
@@ -148,6 +152,7 @@ def table(result):
     names = {"direct": "upstream direct", "nginx": "nginx hop", "meta": "router META",
              "simple": "router SIMPLE", "meta_sessions": "router META, sessions on",
              "meta_segments": "router META, sessions on, segments",
+             "meta_tmpfs": "router META, sessions on, files on tmpfs",
              "stream_nginx": "nginx hop, 50-chunk streams",
              "stream_router": "router META, 50-chunk streams"}
     sections = []
@@ -195,6 +200,9 @@ def table(result):
         ("added p50 at c=1, pinned (ms)", _fmt(sc["p50_added_ms_pinned"])),
         ("c=32 req/s, on ÷ off", _fmt(sc["throughput_c32_on_over_off"], 2)),
         ("CPU µs per request added (writer included)", _fmt(sc["cpu_us_per_req_added"], 1)),
+        ("  the same: files on disk / files on tmpfs / segments on disk",
+         " / ".join(_fmt(sc["cpu_us_per_req_added_by_format"].get(p), 1)
+                    for p in ("meta_sessions", "meta_tmpfs", "meta_segments"))),
         ("writer backlog after a c=32 / c=256 run (s)",
          f"{_fmt(tp32['meta_sessions']['drain_s'], 1)} / "
          f"{_fmt(tp256['meta_sessions']['drain_s'], 1)}")])

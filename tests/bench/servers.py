@@ -20,6 +20,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 # Where the router runs (config/router.toml, prompts/): a checkout that matches the binary.
 ROUTER_ROOT = os.environ.get("BENCH_ROOT") or ROOT
+# A memory file system, for session files without a disk under them.
+SHM = "/dev/shm"
 
 COMPLETION = {
     "id": "chatcmpl-bench", "object": "chat.completion", "created": 1700000000,
@@ -139,6 +141,8 @@ class Servers:
     ports: dict = field(default_factory=dict)
     pids: dict = field(default_factory=dict)
     sessions_dir: str = ""
+    # Session files on tmpfs (`tmpfs_dir`), when the machine has one.
+    tmpfs_dir: str = ""
     cache_off: object = None
 
 
@@ -156,7 +160,18 @@ def start(fleet, workdir, binary, options):
     segments = {"AI_ROUTER_SESSIONS__FORMAT": "segments",
                 "AI_ROUTER_SESSIONS__DIR": os.path.join(workdir, "segments")}
     start_router(fleet, s, "router_segments", binary, upstream, True, extra=segments)
+    # One file per request on tmpfs, to tell the file system's own cost from the router's.
+    if os.path.isdir(SHM):
+        s.tmpfs_dir = tmpfs_dir(workdir)
+        os.makedirs(s.tmpfs_dir)
+        start_router(fleet, s, "router_tmpfs", binary, upstream, True,
+                     extra={"AI_ROUTER_SESSIONS__DIR": s.tmpfs_dir})
     return s
+
+
+def tmpfs_dir(workdir):
+    """The session folder on tmpfs that goes with `workdir` (for the caller to remove)."""
+    return os.path.join(SHM, os.path.basename(workdir))
 
 
 def start_backends(fleet, workdir, options):
