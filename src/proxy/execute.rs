@@ -9,6 +9,7 @@ use std::time::Instant;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::sse::{KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
 use serde_json::{Map, Value};
 use tracing::Instrument;
 
@@ -19,7 +20,7 @@ use crate::error::Error;
 use crate::names::{BackendId, Step};
 use crate::openai::ChatRequest;
 use crate::prompts::{PromptSet, today};
-use crate::record::capture;
+use crate::record::capture::{self, ChunkView};
 use crate::record::log::Outcome;
 use crate::record::session::{Session, millis};
 use crate::routing::Route;
@@ -111,7 +112,7 @@ async fn attempt_route(
     let expect = if request.stream {
         Expect::Stream
     } else {
-        Expect::Json
+        Expect::Completion
     };
     let result = tokio::select! {
         biased;
@@ -148,7 +149,15 @@ pub(super) async fn answer(
                 .keep_alive(keep_alive(proxy))
                 .into_response()
         }
-        Ok(Reply::Json(completion)) => json_answer(proxy, completion, session, attempted.step),
+        Ok(Reply::Completion(body)) => {
+            let shown = shown_model(proxy, &mut session);
+            let backend = &attempted.route.backend;
+            json_answer(proxy, backend, &body, &shown, session, attempted.step)
+        }
+        Ok(Reply::Json(completion)) => {
+            let shown = shown_model(proxy, &mut session);
+            value_answer(proxy, completion, &shown, session, attempted.step)
+        }
         Err(error) => fail(session, Some(attempted.step), error),
     };
     let headers = response.headers_mut();
@@ -169,23 +178,65 @@ pub(super) async fn answer(
     response
 }
 
-/// A whole JSON completion: captured for the log, renamed to the virtual model.
-fn json_answer(
+/// A whole JSON answer from `backend` (a completion, or a passed-through path's answer):
+/// captured for the log, renamed to `shown`. Passed on as the backend wrote it, with only
+/// `model` replaced, when it reads as a completion view; read into a `Value` otherwise.
+pub(super) fn json_answer(
     proxy: &Proxy,
-    mut completion: Value,
+    backend: &BackendId,
+    body: &Bytes,
+    shown: &str,
+    mut session: Session,
+    step: usize,
+) -> Response {
+    let view = ChunkView::parse_bytes(body).filter(|view| view.error.is_none());
+    let Some((span, view)) = view.and_then(|view| Some((view.model_span(body)?, view))) else {
+        return match serde_json::from_slice(body) {
+            Ok(value) => value_answer(proxy, value, shown, session, step),
+            Err(_) => fail(session, Some(step), backend_error(backend)),
+        };
+    };
+    if let Some(record) = session.step(step) {
+        capture::completion_view(record, &view, proxy.answer_cap);
+    }
+    let model = relay::json_string_body(shown);
+    let mut out = Vec::with_capacity(body.len() + model.len());
+    out.extend_from_slice(&body[..span.start]);
+    out.extend_from_slice(model.as_bytes());
+    out.extend_from_slice(&body[span.end..]);
+    session.finish(Outcome::Ok, 200, None);
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        out,
+    )
+        .into_response()
+}
+
+/// What an answer that is not JSON is (`call` checked it, so only for completeness).
+fn backend_error(backend: &BackendId) -> Error {
+    Error::UpstreamProtocol {
+        backend: backend.clone(),
+        reason: "the answer is not JSON".into(),
+    }
+}
+
+/// [`json_answer`] for an answer read into a `Value`.
+pub(super) fn value_answer(
+    proxy: &Proxy,
+    mut answer: Value,
+    shown: &str,
     mut session: Session,
     step: usize,
 ) -> Response {
     if let Some(record) = session.step(step) {
-        capture::completion(record, &completion, proxy.answer_cap);
+        capture::completion(record, &answer, proxy.answer_cap);
     }
-    let shown = shown_model(proxy, &mut session);
-    if let Some(fields) = completion.as_object_mut() {
-        fields.insert("model".into(), Value::from(&*shown));
+    if let Some(fields) = answer.as_object_mut() {
+        fields.insert("model".into(), Value::from(shown));
     }
     session.finish(Outcome::Ok, 200, None);
     // `to_vec` writes straight into bytes; `to_string` goes through `fmt` per token.
-    let body = serde_json::to_vec(&completion).unwrap_or_default();
+    let body = serde_json::to_vec(&answer).unwrap_or_default();
     (
         [(axum::http::header::CONTENT_TYPE, "application/json")],
         body,
@@ -258,7 +309,7 @@ pub(super) async fn search_then_answer(
         .await;
         let result = attempted.result.and_then(|reply| match reply {
             Reply::Stream(stream) => Ok(stream),
-            Reply::Json(_) => Err(Error::UpstreamProtocol {
+            Reply::Json(_) | Reply::Completion(_) => Err(Error::UpstreamProtocol {
                 backend: attempted.route.backend.clone(),
                 reason: "expected an event stream".into(),
             }),

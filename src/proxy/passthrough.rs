@@ -16,8 +16,7 @@ use super::relay::{self, RelayOptions};
 use super::{FAILOVER_HEADER, Proxy, ROUTE_HEADER, execute};
 use crate::config::{PassthroughConfig, WhenSpent};
 use crate::names::{BackendId, Step};
-use crate::record::capture;
-use crate::record::log::{Outcome, StepRecord};
+use crate::record::log::StepRecord;
 use crate::record::session::{Session, millis};
 use crate::upstream::{Expect, Reply, call, outcome};
 
@@ -80,7 +79,11 @@ pub async fn run(
         body.insert("model".into(), Value::from(backend.model.as_str()));
         let step = session.push_step(record_of(backend, &body, session.keeps_content()));
         let called_at = Instant::now();
-        let expect = if stream { Expect::Stream } else { Expect::Json };
+        let expect = if stream {
+            Expect::Stream
+        } else {
+            Expect::Completion
+        };
         let result = tokio::select! {
             biased;
             () = proxy.drain.drained() => Err(crate::error::Error::ShuttingDown),
@@ -107,7 +110,10 @@ pub async fn run(
             other => other,
         };
         let mut response = match result {
-            Ok(Reply::Json(answer)) => json_answer(proxy, answer, &asked, session, step),
+            Ok(Reply::Completion(body)) => {
+                execute::json_answer(proxy, &backend.id, &body, &asked, session, step)
+            }
+            Ok(Reply::Json(answer)) => execute::value_answer(proxy, answer, &asked, session, step),
             Ok(Reply::Stream(open)) => {
                 let options = RelayOptions {
                     virtual_model: Arc::from(asked.as_str()),
@@ -154,28 +160,6 @@ fn record_of(
         record.messages_sent = Value::from(format!("[{items} input(s), not logged]"));
     }
     record
-}
-
-/// A whole JSON answer: captured (text and usage), naming the model the client asked.
-fn json_answer(
-    proxy: &Proxy,
-    mut answer: Value,
-    asked: &str,
-    mut session: Session,
-    step: usize,
-) -> Response {
-    if let Some(record) = session.step(step) {
-        capture::completion(record, &answer, proxy.answer_cap);
-    }
-    if let Some(fields) = answer.as_object_mut() {
-        fields.insert("model".into(), Value::from(asked));
-    }
-    session.finish(Outcome::Ok, 200, None);
-    (
-        [(axum::http::header::CONTENT_TYPE, "application/json")],
-        answer.to_string(),
-    )
-        .into_response()
 }
 
 /// The route and failover headers, as chat answers carry them.

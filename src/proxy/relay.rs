@@ -3,7 +3,6 @@
 //! rewrites `model`, captures the answer into the session record, and after the headers
 //! reports failures in-band: one `data: {"error":…}` event, then `[DONE]`.
 
-use std::borrow::Cow;
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
@@ -19,7 +18,7 @@ use tracing::Instrument;
 use crate::error::Error;
 use crate::error::UpstreamError;
 use crate::names::BackendId;
-use crate::record::capture::{self, ChunkView, Text};
+use crate::record::capture::{self, ChunkView};
 use crate::record::log::Outcome;
 use crate::record::log::StepRecord;
 use crate::record::session::{Session, millis};
@@ -284,20 +283,13 @@ impl Relay {
         if view.error.is_some() || (view.usage.is_some() && !self.options.include_usage) {
             return None;
         }
-        let Some(Text(Cow::Borrowed(model))) = &view.model else {
-            return None;
-        };
-        // A borrowed string lies inside `data`: where it starts is where to splice.
-        let start = (model.as_ptr() as usize).checked_sub(data.as_ptr() as usize)?;
-        let end = start + model.len();
-        if data.get(start..end) != Some(*model) {
-            return None;
-        }
+        // A borrowed string lies inside `data`: where it is is what to replace.
+        let span = view.model_span(data.as_bytes())?;
         self.capture(|step, cap| capture::chunk_view(step, view, cap));
         let mut out = String::with_capacity(data.len() + self.model_json.len());
-        out.push_str(&data[..start]);
+        out.push_str(data.get(..span.start)?);
         out.push_str(&self.model_json);
-        out.push_str(&data[end..]);
+        out.push_str(data.get(span.end..)?);
         Some(Event::default().data(out))
     }
 
@@ -353,7 +345,7 @@ impl Drop for Relay {
 }
 
 /// `text` escaped for JSON, without the quotes around it.
-fn json_string_body(text: &str) -> String {
+pub(super) fn json_string_body(text: &str) -> String {
     let quoted = Value::from(text).to_string();
     quoted
         .get(1..quoted.len().saturating_sub(1))

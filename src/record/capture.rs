@@ -33,6 +33,35 @@ pub fn completion(step: &mut StepRecord, body: &Value, cap: usize) {
     usage(step, body);
 }
 
+/// [`completion`] for a completion read as a [`ChunkView`]: the same fields, the same
+/// rules (a choice's `message`, or else its `text`; the first reasoning field that is a
+/// string).
+pub fn completion_view(step: &mut StepRecord, view: &ChunkView<'_>, cap: usize) {
+    if let Some(choice) = view.choices.as_ref().and_then(|c| c.first()) {
+        step.response_content.clear();
+        step.reasoning_content.clear();
+        let answer = match &choice.message {
+            Some(message) => message.content.as_ref(),
+            None => choice.text.as_ref(),
+        };
+        let reasoning = choice.message.as_ref().and_then(|m| {
+            [&m.reasoning_content, &m.reasoning, &m.thinking]
+                .into_iter()
+                .find_map(Option::as_ref)
+        });
+        let [answer, reasoning] = [answer, reasoning].map(|t| t.map_or("", Text::as_str));
+        step.truncated |= !keep(&mut step.response_content, answer, cap);
+        step.truncated |= !keep(&mut step.reasoning_content, reasoning, cap);
+        step.finish_reason = choice
+            .finish_reason
+            .as_ref()
+            .map(|t| t.as_str().to_string());
+    }
+    if let Some(usage) = view.usage.as_ref().filter(|u| u.is_object()) {
+        step.usage = Some(usage.clone());
+    }
+}
+
 /// Adds one `chat.completion.chunk` to `step`, keeping at most `cap` bytes of the answer
 /// and of the reasoning (a stream that never ends must not grow the record without
 /// bound); returns whether it carried any token (text, reasoning or a tool call), which
@@ -168,6 +197,39 @@ mod tests {
     use serde_json::json;
 
     const CAP: usize = 1024;
+
+    #[test]
+    fn a_completion_read_as_a_view_is_recorded_as_the_value_is() {
+        let bodies = [
+            json!({"choices":[{"message":{"content":"Hi!","reasoning_content":"greet"},"finish_reason":"stop"}],
+                   "usage":{"prompt_tokens":5,"completion_tokens":2,"total_tokens":7}}),
+            json!({"choices":[{"message":{"content":null,"reasoning_content":null,"reasoning":"r","tool_calls":[{"id":"t"}]},"finish_reason":"tool_calls"}]}),
+            json!({"choices":[{"text":"legacy","finish_reason":null}],"usage":null}),
+            json!({"choices":[{"message":{"content":"ünïcode answer that is long","thinking":"t"}}]}),
+            json!({"choices":[],"usage":{"prompt_tokens":1}}),
+            json!({"model":"m"}),
+        ];
+        for body in &bodies {
+            for cap in [CAP, 5] {
+                let text = body.to_string();
+                let view = ChunkView::parse_bytes(text.as_bytes()).unwrap();
+                let (mut by_value, mut by_view) = (StepRecord::default(), StepRecord::default());
+                completion(&mut by_value, body, cap);
+                completion_view(&mut by_view, &view, cap);
+                let fields = |s: &StepRecord| {
+                    let usage = s.usage.clone();
+                    (
+                        s.response_content.clone(),
+                        s.reasoning_content.clone(),
+                        s.finish_reason.clone(),
+                        usage,
+                        s.truncated,
+                    )
+                };
+                assert_eq!(fields(&by_view), fields(&by_value), "{body} with cap {cap}");
+            }
+        }
+    }
 
     #[test]
     fn whole_completion() {

@@ -1,5 +1,5 @@
-//! A streamed chunk read without building a `serde_json::Value`: what the relay needs to
-//! pass a chunk on as the backend wrote it, and `capture` to record it.
+//! A streamed chunk, or a whole completion, read without building a `serde_json::Value`:
+//! what the proxy needs to pass it on as the backend wrote it, and `capture` to record it.
 
 use std::borrow::Cow;
 
@@ -61,11 +61,13 @@ impl Text<'_> {
     }
 }
 
-/// One choice of a [`ChunkView`].
+/// One choice of a [`ChunkView`]: a chunk's `delta`, or a whole completion's `message`.
 #[derive(Debug, serde::Deserialize)]
 pub struct ChoiceView<'a> {
     #[serde(borrow, default)]
     pub(super) delta: Option<DeltaView<'a>>,
+    #[serde(borrow, default)]
+    pub(super) message: Option<DeltaView<'a>>,
     /// A (legacy) completion's text.
     #[serde(borrow, default)]
     pub(super) text: Option<Text<'a>>,
@@ -93,6 +95,23 @@ impl<'a> ChunkView<'a> {
         serde_json::from_str(data).ok()
     }
 
+    /// A whole completion (`chat.completion`, `text_completion`) in `body`, or `None`
+    /// when it does not read as one.
+    pub fn parse_bytes(body: &'a [u8]) -> Option<Self> {
+        serde_json::from_slice(body).ok()
+    }
+
+    /// Where the `model` string lies in `data`, the text it was read from, when it was
+    /// borrowed from there (it has no escapes): the bytes to replace to rename it.
+    pub fn model_span(&self, data: &[u8]) -> Option<std::ops::Range<usize>> {
+        let Some(Text(Cow::Borrowed(model))) = &self.model else {
+            return None;
+        };
+        let start = (model.as_ptr() as usize).checked_sub(data.as_ptr() as usize)?;
+        let span = start..start + model.len();
+        (data.get(span.clone()) == Some(model.as_bytes())).then_some(span)
+    }
+
     /// Whether it is the usage-only chunk (`choices: []` and a usage object).
     pub fn is_usage_only(&self) -> bool {
         self.choices.as_ref().is_some_and(Vec::is_empty) && self.usage.is_some()
@@ -114,6 +133,21 @@ mod tests {
         let view = ChunkView::parse(data).unwrap();
         let delta = view.choices.as_ref().unwrap()[0].delta.as_ref().unwrap();
         assert!(matches!(&delta.content, Some(Text(Cow::Owned(text))) if text == "two\nlines"));
+    }
+
+    #[test]
+    fn a_whole_completion_reads_with_its_model_where_it_lies() {
+        let body = br#"{"id":"x","model":"m-1","choices":[{"message":{"content":"hi"}}]}"#;
+        let view = ChunkView::parse_bytes(body).unwrap();
+        let span = view.model_span(body).unwrap();
+        assert_eq!(&body[span], b"m-1");
+        let message = view.choices.as_ref().unwrap()[0].message.as_ref().unwrap();
+        assert!(matches!(message.content, Some(Text(Cow::Borrowed("hi")))));
+        // A model with an escape is a copy: nothing in `body` to replace.
+        let body = br#"{"model":"m\u002d1","choices":[]}"#;
+        let view = ChunkView::parse_bytes(body).unwrap();
+        assert_eq!(view.model_span(body), None);
+        assert_eq!(view.model_span(b"elsewhere"), None);
     }
 
     #[test]

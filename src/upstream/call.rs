@@ -25,6 +25,8 @@ use super::stream::{self, OpenStream};
 pub enum Expect {
     /// A JSON body that arrives only when the backend is done.
     Json,
+    /// The same, a completion the client will get as the backend wrote it.
+    Completion,
     /// An SSE stream whose headers come first.
     Stream,
 }
@@ -33,6 +35,9 @@ pub enum Expect {
 pub enum Reply {
     /// A whole JSON answer.
     Json(Value),
+    /// A whole JSON answer as the backend wrote it (`Expect::Completion`): known to be
+    /// JSON, not yet read into a `Value`.
+    Completion(Bytes),
     /// A stream whose first event arrived.
     Stream(OpenStream),
 }
@@ -83,6 +88,7 @@ pub async fn call_json_within(
         Err(_) => Err(backend.timed_out(reported)),
         Ok(Err(error)) => Err(error),
         Ok(Ok(Reply::Json(reply))) => Ok(reply),
+        Ok(Ok(Reply::Completion(body))) => Ok(parse_json(backend, &body)?),
         Ok(Ok(Reply::Stream(_))) => Err(backend.protocol_error("expected JSON")),
     }
 }
@@ -100,7 +106,7 @@ async fn attempts(
             .map_err(|e| backend.protocol_error(format!("request could not be encoded: {e}")))?,
     );
     let wait = match expect {
-        Expect::Json => backend.response_timeout,
+        Expect::Json | Expect::Completion => backend.response_timeout,
         Expect::Stream => backend.timeout,
     };
     let deadline = tokio::time::Instant::now() + wait;
@@ -228,7 +234,14 @@ async fn attempt(
         Expect::Stream => stream::open(backend, response, lease)
             .await
             .map(Reply::Stream),
-        Expect::Json => read_json(backend, response).await.map(Reply::Json),
+        Expect::Json => read_json(backend, response)
+            .await
+            .and_then(|body| parse_json(backend, &body))
+            .map(Reply::Json),
+        Expect::Completion => read_json(backend, response)
+            .await
+            .and_then(|body| checked_json(backend, body))
+            .map(Reply::Completion),
     };
     match &reply {
         Ok(_) => endpoint.success(&backend.id, latency),
@@ -244,8 +257,8 @@ fn learn(backend: &Backend, endpoint: &Endpoint, error: &Error) {
     }
 }
 
-/// Reads a whole JSON answer, within the backend's idle timeout and a size bound.
-async fn read_json(backend: &Backend, response: reqwest::Response) -> Result<Value, Error> {
+/// Reads a whole answer, within the backend's idle timeout and a size bound.
+async fn read_json(backend: &Backend, response: reqwest::Response) -> Result<Bytes, Error> {
     let limit = backend.max_response_bytes;
     let too_large = || {
         backend.protocol_error(format!(
@@ -274,10 +287,23 @@ async fn read_json(backend: &Backend, response: reqwest::Response) -> Result<Val
             }
         }
     };
-    let body = tokio::time::timeout(backend.timeout, read)
+    tokio::time::timeout(backend.timeout, read)
         .await
-        .map_err(|_| backend.timed_out(backend.timeout))??;
-    serde_json::from_slice(&body).map_err(|_| backend.protocol_error("the answer is not JSON"))
+        .map_err(|_| backend.timed_out(backend.timeout))?
+}
+
+/// `body` read as JSON.
+fn parse_json(backend: &Backend, body: &[u8]) -> Result<Value, Error> {
+    serde_json::from_slice(body).map_err(|_| backend.protocol_error("the answer is not JSON"))
+}
+
+/// `body`, once known to be JSON (checked without building anything: its reader parses
+/// it next).
+fn checked_json(backend: &Backend, body: Bytes) -> Result<Bytes, Error> {
+    match serde_json::from_slice::<serde::de::IgnoredAny>(&body).is_ok() {
+        true => Ok(body),
+        false => Err(backend.protocol_error("the answer is not JSON")),
+    }
 }
 
 /// The wait before retry `attempt`: 250 ms, doubling, with ±25 % jitter so that many

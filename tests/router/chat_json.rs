@@ -101,3 +101,42 @@ async fn paths_without_v1_work_too() {
         .unwrap();
     assert_eq!(models["data"][0]["id"], "ai-router");
 }
+
+/// A JSON answer reaches the client as the backend wrote it, only `model` renamed: its
+/// key order, its numbers, the fields the router does not know. One that cannot be
+/// renamed in place (its model written with an escape, or no model at all) is still
+/// renamed, and the session log records the answer the same either way.
+#[tokio::test]
+async fn a_json_answer_passes_as_the_backend_wrote_it_with_only_the_model_renamed() {
+    let fake = Fake::start().await;
+    let router = TestRouter::start(&fake.url, |_| {}).await;
+    let written = r#"{"id":"c-1","object":"chat.completion","model":"served-model","created":1.50e3,"choices":[{"index":0,"message":{"role":"assistant","content":"Hi","reasoning_content":"think"},"finish_reason":"stop"}],"usage":{"prompt_tokens":3,"completion_tokens":1,"total_tokens":4},"x_vendor":{"b":1,"a":2}}"#;
+    let escaped = r#"{"model":"served\u002dmodel","choices":[{"message":{"content":"Hi"}}]}"#;
+    let unnamed = r#"{"choices":[{"message":{"content":"Hi"},"finish_reason":"stop"}]}"#;
+    for (i, (backend, expected)) in [
+        (written, written.replace("served-model", "ai-router")),
+        (escaped, r#"{"choices":[{"message":{"content":"Hi"}}],"model":"ai-router"}"#.into()),
+        (unnamed, r#"{"choices":[{"finish_reason":"stop","message":{"content":"Hi"}}],"model":"ai-router"}"#.into()),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        fake.set(move |_| common::fake::Reply::Raw("application/json", backend.into()));
+        let response = router.chat(&common::user("hello")).await;
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.text().await.unwrap(), expected, "answer {i}");
+        let session = router.sessions(i + 1).await.pop().unwrap();
+        let step = answer_step(&session);
+        assert_eq!(step["response_content"], "Hi", "answer {i}");
+    }
+    let sessions = router.sessions(3).await;
+    let step = answer_step(&sessions[0]);
+    assert_eq!(step["reasoning_content"], "think");
+    assert_eq!(step["finish_reason"], "stop");
+    assert_eq!(step["usage"]["total_tokens"], 4);
+}
+
+fn answer_step(session: &Value) -> &Value {
+    let steps = session["steps"].as_array().unwrap();
+    steps.iter().find(|s| s["step"] == "answer").unwrap()
+}
