@@ -146,12 +146,14 @@ fuzz_target!(|data: &[u8]| {
             assert!(body["max_tokens"].as_u64() >= Some(u64::from(route.min_max_tokens)));
         }
         let _ = serde_json::to_vec(&body); // what `upstream::call` sends
+        // With its conversation, as a session log keeps it (this sink writes none).
         session.push_step(StepRecord::sending(
             Step::Answer,
             &route.backend,
             model,
             &body,
             "messages",
+            true,
         ));
     }
 
