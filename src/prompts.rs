@@ -203,7 +203,11 @@ fn read_prompt(path: &Path) -> std::io::Result<String> {
 
 /// Today's UTC date, for `{{date}}`.
 pub fn today() -> String {
-    chrono::Utc::now().format("%Y-%m-%d").to_string()
+    use chrono::Datelike;
+    // Written directly: chrono's `format` reads its pattern anew on every call, and this
+    // runs for every answer.
+    let day = chrono::Utc::now().date_naive();
+    format!("{:04}-{:02}-{:02}", day.year(), day.month(), day.day())
 }
 
 /// The names of the `{{name}}` placeholders in `template` (spaces inside allowed).
@@ -263,6 +267,17 @@ mod tests {
 
     fn shipped() -> Vec<Wanted> {
         wanted(&Config::default())
+    }
+
+    #[test]
+    fn today_is_the_utc_date_as_chrono_writes_it() {
+        let (before, today, after) = (
+            chrono::Utc::now().format("%Y-%m-%d").to_string(),
+            today(),
+            chrono::Utc::now().format("%Y-%m-%d").to_string(),
+        );
+        assert!(today == before || today == after, "{today}");
+        assert_eq!(today.len(), 10);
     }
 
     #[test]

@@ -303,6 +303,9 @@ fn http_client(
         .pool_idle_timeout(Duration::from_secs(4))
         .user_agent(concat!("ai-router/", env!("CARGO_PKG_VERSION")))
         .redirect(same_origin_only(id.clone()))
+        // The router retries on its own terms (`outcome`); reqwest's own policy would
+        // clone every request's headers and body first, in case.
+        .retry(reqwest::retry::never().max_retries_per_request(0))
         .build()
 }
 
