@@ -1,7 +1,8 @@
 //! The accept loop: one hyper connection per client, served on a worker thread
-//! (`workers`), with the limits `axum::serve` does not offer. A client that dribbles its headers, or never sends a byte, is cut off after
-//! `server.header_read_timeout_secs` (otherwise a few hundred idle sockets could hold the
-//! router's file descriptors forever), and the header buffer is bounded.
+//! (`workers`), with the limits `axum::serve` does not offer. A client that dribbles its
+//! headers, or never sends a byte, is cut off after `server.header_read_timeout_secs`
+//! (otherwise a few hundred idle sockets could hold the router's file descriptors
+//! forever), and the header buffer is bounded.
 //! Graceful shutdown: stop accepting at once, keep open connections while requests are
 //! being answered (every response then closes its connection), then close the idle ones.
 
