@@ -66,11 +66,17 @@ pub async fn run(
         };
         // Small SSE chunks must leave at once, not wait for Nagle's algorithm.
         let _ = tcp.set_nodelay(true);
+        // The socket leaves this thread's event loop for its worker's: otherwise every
+        // read and write it waits for would be seen here and handed over to the worker.
+        let Ok(tcp) = tcp.into_std() else { continue };
         let service = answer(app.clone(), remote, &in_flight, &closing_rx);
         let builder = builder.clone();
         let watcher = graceful.watcher();
         let mut closing = closing_rx.clone();
         workers.spawn(async move {
+            let Ok(tcp) = tokio::net::TcpStream::from_std(tcp) else {
+                return;
+            };
             // hyper's header timer starts only with the first byte: a socket that never
             // sends one would stay open for ever. Shutdown does not wait for it either.
             let mut first = [0u8; 1];
