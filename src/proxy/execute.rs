@@ -114,10 +114,12 @@ async fn attempt_route(
     } else {
         Expect::Completion
     };
+    // Boxed: the call (reqwest's future inside) is the largest part of a request's state,
+    // and every future around it would otherwise be copied with it as it is moved.
     let result = tokio::select! {
         biased;
         () = proxy.drain.drained() => Err(Error::ShuttingDown),
-        result = call(backend, "/chat/completions", &body, expect, session, step) => result,
+        result = Box::pin(call(backend, "/chat/completions", &body, expect, session, step)) => result,
     };
     if let Some(record) = session.step(step) {
         record.duration_ms = millis(called_at.elapsed());
