@@ -54,6 +54,8 @@ pub struct Backend {
     /// a task on the thread that opened it, so a request on one worker using another's
     /// connection would wake that thread twice.
     worker_clients: Box<[OnceLock<reqwest::Client>]>,
+    /// For a backend over plain HTTP, the probes' client: it keeps no connection.
+    probe_client: Option<reqwest::Client>,
 }
 
 impl Backend {
@@ -75,10 +77,23 @@ impl Backend {
         // one per worker too, built by its thread as it starts (`prepare_thread`). One
         // across the internet shares the first: its own latency dwarfs a thread's
         // wake-up, and a TLS client holds the system's certificates (~300 KB each).
-        let client = http_client(&id, connect_timeout, tls)?;
+        let client = http_client(&id, connect_timeout, tls).build()?;
         let worker_clients = (0..if tls { 0 } else { workers })
             .map(|_| OnceLock::new())
             .collect();
+        // Probes of a local backend open a connection of their own each time: a host
+        // whose link went silent then fails the probe within `connect_timeout_secs`
+        // instead of after the probe's whole wait on a kept connection, so it is ejected
+        // (and the calls waiting on it moved) seconds sooner. Across the internet (TLS)
+        // they share the one client, as the calls do.
+        let probe_client = match tls {
+            true => None,
+            false => Some(
+                http_client(&id, connect_timeout, false)
+                    .pool_max_idle_per_host(0)
+                    .build()?,
+            ),
+        };
         Ok(Backend {
             id,
             model: config.model.clone(),
@@ -93,6 +108,7 @@ impl Backend {
             connect_timeout,
             client,
             worker_clients,
+            probe_client,
         })
     }
 
@@ -171,7 +187,9 @@ impl Backend {
         wait: Duration,
     ) -> Result<reqwest::Response, Error> {
         let send = self
-            .client()
+            .probe_client
+            .as_ref()
+            .unwrap_or_else(|| self.client())
             .get(self.target(endpoint, path)?)
             .headers(self.headers(""))
             .send();
@@ -201,7 +219,7 @@ impl Backend {
     /// A worker's client. Should building one fail after the first was built (nothing
     /// it needs can be missing then), the worker shares the first's.
     fn build_client(&self) -> reqwest::Client {
-        http_client(&self.id, self.connect_timeout, false).unwrap_or_else(|error| {
+        http_client(&self.id, self.connect_timeout, false).build().unwrap_or_else(|error| {
             tracing::warn!(backend = %self.id, error = %error, "a worker's HTTP client could not be built; it shares the first");
             self.client.clone()
         })
@@ -282,14 +300,10 @@ impl Backend {
 /// answers in its place, must not be able to send them to another server. reqwest
 /// would drop the key on the way, but not the conversation. Within the origin the key
 /// already goes, and following spares the admin a broken backend over a trailing slash.
-/// The HTTP client a backend calls with; without `tls`, one that trusts no certificate
-/// (it never needs one: a redirect to `https:` leaves the origin and is refused) and so
-/// does not load the system's.
-fn http_client(
-    id: &BackendId,
-    connect_timeout: Duration,
-    tls: bool,
-) -> reqwest::Result<reqwest::Client> {
+/// The HTTP client a backend calls with, to build; without `tls`, one that trusts no
+/// certificate (it never needs one: a redirect to `https:` leaves the origin and is
+/// refused) and so does not load the system's.
+fn http_client(id: &BackendId, connect_timeout: Duration, tls: bool) -> reqwest::ClientBuilder {
     let builder = match tls {
         true => reqwest::Client::builder(),
         false => reqwest::Client::builder().tls_certs_only([]),
@@ -306,7 +320,6 @@ fn http_client(
         // The router retries on its own terms (`outcome`); reqwest's own policy would
         // clone every request's headers and body first, in case.
         .retry(reqwest::retry::never().max_retries_per_request(0))
-        .build()
 }
 
 fn same_origin_only(backend: BackendId) -> reqwest::redirect::Policy {
