@@ -23,7 +23,7 @@
 //!   - `pool` endpoints, least in flight, ejection; `call` the one call; `outcome` what a
 //!     failure means for retry, failover and health; `stream` a stream's first event;
 //!     `probe` background and readiness probes, `readiness` their shared rounds, `worker`
-//!     which worker thread a call runs on (a client per worker)
+//!     which worker thread a call runs on, `clients` a backend's HTTP clients (one per worker)
 //! - `record`: the session log
 //!   - `decision`, `log` the record's fields, `session` its drop guard, `sink` where it
 //!     goes, `writer`, `fit` the size bound (`measure` its sizes), `disk` atomic writes, `rotation`, `store`

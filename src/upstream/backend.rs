@@ -1,8 +1,7 @@
-//! One backend: its HTTP client, model, key, timeouts and pool of endpoints, built once
-//! at start-up, and the HTTP of one attempt on one endpoint: the headers it sends, and
-//! how connect failures, silence and error statuses become `Error`s.
+//! One backend: its HTTP clients (`clients`), model, key, timeouts and pool of endpoints,
+//! built once at start-up, and the HTTP of one attempt on one endpoint: the headers it
+//! sends, and how connect failures, silence and error statuses become `Error`s.
 
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderValue};
@@ -13,6 +12,7 @@ use crate::error::UpstreamError;
 use crate::names::BackendId;
 use crate::secret::Secret;
 
+use super::clients::{Clients, refused_redirect};
 use super::pool::{Endpoint, Pool};
 
 /// Largest error body read from a backend; the rest is not worth waiting for.
@@ -20,10 +20,6 @@ const MAX_ERROR_BODY: usize = 64 * 1024;
 
 /// The longest `Retry-After` taken from a backend, in seconds.
 const MAX_RETRY_AFTER_SECS: u64 = 3600;
-
-/// The most redirects followed within a backend's own origin (a server that adds or
-/// removes a trailing slash, or moves `/v1`, needs one; a loop needs a bound).
-const MAX_REDIRECTS: usize = 3;
 
 /// A configured OpenAI-compatible backend.
 #[derive(Debug)]
@@ -46,16 +42,8 @@ pub struct Backend {
     pub pool: Pool,
     api_key_env: String,
     api_key: Option<Secret>,
-    connect_timeout: Duration,
-    /// The HTTP client (and its pool of connections) of the threads that are not
-    /// workers (probes, tools), and of every thread for a backend over HTTPS.
-    client: reqwest::Client,
-    /// One per worker thread for a backend over plain HTTP: a connection is driven by
-    /// a task on the thread that opened it, so a request on one worker using another's
-    /// connection would wake that thread twice.
-    worker_clients: Box<[OnceLock<reqwest::Client>]>,
-    /// For a backend over plain HTTP, the probes' client: it keeps no connection.
-    probe_client: Option<reqwest::Client>,
+    /// Its HTTP clients: the calling thread's, the probes'.
+    clients: Clients,
 }
 
 impl Backend {
@@ -67,33 +55,12 @@ impl Backend {
         failure_threshold: u32,
         workers: usize,
     ) -> Result<Self, reqwest::Error> {
-        let connect_timeout = Duration::from_secs(config.connect_timeout_secs);
-        let tls = config.base_url.iter().any(|url| {
-            url.get(..6)
-                .is_some_and(|s| s.eq_ignore_ascii_case("https:"))
-        });
-        // One for the threads that are not workers, built now (a client that cannot be
-        // built stops the start-up). A backend on the local network (plain HTTP) gets
-        // one per worker too, built by its thread as it starts (`prepare_thread`). One
-        // across the internet shares the first: its own latency dwarfs a thread's
-        // wake-up, and a TLS client holds the system's certificates (~300 KB each).
-        let client = http_client(&id, connect_timeout, tls).build()?;
-        let worker_clients = (0..if tls { 0 } else { workers })
-            .map(|_| OnceLock::new())
-            .collect();
-        // Probes of a local backend open a connection of their own each time: a host
-        // whose link went silent then fails the probe within `connect_timeout_secs`
-        // instead of after the probe's whole wait on a kept connection, so it is ejected
-        // (and the calls waiting on it moved) seconds sooner. Across the internet (TLS)
-        // they share the one client, as the calls do.
-        let probe_client = match tls {
-            true => None,
-            false => Some(
-                http_client(&id, connect_timeout, false)
-                    .pool_max_idle_per_host(0)
-                    .build()?,
-            ),
-        };
+        let clients = Clients::new(
+            &id,
+            Duration::from_secs(config.connect_timeout_secs),
+            config.base_url.iter(),
+            workers,
+        )?;
         Ok(Backend {
             id,
             model: config.model.clone(),
@@ -105,10 +72,7 @@ impl Backend {
             pool: Pool::new(config.base_url.iter()),
             api_key_env: config.api_key_env.trim().to_string(),
             api_key: read_key(config),
-            connect_timeout,
-            client,
-            worker_clients,
-            probe_client,
+            clients,
         })
     }
 
@@ -146,7 +110,8 @@ impl Backend {
     ) -> Result<reqwest::Response, (Error, Option<Duration>)> {
         let url = self.target(endpoint, path).map_err(|e| (e, None))?;
         let send = self
-            .client()
+            .clients
+            .for_call()
             .post(url)
             .headers(self.headers(request_id))
             .body(body)
@@ -187,9 +152,8 @@ impl Backend {
         wait: Duration,
     ) -> Result<reqwest::Response, Error> {
         let send = self
-            .probe_client
-            .as_ref()
-            .unwrap_or_else(|| self.client())
+            .clients
+            .for_probe()
             .get(self.target(endpoint, path)?)
             .headers(self.headers(""))
             .send();
@@ -201,28 +165,9 @@ impl Backend {
         }
     }
 
-    /// The HTTP client of the thread this runs on.
-    fn client(&self) -> &reqwest::Client {
-        let worker = super::worker::current().checked_sub(1);
-        match worker.and_then(|w| self.worker_clients.get(w)) {
-            Some(slot) => slot.get_or_init(|| self.build_client()),
-            None => &self.client,
-        }
-    }
-
-    /// Builds this thread's client now, before the thread serves anything: building
-    /// one reads the system's certificates.
+    /// Builds this thread's client now, before the thread serves anything.
     pub fn prepare_thread(&self) {
-        let _ = self.client();
-    }
-
-    /// A worker's client. Should building one fail after the first was built (nothing
-    /// it needs can be missing then), the worker shares the first's.
-    fn build_client(&self) -> reqwest::Client {
-        http_client(&self.id, self.connect_timeout, false).build().unwrap_or_else(|error| {
-            tracing::warn!(backend = %self.id, error = %error, "a worker's HTTP client could not be built; it shares the first");
-            self.client.clone()
-        })
+        self.clients.prepare_thread();
     }
 
     fn target(&self, endpoint: &Endpoint, path: &str) -> Result<reqwest::Url, Error> {
@@ -292,75 +237,6 @@ impl Backend {
             error: Box::new(self.redact(UpstreamError::parse(&self.id, status, &body))),
         }
     }
-}
-
-/// The redirect policy of a backend's client: follow a redirect only within the origin
-/// (scheme, host and port) the request was sent to, at most `MAX_REDIRECTS` times.
-/// The router sends its key and the client's conversation; a backend, or whatever
-/// answers in its place, must not be able to send them to another server. reqwest
-/// would drop the key on the way, but not the conversation. Within the origin the key
-/// already goes, and following spares the admin a broken backend over a trailing slash.
-/// The HTTP client a backend calls with, to build; without `tls`, one that trusts no
-/// certificate (it never needs one: a redirect to `https:` leaves the origin and is
-/// refused) and so does not load the system's.
-fn http_client(id: &BackendId, connect_timeout: Duration, tls: bool) -> reqwest::ClientBuilder {
-    let builder = match tls {
-        true => reqwest::Client::builder(),
-        false => reqwest::Client::builder().tls_certs_only([]),
-    };
-    builder
-        .connect_timeout(connect_timeout)
-        // Without it, Nagle's algorithm meets delayed ACKs and small chunks wait ~40 ms.
-        .tcp_nodelay(true)
-        // Under the backends' own keep-alive (vLLM's uvicorn and llama-server close idle
-        // connections after 5 s), so a request never races the server's close.
-        .pool_idle_timeout(Duration::from_secs(4))
-        .user_agent(concat!("ai-router/", env!("CARGO_PKG_VERSION")))
-        .redirect(same_origin_only(id.clone()))
-        // The router retries on its own terms (`outcome`); reqwest's own policy would
-        // clone every request's headers and body first, in case.
-        .retry(reqwest::retry::never().max_retries_per_request(0))
-}
-
-fn same_origin_only(backend: BackendId) -> reqwest::redirect::Policy {
-    reqwest::redirect::Policy::custom(move |attempt| {
-        let same_origin = attempt
-            .previous()
-            .first()
-            .is_some_and(|first| first.origin() == attempt.url().origin());
-        if !same_origin {
-            // The admin sees where it pointed (an origin has no path, user or password);
-            // the client and the session log only that it was refused.
-            tracing::warn!(%backend, to = %attempt.url().origin().ascii_serialization(), "refused a redirect to another origin");
-            attempt.error(RedirectRefused::OtherOrigin)
-        } else if attempt.previous().len() > MAX_REDIRECTS {
-            attempt.error(RedirectRefused::TooMany)
-        } else {
-            attempt.follow()
-        }
-    })
-}
-
-/// Why a backend's redirect was not followed.
-#[derive(Debug, thiserror::Error)]
-enum RedirectRefused {
-    #[error("it redirected to another host, which the router does not follow")]
-    OtherOrigin,
-    #[error("it redirected more than {MAX_REDIRECTS} times")]
-    TooMany,
-}
-
-/// What a refused redirect says, found in `error`'s sources (reqwest's own text names
-/// the URL, which the client must not see).
-fn refused_redirect(error: &reqwest::Error) -> String {
-    let mut source: Option<&dyn std::error::Error> = Some(error);
-    while let Some(current) = source {
-        if let Some(refused) = current.downcast_ref::<RedirectRefused>() {
-            return refused.to_string();
-        }
-        source = current.source();
-    }
-    "it redirected somewhere the router does not follow".into()
 }
 
 /// `error` with `key` as `***` in its message. Keys shorter than 8 characters are left:

@@ -12,6 +12,7 @@ use crate::secret::Secret;
 mod abandon;
 mod backend;
 pub mod call;
+mod clients;
 pub mod outcome;
 pub mod pool;
 pub mod probe;

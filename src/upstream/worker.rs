@@ -1,6 +1,6 @@
 //! Which thread a call is made from: the worker threads that serve connections
 //! (`app::workers`) number themselves from 1, every other thread is 0. A backend keeps
-//! an HTTP client per worker (`Backend::client`), so that a request, its upstream
+//! an HTTP client per worker (`clients`), so that a request, its upstream
 //! connection and the task driving that connection stay on one thread.
 
 use std::cell::Cell;
